@@ -1,0 +1,22 @@
+//! Pure domain logic of cxrelay: no I/O lives here.
+//!
+//! Everything that decides *what* happens to a record — its identity, the payload sent for it,
+//! how an HTTP answer is classified, when a retry is due, how a run's counters read as a
+//! report, what the configuration means — is here, unit tested, and shared by the queue,
+//! the worker, the CLI and (later) the HTTP server.
+
+pub mod classify;
+pub mod config;
+pub mod ids;
+pub mod latency;
+pub mod outcome;
+pub mod payload;
+pub mod report;
+pub mod retry;
+pub mod secret;
+
+pub use classify::{classify, Disposition};
+pub use ids::{idempotency_key, RunId, RunIdError};
+pub use outcome::{ItemOutcome, OutcomeKind};
+pub use payload::{PayloadError, MAX_PAYLOAD_BYTES};
+pub use secret::Secret;

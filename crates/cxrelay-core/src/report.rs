@@ -1,0 +1,279 @@
+//! A run's state matrix (as stored in its Redis hash) and the report computed from it.
+
+use std::collections::HashMap;
+
+use serde::Serialize;
+
+use crate::latency::quantile_ms;
+
+/// Where a run is in its life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunStatus {
+    /// The producer is still writing items; workers do not see the run yet.
+    Loading,
+    /// Items are being delivered.
+    Active,
+    /// Every accepted item succeeded or failed.
+    Finished,
+}
+
+impl RunStatus {
+    /// Parses the stored form.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "loading" => Some(Self::Loading),
+            "active" => Some(Self::Active),
+            "finished" => Some(Self::Finished),
+            _ => None,
+        }
+    }
+}
+
+/// The seed's state matrix for one run, as read from Redis.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct RunSnapshot {
+    /// Run id.
+    pub run_id: String,
+    /// Target action id.
+    pub action: String,
+    /// Where the input came from (file name or `stdin`).
+    pub source: String,
+    /// Life-cycle status.
+    pub status: RunStatus,
+    /// Items accepted into the queue.
+    pub accepted: u64,
+    /// Items rejected by validation (never sent).
+    pub validation_failures: u64,
+    /// Items that succeeded.
+    pub succeeded: u64,
+    /// Items that failed permanently.
+    pub failed: u64,
+    /// Items past `--max-items` that were not enqueued.
+    pub skipped_beyond_max: u64,
+    /// The `--max-items` limit, if any.
+    pub max_items: Option<u64>,
+    /// Every index below this one is finished (succeeded, failed or invalid).
+    pub high_water: u64,
+    /// Retries made (attempts after the first).
+    pub retries: u64,
+    /// Why the producer stopped early, if it did (the seed's break condition).
+    pub break_condition: Option<String>,
+    /// Creation time, ms since the epoch.
+    pub created_ms: u64,
+    /// First checkpoint, ms since the epoch.
+    pub started_ms: Option<u64>,
+    /// When the last item finished, ms since the epoch.
+    pub finished_ms: Option<u64>,
+    /// Last checkpoint, ms since the epoch.
+    pub last_snapshot_ms: Option<u64>,
+}
+
+impl RunSnapshot {
+    /// Builds the snapshot from the run's state hash; `None` if the hash is missing or malformed.
+    pub fn from_fields(f: &HashMap<String, String>) -> Option<Self> {
+        let num = |k: &str| f.get(k).and_then(|v| v.parse::<u64>().ok());
+        let n = |k: &str| num(k).unwrap_or(0);
+        Some(Self {
+            run_id: f.get("id")?.clone(),
+            action: f.get("action").cloned().unwrap_or_default(),
+            source: f.get("source").cloned().unwrap_or_default(),
+            status: RunStatus::parse(f.get("status")?)?,
+            accepted: n("accepted"),
+            validation_failures: n("invalid"),
+            succeeded: n("succeeded"),
+            failed: n("failed"),
+            skipped_beyond_max: n("beyond_max"),
+            max_items: num("max_items"),
+            high_water: n("high_water"),
+            retries: n("retries"),
+            break_condition: f.get("break").filter(|s| !s.is_empty()).cloned(),
+            created_ms: n("created_ms"),
+            started_ms: num("started_ms"),
+            finished_ms: num("finished_ms"),
+            last_snapshot_ms: num("last_snapshot_ms"),
+        })
+    }
+
+    /// Items considered: accepted plus rejected by validation.
+    pub fn total(&self) -> u64 {
+        self.accepted + self.validation_failures
+    }
+
+    /// Accepted items not yet succeeded or failed.
+    pub fn pending(&self) -> u64 {
+        self.accepted.saturating_sub(self.succeeded + self.failed)
+    }
+}
+
+/// The report `cxrelay report` prints: counters plus rates, latency percentiles, throughput, ETA.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct RunReport {
+    /// Run id.
+    pub run_id: String,
+    /// Life-cycle status.
+    pub status: RunStatus,
+    /// Target action id.
+    pub action: String,
+    /// Where the input came from.
+    pub source: String,
+    /// Items considered (accepted + validation failures).
+    pub total: u64,
+    /// Items accepted into the queue.
+    pub accepted: u64,
+    /// Items that succeeded.
+    pub succeeded: u64,
+    /// Items that failed permanently.
+    pub failed: u64,
+    /// Accepted items still to finish.
+    pub pending: u64,
+    /// Items rejected before sending.
+    pub validation_failures: u64,
+    /// Items past `--max-items`, not enqueued.
+    pub skipped_beyond_max: u64,
+    /// Retries made.
+    pub retries: u64,
+    /// succeeded / total, 0–1 (1 for an empty run).
+    pub completion_rate: f64,
+    /// Every index below this one is finished.
+    pub high_water: u64,
+    /// Median latency in ms.
+    pub latency_p50_ms: Option<f64>,
+    /// 95th percentile latency in ms.
+    pub latency_p95_ms: Option<f64>,
+    /// 99th percentile latency in ms.
+    pub latency_p99_ms: Option<f64>,
+    /// Finished items per second since the first checkpoint.
+    pub throughput_per_s: f64,
+    /// Seconds since the first checkpoint (until finish, if finished).
+    pub elapsed_s: f64,
+    /// Estimated seconds to finish at the current throughput.
+    pub eta_s: Option<f64>,
+    /// The seed's break condition, if the producer stopped early.
+    pub break_condition: Option<String>,
+    /// Creation time, ms since the epoch.
+    pub created_ms: u64,
+    /// First checkpoint, ms since the epoch.
+    pub started_ms: Option<u64>,
+    /// Finish time, ms since the epoch.
+    pub finished_ms: Option<u64>,
+    /// Last checkpoint, ms since the epoch.
+    pub last_snapshot_ms: Option<u64>,
+}
+
+impl RunReport {
+    /// Computes the report from a snapshot, the latency histogram and the current time.
+    pub fn new(s: &RunSnapshot, latency: &[(u32, u64)], now_ms: u64) -> Self {
+        let total = s.total();
+        let finished = s.succeeded + s.failed;
+        let end = s.finished_ms.unwrap_or(now_ms);
+        let elapsed_s = s.started_ms.map(|st| end.saturating_sub(st) as f64 / 1000.0).unwrap_or(0.0);
+        let throughput = if elapsed_s > 0.0 { finished as f64 / elapsed_s } else { 0.0 };
+        let pending = s.pending();
+        let eta_s = if pending == 0 {
+            Some(0.0)
+        } else if throughput > 0.0 {
+            Some(pending as f64 / throughput)
+        } else {
+            None
+        };
+        Self {
+            run_id: s.run_id.clone(),
+            status: s.status,
+            action: s.action.clone(),
+            source: s.source.clone(),
+            total,
+            accepted: s.accepted,
+            succeeded: s.succeeded,
+            failed: s.failed,
+            pending,
+            validation_failures: s.validation_failures,
+            skipped_beyond_max: s.skipped_beyond_max,
+            retries: s.retries,
+            completion_rate: if total == 0 { 1.0 } else { s.succeeded as f64 / total as f64 },
+            high_water: s.high_water,
+            latency_p50_ms: quantile_ms(latency, 0.50),
+            latency_p95_ms: quantile_ms(latency, 0.95),
+            latency_p99_ms: quantile_ms(latency, 0.99),
+            throughput_per_s: throughput,
+            elapsed_s,
+            eta_s,
+            break_condition: s.break_condition.clone(),
+            created_ms: s.created_ms,
+            started_ms: s.started_ms,
+            finished_ms: s.finished_ms,
+            last_snapshot_ms: s.last_snapshot_ms,
+        }
+    }
+
+    /// Human-readable multi-line rendering.
+    pub fn to_text(&self) -> String {
+        let ms = |v: Option<f64>| v.map(|x| format!("{x:.1} ms")).unwrap_or_else(|| "-".into());
+        let mut out = String::new();
+        out.push_str(&format!("run {}  [{:?}]  action {}  source {}\n", self.run_id, self.status, self.action, self.source));
+        out.push_str(&format!(
+            "  total {}  succeeded {}  failed {}  pending {}  validation failures {}\n",
+            self.total, self.succeeded, self.failed, self.pending, self.validation_failures
+        ));
+        out.push_str(&format!("  completion {:.2}%  retries {}  high-water index {}\n", self.completion_rate * 100.0, self.retries, self.high_water));
+        out.push_str(&format!(
+            "  latency p50 {}  p95 {}  p99 {}\n",
+            ms(self.latency_p50_ms),
+            ms(self.latency_p95_ms),
+            ms(self.latency_p99_ms)
+        ));
+        let eta = self.eta_s.map(|e| format!("{e:.1} s")).unwrap_or_else(|| "-".into());
+        out.push_str(&format!("  throughput {:.1} items/s  elapsed {:.1} s  eta {}\n", self.throughput_per_s, self.elapsed_s, eta));
+        if self.skipped_beyond_max > 0 || self.break_condition.is_some() {
+            out.push_str(&format!(
+                "  break: {} ({} items past the limit not enqueued)\n",
+                self.break_condition.as_deref().unwrap_or("-"),
+                self.skipped_beyond_max
+            ));
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fields(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn snapshot_and_report() {
+        let f = fields(&[
+            ("id", "r1"), ("action", "a"), ("source", "x.json"), ("status", "active"),
+            ("accepted", "90"), ("invalid", "10"), ("succeeded", "60"), ("failed", "3"),
+            ("created_ms", "1000"), ("started_ms", "2000"),
+        ]);
+        let s = RunSnapshot::from_fields(&f).unwrap();
+        assert_eq!(s.total(), 100);
+        assert_eq!(s.pending(), 27);
+        let r = RunReport::new(&s, &[(100, 5)], 5000);
+        assert_eq!(r.completion_rate, 0.6);
+        assert_eq!(r.elapsed_s, 3.0);
+        assert!((r.throughput_per_s - 21.0).abs() < 1e-9);
+        assert!((r.eta_s.unwrap() - 27.0 / 21.0).abs() < 1e-9);
+        assert!(r.latency_p50_ms.is_some());
+        assert!(r.to_text().contains("pending 27"));
+    }
+
+    #[test]
+    fn finished_run_has_zero_eta_and_frozen_elapsed() {
+        let f = fields(&[("id", "r"), ("status", "finished"), ("accepted", "4"), ("succeeded", "4"), ("started_ms", "0"), ("finished_ms", "2000")]);
+        let r = RunReport::new(&RunSnapshot::from_fields(&f).unwrap(), &[], 99_000);
+        assert_eq!(r.completion_rate, 1.0);
+        assert_eq!(r.eta_s, Some(0.0));
+        assert_eq!(r.elapsed_s, 2.0);
+    }
+
+    #[test]
+    fn malformed_hash_is_none() {
+        assert!(RunSnapshot::from_fields(&fields(&[("id", "r")])).is_none());
+        assert!(RunSnapshot::from_fields(&fields(&[("id", "r"), ("status", "weird")])).is_none());
+    }
+}
