@@ -8,6 +8,7 @@
 pub mod classify;
 pub mod config;
 pub mod ids;
+pub mod input;
 pub mod latency;
 pub mod outcome;
 pub mod payload;

@@ -1,0 +1,516 @@
+//! `StreamBackend`: our apalis backend on Redis Streams.
+//!
+//! It implements apalis-core's [`Persistence`] and drives it through [`Persisted`], so finished
+//! tasks reach [`Persistence::handle_events`] in batches: one `checkpoint` script call per run
+//! per batch records outcomes, updates counters and acknowledges (`XACK` + `XDEL`) together.
+//!
+//! Rules that keep a worker alive and the data exact:
+//! - `fetch_next`, `handle_events` and `heartbeat` never return an error: a Redis error is
+//!   logged and retried with backoff (apalis ends a worker on the first backend error).
+//! - Items are decoded here, not by an apalis codec, so an undecodable entry cannot kill a
+//!   worker: the codec is the identity.
+//! - `fetch_next` returns an empty batch only while something is in flight (a completion wakes
+//!   the worker); with nothing in flight it waits for work itself, blocking on Redis.
+//! - A spawned task renews the leases of in-flight entries every third of the lease, because
+//!   `Persisted` only heartbeats between fetches; entries whose lease lapses (their worker died)
+//!   are taken over by any worker with `XAUTOCLAIM`, no worker names involved.
+//! - Fetches are sized to free concurrency, so one worker never hoards a run.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use apalis_core::backend::codec::Codec;
+use apalis_core::backend::finalize::Durable;
+use apalis_core::backend::persistence::{Persisted, Persistence, TaskEvent, TaskPersistLayer};
+use apalis_core::backend::{Backend, BackendConfig, WireFormatBackend};
+use apalis_core::task::builder::TaskBuilder;
+use apalis_core::task::task_id::TaskId;
+use apalis_core::task::Task;
+use apalis_core::worker::context::WorkerContext;
+use cxrelay_core::{ItemOutcome, OutcomeKind, RunId};
+
+use crate::conn::{connect, RedisConn};
+use crate::job::{Checkpoint, ItemJob, RunMeta};
+use crate::store::{QueueError, Store};
+
+/// How a worker uses the queue.
+#[derive(Clone, Debug)]
+pub struct StreamConfig {
+    /// Redis URL.
+    pub redis_url: String,
+    /// Items in flight at most (the worker's concurrency); fetches never exceed what is free.
+    pub concurrency: usize,
+    /// Largest fetch.
+    pub fetch_batch: usize,
+    /// An unacknowledged delivery idle this long is taken over by another worker.
+    pub lease: Duration,
+    /// Seconds a finished run's data is kept.
+    pub retention_secs: u64,
+    /// A delivery taken over more than this many times is failed as poison.
+    pub max_redeliveries: u32,
+    /// How long an idle worker blocks waiting for new items before looking again.
+    pub idle_wait: Duration,
+    /// Consumer name (unique per process): shows who holds what in `XPENDING`.
+    pub consumer: String,
+}
+
+impl StreamConfig {
+    /// Defaults for `redis_url` with `concurrency` items in flight.
+    pub fn new(redis_url: impl Into<String>, concurrency: usize) -> Self {
+        Self {
+            redis_url: redis_url.into(),
+            concurrency,
+            fetch_batch: 100,
+            lease: Duration::from_secs(10),
+            retention_secs: 7 * 24 * 3600,
+            max_redeliveries: 5,
+            idle_wait: Duration::from_millis(200),
+            consumer: default_consumer_name(),
+        }
+    }
+}
+
+/// `host-pid-startms`: unique per process and readable in `XPENDING`.
+pub fn default_consumer_name() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").map(|h| h.trim().to_owned()).unwrap_or_else(|_| "host".into());
+    let start = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or(0);
+    format!("{host}-{}-{start}", std::process::id())
+}
+
+/// The identity codec: jobs and checkpoints stay typed end to end, so decoding cannot fail.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Identity;
+
+impl<T: Clone> Codec<T> for Identity {
+    type Error = std::convert::Infallible;
+    type Compact = T;
+    fn encode(&self, val: &T) -> Result<T, Self::Error> {
+        Ok(val.clone())
+    }
+    fn decode(&self, val: &T) -> Result<T, Self::Error> {
+        Ok(val.clone())
+    }
+}
+
+/// Runs this process knows, with when each was last checked for expired leases.
+#[derive(Default)]
+struct RunCache {
+    runs: Vec<(Arc<RunMeta>, Instant)>,
+    refreshed: Option<Instant>,
+    cursor: usize,
+}
+
+/// Entries this process holds, per run, for lease renewal and release.
+#[derive(Default)]
+struct InFlight {
+    by_run: HashMap<RunId, (Arc<RunMeta>, HashSet<String>)>,
+}
+
+struct Shared {
+    config: StreamConfig,
+    store: Store,
+    /// Separate connection for blocking reads, so they never stall checkpoints.
+    blocking: RedisConn,
+    runs: Mutex<RunCache>,
+    inflight: Mutex<InFlight>,
+    inflight_count: AtomicUsize,
+    renewer_started: AtomicBool,
+    closing: AtomicBool,
+}
+
+/// apalis-core `Persistence` over Redis Streams (see the module docs).
+#[derive(Clone)]
+pub struct StreamPersistence {
+    shared: Arc<Shared>,
+}
+
+/// The apalis backend handed to `WorkerBuilder::backend`.
+pub struct StreamBackend {
+    persist: Persisted<StreamPersistence>,
+    config: StreamConfig,
+}
+
+impl Clone for StreamBackend {
+    fn clone(&self) -> Self {
+        Self { persist: self.persist.clone(), config: self.config.clone() }
+    }
+}
+
+impl StreamBackend {
+    /// Connects (retrying until Redis answers) and builds the backend.
+    pub async fn connect(config: StreamConfig) -> Self {
+        let mut delay = Duration::from_millis(100);
+        let (store, blocking) = loop {
+            let main = connect(&config.redis_url, Duration::from_secs(10)).await;
+            let blocking = connect(&config.redis_url, config.idle_wait + Duration::from_secs(10)).await;
+            match (main, blocking) {
+                (Ok(m), Ok(b)) => break (Store::with_conn(m, config.retention_secs), b),
+                (Err(e), _) | (_, Err(e)) => {
+                    tracing::warn!(error = %e, "redis not reachable; retrying in {delay:?}");
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_secs(5));
+                }
+            }
+        };
+        let shared = Arc::new(Shared {
+            config: config.clone(),
+            store,
+            blocking,
+            runs: Mutex::default(),
+            inflight: Mutex::default(),
+            inflight_count: AtomicUsize::new(0),
+            renewer_started: AtomicBool::new(false),
+            closing: AtomicBool::new(false),
+        });
+        Self { persist: Persisted::new(StreamPersistence { shared }), config }
+    }
+
+    /// Items currently held by this process (fetched and not yet checkpointed).
+    pub fn in_flight(&self) -> usize {
+        self.persist.shared.inflight_count.load(Ordering::Relaxed)
+    }
+}
+
+impl Backend for StreamBackend {
+    type Task = Task<ItemJob>;
+    type Error = QueueError;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>, worker: &WorkerContext) -> Poll<Result<(), Self::Error>> {
+        self.persist.poll_ready(cx, worker, self.config.lease / 3)
+    }
+
+    fn poll_next(&mut self, cx: &mut Context<'_>, worker: &WorkerContext) -> Poll<Option<Result<Self::Task, Self::Error>>> {
+        self.persist.poll_next(cx, worker)
+    }
+
+    fn poll_close(&mut self, cx: &mut Context<'_>, worker: &WorkerContext) -> Poll<Result<(), Self::Error>> {
+        self.persist.shared.closing.store(true, Ordering::Relaxed);
+        self.persist.poll_close(cx, worker)
+    }
+}
+
+impl BackendConfig for StreamBackend {
+    type Args = ItemJob;
+    type Id = String;
+    type Kind = Durable;
+    type Config = StreamConfig;
+    type Layer = TaskPersistLayer<Identity, Checkpoint>;
+
+    fn config(&self) -> &Self::Config {
+        &self.config
+    }
+
+    fn middleware(&mut self, _worker: &mut WorkerContext) -> Self::Layer {
+        self.persist.layer(Identity, self.config.fetch_batch).persist_results(true)
+    }
+}
+
+impl WireFormatBackend for StreamBackend {
+    type Codec = Identity;
+    type Compact = ItemJob;
+    fn codec(&self) -> &Self::Codec {
+        &Identity
+    }
+}
+
+/// Task id: run and entry, so a failed handler's delivery can still be found.
+fn task_id(job: &ItemJob) -> TaskId {
+    TaskId::String(format!("{}\u{1f}{}\u{1f}{}", job.run.run, job.entry_id, job.index))
+}
+
+fn parse_task_id(id: &TaskId) -> Option<(RunId, String, u64)> {
+    let s = id.as_string()?;
+    let mut parts = s.split('\u{1f}');
+    let run = RunId::parse(parts.next()?).ok()?;
+    let entry = parts.next()?.to_owned();
+    let index = parts.next()?.parse().ok()?;
+    Some((run, entry, index))
+}
+
+async fn backoff_sleep(delay: &mut Duration) {
+    tokio::time::sleep(*delay).await;
+    *delay = (*delay * 2).min(Duration::from_secs(2));
+}
+
+impl Shared {
+    /// Re-reads the active run list at most once a second.
+    async fn refresh_runs(&self) -> Result<(), QueueError> {
+        let fresh = self.runs.lock().expect("run cache").refreshed.is_some_and(|t| t.elapsed() < Duration::from_secs(1));
+        if fresh {
+            return Ok(());
+        }
+        let ids = self.store.active_runs().await?;
+        let known: HashSet<String> = self.runs.lock().expect("run cache").runs.iter().map(|(m, _)| m.run.to_string()).collect();
+        let mut new_runs = Vec::new();
+        for id in ids.iter().filter(|id| !known.contains(*id)) {
+            let Ok(run) = RunId::parse(id) else {
+                tracing::warn!(run = %id, "ignoring malformed run id in the active set");
+                continue;
+            };
+            match self.store.run_meta(&run).await? {
+                Some(meta) => new_runs.push(Arc::new(meta)),
+                // The run expired or was discarded; drop it from the active set.
+                None => self.store.deactivate(id).await?,
+            }
+        }
+        let listed: HashSet<&String> = ids.iter().collect();
+        let mut cache = self.runs.lock().expect("run cache");
+        cache.runs.retain(|(m, _)| listed.contains(&m.run.to_string()));
+        let long_ago = Instant::now() - self.config.lease;
+        cache.runs.extend(new_runs.into_iter().map(|m| (m, long_ago)));
+        cache.refreshed = Some(Instant::now());
+        Ok(())
+    }
+
+    /// One pass over the runs, starting at the rotation cursor: reclaim expired leases where due,
+    /// then fetch new items, until `budget` deliveries are collected.
+    async fn fetch_pass(&self, budget: usize) -> Result<Vec<ItemJob>, QueueError> {
+        self.refresh_runs().await?;
+        let (runs, start) = {
+            let mut cache = self.runs.lock().expect("run cache");
+            let n = cache.runs.len();
+            let start = if n == 0 { 0 } else { cache.cursor % n };
+            cache.cursor = cache.cursor.wrapping_add(1);
+            (cache.runs.clone(), start)
+        };
+        let mut jobs = Vec::new();
+        let consumer = &self.config.consumer;
+        for k in 0..runs.len() {
+            if jobs.len() >= budget {
+                break;
+            }
+            let (meta, last_reclaim) = &runs[(start + k) % runs.len()];
+            if last_reclaim.elapsed() >= self.config.lease / 4 {
+                self.mark_reclaimed(&meta.run);
+                for d in self.store.reclaim(meta, consumer, self.config.lease, budget - jobs.len()).await? {
+                    if d.redeliveries > 1 {
+                        tracing::info!(run = %meta.run, index = d.index, redeliveries = d.redeliveries, "took over an item whose lease expired");
+                    }
+                    jobs.push(d.into_job(meta));
+                }
+            }
+            if jobs.len() >= budget {
+                break;
+            }
+            let fetched = self.store.fetch(meta, consumer, budget - jobs.len()).await?;
+            match fetched.status.as_str() {
+                "active" => jobs.extend(fetched.deliveries.into_iter().map(|d| d.into_job(meta))),
+                "loading" => {}
+                _ => {
+                    // Finished or gone: nothing more to deliver from it.
+                    self.store.deactivate(meta.run.as_str()).await?;
+                    self.runs.lock().expect("run cache").runs.retain(|(m, _)| m.run != meta.run);
+                }
+            }
+        }
+        Ok(jobs)
+    }
+
+    fn mark_reclaimed(&self, run: &RunId) {
+        let mut cache = self.runs.lock().expect("run cache");
+        if let Some(entry) = cache.runs.iter_mut().find(|(m, _)| &m.run == run) {
+            entry.1 = Instant::now();
+        }
+    }
+
+    /// Waits for new items without holding any: a short blocking read on one run's stream.
+    async fn wait_for_work(&self) -> Result<(), QueueError> {
+        let stream = {
+            let cache = self.runs.lock().expect("run cache");
+            cache.runs.get(cache.cursor % cache.runs.len().max(1)).map(|(m, _)| m.keys.items.clone())
+        };
+        match stream {
+            Some(items) => {
+                let _: redis::Value = redis::cmd("XREAD")
+                    .arg("COUNT")
+                    .arg(1)
+                    .arg("BLOCK")
+                    .arg(self.config.idle_wait.as_millis() as u64)
+                    .arg("STREAMS")
+                    .arg(items)
+                    .arg("$")
+                    .query_async(&mut self.blocking.clone())
+                    .await?;
+            }
+            None => tokio::time::sleep(self.config.idle_wait).await,
+        }
+        Ok(())
+    }
+
+    fn track(&self, jobs: &[ItemJob]) {
+        let mut inflight = self.inflight.lock().expect("inflight");
+        for job in jobs {
+            inflight
+                .by_run
+                .entry(job.run.run.clone())
+                .or_insert_with(|| (job.run.clone(), HashSet::new()))
+                .1
+                .insert(job.entry_id.clone());
+        }
+        self.inflight_count.fetch_add(jobs.len(), Ordering::Relaxed);
+    }
+
+    fn untrack(&self, run: &RunId, entry_ids: impl IntoIterator<Item = String>) {
+        let mut inflight = self.inflight.lock().expect("inflight");
+        let mut n = 0;
+        if let Some((_, set)) = inflight.by_run.get_mut(run) {
+            for id in entry_ids {
+                if set.remove(&id) {
+                    n += 1;
+                }
+            }
+            if set.is_empty() {
+                inflight.by_run.remove(run);
+            }
+        }
+        self.inflight_count.fetch_sub(n, Ordering::Relaxed);
+    }
+
+    fn meta_of(&self, run: &RunId) -> Option<Arc<RunMeta>> {
+        self.inflight.lock().expect("inflight").by_run.get(run).map(|(m, _)| m.clone())
+    }
+
+    /// Renews the leases of everything in flight, every third of the lease, until closed.
+    fn start_renewer(self: &Arc<Self>) {
+        if self.renewer_started.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        let weak = Arc::downgrade(self);
+        let period = self.config.lease / 3;
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(period);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                let Some(shared) = weak.upgrade() else { return };
+                let held: Vec<(Arc<RunMeta>, Vec<String>)> = {
+                    let inflight = shared.inflight.lock().expect("inflight");
+                    inflight.by_run.values().map(|(m, ids)| (m.clone(), ids.iter().cloned().collect())).collect()
+                };
+                for (meta, ids) in held {
+                    if let Err(e) = shared.store.renew(&meta, &shared.config.consumer, &ids).await {
+                        tracing::warn!(run = %meta.run, error = %e, "lease renewal failed; will retry");
+                    }
+                }
+            }
+        });
+    }
+}
+
+impl Persistence for StreamPersistence {
+    type Compact = ItemJob;
+    type Response = Checkpoint;
+    type Error = QueueError;
+
+    async fn register(&mut self, _worker: &WorkerContext) -> Result<(), QueueError> {
+        self.shared.start_renewer();
+        Ok(())
+    }
+
+    async fn heartbeat(&mut self, _worker: &WorkerContext) -> Result<(), QueueError> {
+        Ok(())
+    }
+
+    async fn fetch_next(&mut self, worker: &WorkerContext) -> Result<Vec<Task<ItemJob>>, QueueError> {
+        let shared = &self.shared;
+        let mut delay = Duration::from_millis(50);
+        loop {
+            if worker.is_shutting_down() || shared.closing.load(Ordering::Relaxed) {
+                return Ok(Vec::new());
+            }
+            let inflight = shared.inflight_count.load(Ordering::Relaxed);
+            let budget = shared.config.concurrency.saturating_sub(inflight).clamp(1, shared.config.fetch_batch);
+            match shared.fetch_pass(budget).await {
+                Ok(jobs) if !jobs.is_empty() => {
+                    shared.track(&jobs);
+                    return Ok(jobs.into_iter().map(|job| TaskBuilder::new(job.clone()).task_id(task_id(&job)).build()).collect());
+                }
+                // Something is in flight: its completion wakes the worker, which fetches again.
+                Ok(_) if inflight > 0 => return Ok(Vec::new()),
+                Ok(_) => {
+                    if let Err(e) = shared.wait_for_work().await {
+                        tracing::warn!(error = %e, "waiting for work failed; retrying");
+                        backoff_sleep(&mut delay).await;
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "fetch failed; retrying in {delay:?}");
+                    backoff_sleep(&mut delay).await;
+                }
+            }
+        }
+    }
+
+    async fn reenqueue_abandoned(&mut self, tasks: Vec<Task<ItemJob>>, _worker: &WorkerContext) -> Result<u64, QueueError> {
+        // Fetched but never started (shutdown): hand them to the fleet now instead of after a lease.
+        let mut by_run: HashMap<RunId, (Arc<RunMeta>, Vec<String>)> = HashMap::new();
+        for t in &tasks {
+            let job = &t.args;
+            by_run.entry(job.run.run.clone()).or_insert_with(|| (job.run.clone(), Vec::new())).1.push(job.entry_id.clone());
+        }
+        let shared = &self.shared;
+        for (run, (meta, ids)) in by_run {
+            if let Err(e) = shared.store.release(&meta, &shared.config.consumer, &ids, shared.config.lease).await {
+                tracing::warn!(run = %run, error = %e, "could not release unstarted items; they return after the lease");
+            }
+            shared.untrack(&run, ids);
+        }
+        Ok(tasks.len() as u64)
+    }
+
+    async fn handle_events(&mut self, events: Vec<TaskEvent<Checkpoint>>, _worker: &WorkerContext) -> Result<(), QueueError> {
+        let shared = &self.shared;
+        let mut by_run: HashMap<RunId, (Arc<RunMeta>, Vec<Checkpoint>)> = HashMap::new();
+        for event in events {
+            let TaskEvent::Complete(result) = event else { continue };
+            let cp = match result.result {
+                Ok(cp) => cp,
+                Err(error) => {
+                    // The handler failed without an outcome (it should not): put the item back
+                    // for a later try rather than lose or fail it.
+                    let Some((run, entry_id, index)) = parse_task_id(&result.task_id) else { continue };
+                    let Some(meta) = shared.meta_of(&run) else { continue };
+                    tracing::error!(run = %run, index, %error, "handler failed without an outcome; deferring the item");
+                    let outcome = ItemOutcome {
+                        kind: OutcomeKind::Deferred { delay_ms: 1000 },
+                        attempts: 0,
+                        status: None,
+                        latency_us: 0,
+                        error: Some(cxrelay_core::outcome::bound_text(&error, cxrelay_core::outcome::MAX_ERROR_LEN)),
+                    };
+                    Checkpoint { run: meta, entry_id, index, outcome }
+                }
+            };
+            by_run.entry(cp.run.run.clone()).or_insert_with(|| (cp.run.clone(), Vec::new())).1.push(cp);
+        }
+        for (run, (meta, batch)) in by_run {
+            let mut delay = Duration::from_millis(50);
+            let counts = loop {
+                match shared.store.checkpoint(&meta, &batch).await {
+                    Ok(c) => break c,
+                    // The deliveries stay pending in Redis until this succeeds, so retrying is
+                    // always safe; if the process dies meanwhile, another worker takes them over.
+                    Err(e) => {
+                        tracing::warn!(run = %run, error = %e, "checkpoint failed; retrying in {delay:?}");
+                        backoff_sleep(&mut delay).await;
+                    }
+                }
+            };
+            if counts.run_finished {
+                tracing::info!(run = %run, "run finished");
+                if let Err(e) = shared.store.deactivate(run.as_str()).await {
+                    tracing::warn!(run = %run, error = %e, "could not remove finished run from the active set");
+                }
+            }
+            shared.untrack(&run, batch.into_iter().map(|cp| cp.entry_id));
+        }
+        Ok(())
+    }
+
+    async fn push_tasks(&mut self, _tasks: Vec<Task<ItemJob>>) -> Result<(), QueueError> {
+        Err(QueueError::Corrupt("items are enqueued through the producer, not pushed through apalis".into()))
+    }
+}

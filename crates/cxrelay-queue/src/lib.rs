@@ -1,0 +1,27 @@
+//! Everything Redis for cxrelay.
+//!
+//! - [`keys`]: key names (one `{run:ID}` hash tag per run, so a run lives in one cluster slot).
+//! - [`scripts`]: the Lua scripts, one per atomic operation.
+//! - [`store`]: the [`Store`]: runs, reports and the producer's chunked writes.
+//! - [`producer`]: streams an input file into a run without holding it in memory.
+//! - [`backend`]: the apalis [`StreamBackend`]: batched fetch from a Redis Stream consumer
+//!   group, lease-based recovery (`XAUTOCLAIM`), and checkpoints folded into the acknowledgement.
+//!
+//! Data model (see `DESIGN-NOTES.md` in the shared notes; chosen because it satisfies every
+//! durability point with one script call per batch): a stream per run with consumer group
+//! `workers`, a state hash with the run's counters, bitmaps of succeeded and finished indexes,
+//! and a sorted set of delayed retries promoted back into the stream in bounded slices.
+
+pub mod backend;
+pub mod conn;
+pub mod job;
+pub mod keys;
+pub mod producer;
+pub mod scripts;
+pub mod store;
+
+pub use backend::{StreamBackend, StreamConfig};
+pub use conn::{connect, RedisConn};
+pub use job::{Checkpoint, ItemJob, RunMeta};
+pub use producer::{EnqueueError, EnqueueRequest, EnqueueSummary, Rejection};
+pub use store::{QueueError, Store};

@@ -1,0 +1,19 @@
+//! The Lua scripts, one per atomic operation; each `.lua` file beside this one documents the
+//! keys it touches. Scripts are sent by hash and reloaded transparently after a Redis restart.
+
+use std::sync::LazyLock;
+
+use redis::Script;
+
+/// Create a run (state hash and consumer group) or find the existing one.
+pub static CREATE_RUN: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("scripts/create_run.lua")));
+/// Append a chunk of items to a run, all or nothing, skipping indexes already enqueued.
+pub static ENQUEUE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("scripts/enqueue.lua")));
+/// Make a fully loaded run visible to workers.
+pub static SEAL: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("scripts/seal.lua")));
+/// Promote due retries and deliver new items, skipping recorded successes.
+pub static FETCH: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("scripts/fetch.lua")));
+/// Take over items whose lease expired.
+pub static RECLAIM: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("scripts/reclaim.lua")));
+/// Record outcomes and acknowledge deliveries in one step.
+pub static CHECKPOINT: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("scripts/checkpoint.lua")));

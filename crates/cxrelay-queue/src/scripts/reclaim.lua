@@ -1,0 +1,32 @@
+-- reclaim: take over items whose lease expired (their worker died or stalled).
+-- KEYS[1] state hash          cxr:{run:ID}:state
+-- KEYS[2] items stream        cxr:{run:ID}:items
+-- KEYS[3] done bitmap         cxr:{run:ID}:done
+-- KEYS[4] redeliveries hash   cxr:{run:ID}:redeliveries   index -> times reclaimed
+-- ARGV: group, consumer, lease ms, count
+-- Returns {e1_id, e1_index, e1_attempts, e1_item, e1_redeliveries, ...}. Recovery goes by idle
+-- time alone (XAUTOCLAIM), so it needs no worker names and works on any surviving worker.
+local state, items, done, redeliveries = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local group, consumer, lease, count = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
+if redis.call('HGET', state, 'status') ~= 'active' then return {} end
+local reply = redis.call('XAUTOCLAIM', items, group, consumer, lease, '0-0', 'COUNT', count)
+local out = {}
+for _, entry in ipairs(reply[2]) do
+  local id, fields = entry[1], entry[2]
+  if fields then
+    local f = {}
+    for k = 1, #fields, 2 do f[fields[k]] = fields[k + 1] end
+    if f['i'] and redis.call('GETBIT', done, tonumber(f['i'])) == 1 then
+      redis.call('XACK', items, group, id)
+      redis.call('XDEL', items, id)
+    else
+      local n = redis.call('HINCRBY', redeliveries, f['i'] or '-1', 1)
+      out[#out + 1] = id
+      out[#out + 1] = f['i'] or '-1'
+      out[#out + 1] = f['a'] or '0'
+      out[#out + 1] = f['d'] or ''
+      out[#out + 1] = n
+    end
+  end
+end
+return out

@@ -1,0 +1,24 @@
+-- seal: the producer read its whole input; make the run visible to workers.
+-- KEYS[1] state hash       cxr:{run:ID}:state
+-- KEYS[2] finished bitmap  cxr:{run:ID}:finished
+-- ARGV: beyond_max (items past --max-items), break condition ('' = none), retention seconds,
+--       then the names of every per-run key (for expiry when the run is already complete).
+-- Returns: the run's status after sealing.
+local state, finished = KEYS[1], KEYS[2]
+local status = redis.call('HGET', state, 'status')
+if not status then return redis.error_reply('ERR run does not exist') end
+redis.call('HSET', state, 'beyond_max', ARGV[1])
+if ARGV[2] ~= '' then redis.call('HSET', state, 'break', ARGV[2]) end
+if status ~= 'loading' then return status end
+local v = redis.call('HMGET', state, 'accepted', 'succeeded', 'failed', 'next_index', 'high_water')
+local hw, next_index = tonumber(v[5]), tonumber(v[4])
+while hw < next_index and redis.call('GETBIT', finished, hw) == 1 do hw = hw + 1 end
+redis.call('HSET', state, 'high_water', hw)
+if tonumber(v[1]) - tonumber(v[2]) - tonumber(v[3]) == 0 then
+  local t = redis.call('TIME')
+  redis.call('HSET', state, 'status', 'finished', 'finished_ms', t[1] * 1000 + math.floor(t[2] / 1000))
+  for k = 4, #ARGV do redis.call('EXPIRE', ARGV[k], tonumber(ARGV[3])) end
+  return 'finished'
+end
+redis.call('HSET', state, 'status', 'active')
+return 'active'

@@ -1,0 +1,10 @@
+//! The worker: what happens to one item ([`handler`]) and the process that runs many of them
+//! concurrently on apalis ([`runtime`]), configured from [`cxrelay_core::config::Settings`]
+//! ([`setup`]).
+
+pub mod handler;
+pub mod runtime;
+pub mod setup;
+
+pub use handler::ItemHandler;
+pub use runtime::{run_worker, WorkerError};

@@ -1,0 +1,69 @@
+//! The worker process: an apalis `Monitor` running one worker with N items in flight on our
+//! Redis Streams backend, until a shutdown signal; then it stops fetching, lets in-flight items
+//! finish (up to the shutdown timeout), flushes their checkpoints and returns.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use apalis::prelude::{Data, Monitor, WorkerBuilder, WorkerBuilderExt};
+use apalis_core::error::BoxDynError;
+use cxrelay_core::config::Settings;
+use cxrelay_cxone::TargetClient;
+use cxrelay_queue::{Checkpoint, ItemJob, StreamBackend};
+
+use crate::handler::ItemHandler;
+use crate::setup::{client_config, stream_config};
+
+/// Why the worker could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum WorkerError {
+    /// The HTTP client could not be built from the settings.
+    #[error("target client: {0}")]
+    Client(#[from] cxrelay_cxone::ClientError),
+    /// The apalis monitor failed.
+    #[error("worker runtime: {0}")]
+    Runtime(String),
+}
+
+async fn handle(job: ItemJob, handler: Data<Arc<ItemHandler>>) -> Result<Checkpoint, BoxDynError> {
+    Ok(handler.handle(&job).await)
+}
+
+/// Runs a worker process until `shutdown` resolves.
+pub async fn run_worker<F>(settings: &Settings, shutdown: F) -> Result<(), WorkerError>
+where
+    F: Future<Output = ()> + Send + 'static,
+{
+    let client = TargetClient::new(client_config(settings))?;
+    let config = stream_config(settings);
+    let handler = Arc::new(ItemHandler::new(client, settings.retry.policy(), settings.target.body, config.max_redeliveries));
+    let backend = StreamBackend::connect(config.clone()).await;
+    let concurrency = settings.worker.concurrency;
+    tracing::info!(consumer = %config.consumer, concurrency, lease_ms = config.lease.as_millis() as u64, "worker started");
+    let name = config.consumer.clone();
+    Monitor::new()
+        .register(move |i| {
+            WorkerBuilder::new(format!("{name}-{i}"))
+                .backend(backend.clone())
+                .concurrency(concurrency)
+                .data(handler.clone())
+                .build(handle)
+        })
+        // A worker only ends on a backend error, which ours never raises; if apalis ends one
+        // anyway, start it again rather than leave the process idle.
+        .should_restart(|ctx, err| {
+            tracing::error!(worker = %ctx.name(), error = %err, "worker stopped with an error; restarting it");
+            true
+        })
+        .shutdown_timeout(Duration::from_millis(settings.worker.shutdown_timeout_ms))
+        .run_with_signal(async move {
+            shutdown.await;
+            tracing::info!("shutdown requested: no new items; finishing the ones in flight");
+            Ok(())
+        })
+        .await
+        .map_err(|e| WorkerError::Runtime(e.to_string()))?;
+    tracing::info!("worker stopped");
+    Ok(())
+}

@@ -1,0 +1,48 @@
+//! Turning [`Settings`] into the typed configurations of the client and the queue backend.
+
+use std::time::Duration;
+
+use cxrelay_core::config::{AuthMode, Settings};
+use cxrelay_cxone::{AuthConfig, ClientConfig, Secret};
+use cxrelay_queue::StreamConfig;
+
+/// Default Redis URL when none is configured.
+pub const DEFAULT_REDIS_URL: &str = "redis://127.0.0.1:6379";
+
+/// The Redis URL in effect.
+pub fn redis_url(settings: &Settings) -> String {
+    settings.redis_url.clone().unwrap_or_else(|| DEFAULT_REDIS_URL.to_owned())
+}
+
+/// The HTTP client configuration for the target API.
+pub fn client_config(settings: &Settings) -> ClientConfig {
+    let t = &settings.target;
+    let auth = match t.auth {
+        AuthMode::ClientCredentialsForm => AuthConfig::ClientCredentialsForm {
+            token_url: t.token_url(),
+            client_id: t.client_id.clone(),
+            client_secret: Secret::new(t.client_secret.expose()),
+            scope: t.scope.clone(),
+        },
+        AuthMode::ClientCredentialsJson => AuthConfig::ClientCredentialsJson {
+            token_url: t.token_url(),
+            client_id: t.client_id.clone(),
+            client_secret: Secret::new(t.client_secret.expose()),
+            scope: t.scope.clone(),
+        },
+        AuthMode::StaticBearer => AuthConfig::StaticBearer { token: Secret::new(t.token.expose()) },
+    };
+    let mut config = ClientConfig::new(t.api_base.clone(), auth);
+    config.execute_path = t.execute_path.clone();
+    config.request_timeout = Duration::from_millis(t.request_timeout_ms);
+    config
+}
+
+/// The queue backend configuration for a worker with `concurrency` items in flight.
+pub fn stream_config(settings: &Settings) -> StreamConfig {
+    let mut config = StreamConfig::new(redis_url(settings), settings.worker.concurrency);
+    config.lease = Duration::from_millis(settings.worker.lease_ms);
+    config.retention_secs = settings.queue.retention_secs;
+    config.fetch_batch = settings.worker.concurrency.clamp(1, 100);
+    config
+}

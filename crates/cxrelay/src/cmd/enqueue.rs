@@ -1,0 +1,120 @@
+//! `cxrelay enqueue --action ID [--run-id ID] [--max-items N] [--format json|ndjson] FILE|-`
+//!
+//! Exit codes: 0 all items accepted; 3 the run was created but some items were rejected by
+//! validation (listed on stderr, recorded in the run); 2 the input is unusable (malformed,
+//! empty, unreadable) and nothing was enqueued; 1 any other error.
+
+use std::io::IsTerminal;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use cxrelay_core::config::Settings;
+use cxrelay_core::input::InputFormat;
+use cxrelay_core::RunId;
+use cxrelay_queue::producer::enqueue;
+use cxrelay_queue::{EnqueueError, EnqueueRequest, Store};
+use indicatif::{ProgressBar, ProgressStyle};
+
+/// Rejections printed on stderr (all are recorded in the run).
+const PRINTED_REJECTIONS: usize = 20;
+
+/// Arguments of `cxrelay enqueue`.
+#[derive(clap::Args)]
+pub struct Args {
+    /// Target action id (the `{actionId}` of the execute endpoint).
+    #[arg(long)]
+    action: String,
+    /// Run id; re-using one resumes that run without enqueuing any item twice.
+    #[arg(long)]
+    run_id: Option<String>,
+    /// Enqueue only items with index below N (the seed's max-iterations break).
+    #[arg(long)]
+    max_items: Option<u64>,
+    /// Input format; default: ndjson for *.ndjson/*.jsonl, else json.
+    #[arg(long, value_parser = ["json", "ndjson", "jsonl"])]
+    format: Option<String>,
+    /// Print `{"run_id", "accepted", "rejected", …}` as JSON on stdout.
+    #[arg(long)]
+    json: bool,
+    /// Input file, or `-` for standard input.
+    input: String,
+}
+
+/// Enqueues the input and prints the run id.
+pub async fn run(settings: &Settings, args: Args) -> anyhow::Result<ExitCode> {
+    let run_id = args.run_id.as_deref().map(RunId::parse).transpose().context("invalid --run-id")?;
+    if args.action.trim().is_empty() {
+        anyhow::bail!("--action must not be empty");
+    }
+    let format = match args.format.as_deref() {
+        Some(f) => InputFormat::parse(f).expect("clap checked the value"),
+        None => InputFormat::from_path(&args.input),
+    };
+    let (reader, source, size): (Box<dyn std::io::Read + Send>, String, Option<u64>) = if args.input == "-" {
+        (Box::new(std::io::stdin()), "stdin".into(), None)
+    } else {
+        match std::fs::File::open(&args.input) {
+            Ok(f) => {
+                let size = f.metadata().ok().map(|m| m.len());
+                (Box::new(f), args.input.clone(), size)
+            }
+            Err(e) => {
+                eprintln!("error: cannot read {}: {e}; nothing was enqueued", args.input);
+                return Ok(ExitCode::from(2));
+            }
+        }
+    };
+    let store = Store::connect(&cxrelay_worker::setup::redis_url(settings), settings.queue.retention_secs)
+        .await
+        .context("connecting to redis")?;
+    let request = EnqueueRequest {
+        run_id,
+        action: args.action.clone(),
+        source,
+        format,
+        max_items: args.max_items,
+        body: settings.target.body,
+    };
+    let bar = (std::io::stderr().is_terminal()).then(|| {
+        let bar = ProgressBar::new_spinner();
+        bar.set_style(ProgressStyle::with_template("{spinner} {pos} items enqueued ({per_sec})").expect("valid template"));
+        bar
+    });
+    let _ = size;
+    let result = enqueue(&store, request, reader, |n| {
+        if let Some(bar) = &bar {
+            bar.set_position(n);
+        }
+    })
+    .await;
+    if let Some(bar) = &bar {
+        bar.finish_and_clear();
+    }
+    let summary = match result {
+        Ok(s) => s,
+        Err(e @ (EnqueueError::Input { .. } | EnqueueError::Empty)) => {
+            eprintln!("error: {}: {e}", args.input);
+            return Ok(ExitCode::from(2));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    for r in summary.rejections.iter().take(PRINTED_REJECTIONS) {
+        eprintln!("rejected: {}", r.reason);
+    }
+    if summary.rejected as usize > PRINTED_REJECTIONS {
+        eprintln!("… and {} more rejected items (see `cxrelay report {}`)", summary.rejected as usize - PRINTED_REJECTIONS, summary.run_id);
+    }
+    if summary.beyond_max > 0 {
+        eprintln!("max-items reached: {} items past index {} were not enqueued", summary.beyond_max, args.max_items.unwrap_or(0));
+    }
+    if summary.already_enqueued > 0 {
+        eprintln!("{} items were already enqueued in run {} and were skipped", summary.already_enqueued, summary.run_id);
+    }
+    if args.json {
+        println!("{}", serde_json::to_string(&summary)?);
+    } else {
+        eprintln!("run {}: {} accepted, {} rejected, status {}", summary.run_id, summary.accepted, summary.rejected, summary.status);
+        println!("{}", summary.run_id);
+    }
+    Ok(if summary.rejected > 0 { ExitCode::from(3) } else { ExitCode::SUCCESS })
+}

@@ -1,0 +1,5 @@
+//! One module per subcommand.
+
+pub mod enqueue;
+pub mod report;
+pub mod worker;

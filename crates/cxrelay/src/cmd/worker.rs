@@ -1,0 +1,34 @@
+//! `cxrelay worker`: deliver items until SIGTERM/SIGINT, then finish in-flight items and exit 0.
+
+use std::process::ExitCode;
+
+use cxrelay_core::config::Settings;
+
+/// Arguments of `cxrelay worker`.
+#[derive(clap::Args)]
+pub struct Args {
+    /// Items in flight in this process (overrides worker.concurrency).
+    #[arg(long)]
+    concurrency: Option<usize>,
+}
+
+/// Resolves on the first SIGTERM or SIGINT.
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+    let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+}
+
+/// Runs the worker.
+pub async fn run(mut settings: Settings, args: Args) -> anyhow::Result<ExitCode> {
+    if let Some(n) = args.concurrency {
+        settings.worker.concurrency = n;
+        settings.validate()?;
+    }
+    cxrelay_worker::run_worker(&settings, shutdown_signal()).await?;
+    Ok(ExitCode::SUCCESS)
+}
