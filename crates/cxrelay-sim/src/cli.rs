@@ -1,0 +1,201 @@
+//! The `cxrelay sim` subcommand: command-line flags ([`SimArgs`]) and [`run`], which serves until
+//! Ctrl-C or SIGTERM.
+
+use std::io::Write as _;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::time::Duration;
+
+use crate::config::SimConfig;
+use crate::error::SimError;
+use crate::server::SimServer;
+
+/// Flags of `cxrelay sim`.
+#[derive(Clone, clap::Args)]
+pub struct SimArgs {
+    /// TCP port to listen on.
+    #[arg(long, default_value_t = 8089)]
+    pub port: u16,
+    /// IP address to bind.
+    #[arg(long, default_value_t = IpAddr::V4(Ipv4Addr::LOCALHOST))]
+    pub host: IpAddr,
+    /// OAuth client id the token endpoint accepts.
+    #[arg(long, default_value = "sim-client")]
+    pub client_id: String,
+    /// OAuth client secret the token endpoint accepts.
+    #[arg(
+        long,
+        env = "CXRELAY_SIM_CLIENT_SECRET",
+        hide_env_values = true,
+        default_value = "sim-secret"
+    )]
+    pub client_secret: String,
+    /// Lifetime of issued tokens in seconds.
+    #[arg(long, default_value_t = 3600, value_parser = clap::value_parser!(u64).range(1..))]
+    pub token_ttl_secs: u64,
+    /// Execute requests per second allowed (GCRA); 0 = unlimited.
+    #[arg(long, default_value_t = 0)]
+    pub rate: u32,
+    /// Burst of the rate limiter; 0 = same as --rate.
+    #[arg(long, default_value_t = 0)]
+    pub burst: u32,
+    /// Send 429 answers without a Retry-After header.
+    #[arg(long)]
+    pub no_retry_after: bool,
+    /// Fixed latency of each execute request in milliseconds.
+    #[arg(long, default_value_t = 0)]
+    pub latency_ms: u64,
+    /// Probability of a latency spike instead of the fixed latency.
+    #[arg(long, default_value_t = 0.0, value_parser = parse_probability)]
+    pub spike_probability: f64,
+    /// Latency of a spike in milliseconds.
+    #[arg(long, default_value_t = 0)]
+    pub spike_ms: u64,
+    /// Probability of answering a random 500/502/503.
+    #[arg(long, default_value_t = 0.0, value_parser = parse_probability)]
+    pub error_rate: f64,
+    /// Probability of dropping the connection without an answer.
+    #[arg(long, default_value_t = 0.0, value_parser = parse_probability)]
+    pub reset_rate: f64,
+}
+
+impl std::fmt::Debug for SimArgs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SimArgs")
+            .field("port", &self.port)
+            .field("host", &self.host)
+            .field("client_id", &self.client_id)
+            .field("client_secret", &"<redacted>")
+            .field("token_ttl_secs", &self.token_ttl_secs)
+            .field("rate", &self.rate)
+            .field("burst", &self.burst)
+            .field("no_retry_after", &self.no_retry_after)
+            .field("latency_ms", &self.latency_ms)
+            .field("spike_probability", &self.spike_probability)
+            .field("spike_ms", &self.spike_ms)
+            .field("error_rate", &self.error_rate)
+            .field("reset_rate", &self.reset_rate)
+            .finish()
+    }
+}
+
+impl SimArgs {
+    /// The simulator configuration these flags describe.
+    pub fn to_config(&self) -> SimConfig {
+        SimConfig {
+            client_id: self.client_id.clone(),
+            client_secret: self.client_secret.clone(),
+            token_lifetime: Duration::from_secs(self.token_ttl_secs),
+            rate_per_second: self.rate,
+            burst: self.burst,
+            retry_after: !self.no_retry_after,
+            latency: Duration::from_millis(self.latency_ms),
+            spike_probability: self.spike_probability,
+            spike: Duration::from_millis(self.spike_ms),
+            error_rate: self.error_rate,
+            reset_rate: self.reset_rate,
+            ..SimConfig::default()
+        }
+    }
+
+    /// The address to bind.
+    pub fn socket_addr(&self) -> SocketAddr {
+        SocketAddr::new(self.host, self.port)
+    }
+}
+
+fn parse_probability(s: &str) -> Result<f64, String> {
+    let p: f64 = s.parse().map_err(|e| format!("{e}"))?;
+    if (0.0..=1.0).contains(&p) {
+        Ok(p)
+    } else {
+        Err(format!("{p} is not a probability in [0, 1]"))
+    }
+}
+
+/// Serves the simulator until Ctrl-C or SIGTERM; prints `cxrelay-sim listening on <base url>` once bound.
+pub async fn run(args: SimArgs) -> Result<(), SimError> {
+    let config = args.to_config();
+    config.validate()?;
+    let addr = args.socket_addr();
+    let server = SimServer::start(config, addr)
+        .await
+        .map_err(|source| SimError::Bind { addr, source })?;
+    {
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "cxrelay-sim listening on {}", server.base_url())
+            .map_err(SimError::Stdout)?;
+        out.flush().map_err(SimError::Stdout)?;
+    }
+    let waited = wait_for_signal().await;
+    tracing::info!("cxrelay-sim shutting down");
+    server.shutdown().await;
+    waited
+}
+
+#[cfg(unix)]
+async fn wait_for_signal() -> Result<(), SimError> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).map_err(SimError::Signal)?;
+    tokio::select! {
+        res = tokio::signal::ctrl_c() => res.map_err(SimError::Signal),
+        _ = term.recv() => Ok(()),
+    }
+}
+
+#[cfg(not(unix))]
+async fn wait_for_signal() -> Result<(), SimError> {
+    tokio::signal::ctrl_c().await.map_err(SimError::Signal)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        sim: SimArgs,
+    }
+
+    #[test]
+    fn defaults_match_sim_config() {
+        let cli = Cli::try_parse_from(["sim"]).unwrap();
+        assert_eq!(cli.sim.socket_addr(), "127.0.0.1:8089".parse().unwrap());
+        let c = cli.sim.to_config();
+        let d = SimConfig::default();
+        assert_eq!(
+            (c.client_id, c.token_lifetime, c.retry_after),
+            (d.client_id, d.token_lifetime, true)
+        );
+        assert!(!format!("{:?}", cli.sim).contains("sim-secret"));
+    }
+
+    #[test]
+    fn flags_are_mapped() {
+        let cli = Cli::try_parse_from([
+            "sim",
+            "--port",
+            "0",
+            "--rate",
+            "50",
+            "--burst",
+            "5",
+            "--no-retry-after",
+            "--latency-ms",
+            "3",
+            "--error-rate",
+            "0.25",
+            "--token-ttl-secs",
+            "3",
+        ])
+        .unwrap();
+        let c = cli.sim.to_config();
+        assert_eq!((c.rate_per_second, c.burst, c.retry_after), (50, 5, false));
+        assert_eq!(c.latency, Duration::from_millis(3));
+        assert_eq!(c.token_lifetime, Duration::from_secs(3));
+        assert_eq!(c.error_rate, 0.25);
+        assert!(Cli::try_parse_from(["sim", "--reset-rate", "1.5"]).is_err());
+        assert!(Cli::try_parse_from(["sim", "--token-ttl-secs", "0"]).is_err());
+    }
+}

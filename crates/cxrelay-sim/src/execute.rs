@@ -1,0 +1,307 @@
+//! `POST /api/v1/datapoint/actions/{actionId}/execute`: the hot path. Checks run in the documented
+//! order (token, scope, size, forced fault, rate limit, envelope, idempotency key), then latency,
+//! random 5xx or connection reset, then the idempotency ledger.
+
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, Response, StatusCode};
+use axum::Extension;
+use bytes::BytesMut;
+use governor::clock::Clock as _;
+use http_body_util::BodyExt as _;
+use serde::Serialize;
+
+use crate::auth::{bearer, TokenCheck};
+use crate::config::Faults;
+use crate::envelope;
+use crate::ledger::Recorded;
+use crate::reply;
+use crate::server::ConnHandle;
+use crate::state::SimState;
+use crate::stats::Arrival;
+
+/// Header that keys the idempotency ledger.
+pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
+
+/// Oversized bodies are drained (so the client can read the 413) up to this many bytes.
+const DRAIN_LIMIT: usize = 64 * 1024 * 1024;
+
+#[derive(Serialize)]
+struct Executed<'a> {
+    #[serde(rename = "executionId")]
+    execution_id: &'a str,
+    status: &'static str,
+    duplicate: bool,
+}
+
+#[derive(Serialize)]
+struct Faulted {
+    error: &'static str,
+    status: u16,
+}
+
+/// What the request turns into after the cheap checks.
+enum Outcome {
+    Apply,
+    Error(StatusCode),
+    Reset,
+}
+
+/// The execute handler.
+pub(crate) async fn execute(
+    State(sim): State<Arc<SimState>>,
+    Path(action_id): Path<String>,
+    Extension(conn): Extension<ConnHandle>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response<Body> {
+    let arrived = Instant::now();
+    let _in_flight = sim.counters.enter();
+    sim.counters.requests.fetch_add(1, Relaxed);
+    let t_us = sim.clock.micros_at(arrived);
+    let finish = |res: Response<Body>| {
+        sim.counters.count_status(res.status());
+        sim.arrivals.push(Arrival {
+            t_us,
+            status: res.status().as_u16(),
+        });
+        res
+    };
+
+    let body = match read_body(body, sim.config.max_payload_bytes).await {
+        Ok(b) => b,
+        Err(_) => {
+            return finish(reply::static_json(
+                StatusCode::BAD_REQUEST,
+                r#"{"error":"body_read_failed"}"#,
+            ))
+        }
+    };
+    if let Some(res) = token_rejection(&sim, &headers, arrived) {
+        return finish(res);
+    }
+    let Some(body) = body else {
+        return finish(reply::static_json(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            r#"{"error":"payload_too_large"}"#,
+        ));
+    };
+    let faults = sim.faults();
+    if let Some(res) = forced_or_limited(&faults) {
+        return finish(res);
+    }
+    if let Err(e) = envelope::validate(&body, &action_id) {
+        return finish(reply::bad_field("invalid_envelope", e.field, e.message));
+    }
+    let key = match headers.get(IDEMPOTENCY_KEY).map(|v| v.to_str()) {
+        Some(Ok(k)) if !k.trim().is_empty() => k,
+        _ => {
+            return finish(reply::bad_field(
+                "missing_idempotency_key",
+                "Idempotency-Key",
+                "the Idempotency-Key header is required",
+            ))
+        }
+    };
+
+    let outcome = roll(&faults);
+    let delay = pick_latency(&faults);
+    drop(faults);
+    let arrival_status = match outcome {
+        Outcome::Apply => 200,
+        Outcome::Error(s) => s.as_u16(),
+        Outcome::Reset => 0,
+    };
+    sim.arrivals.push(Arrival {
+        t_us,
+        status: arrival_status,
+    });
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
+    }
+
+    match outcome {
+        Outcome::Reset => {
+            sim.counters.resets.fetch_add(1, Relaxed);
+            tracing::debug!("simulated connection reset");
+            conn.reset();
+            // The connection task drops the socket; this future is dropped with it.
+            std::future::pending().await
+        }
+        Outcome::Error(status) => {
+            sim.counters.count_status(status);
+            reply::json(
+                status,
+                &Faulted {
+                    error: "simulated_fault",
+                    status: status.as_u16(),
+                },
+            )
+        }
+        Outcome::Apply => {
+            let duplicate = match sim.ledger.record(key, sim.clock.millis_now()) {
+                Recorded::Applied => {
+                    sim.counters.applied.fetch_add(1, Relaxed);
+                    false
+                }
+                Recorded::Duplicate => {
+                    sim.counters.duplicates.fetch_add(1, Relaxed);
+                    true
+                }
+            };
+            sim.counters.count_status(StatusCode::OK);
+            reply::json(
+                StatusCode::OK,
+                &Executed {
+                    execution_id: key,
+                    status: "completed",
+                    duplicate,
+                },
+            )
+        }
+    }
+}
+
+/// 401 for a missing, unknown or expired token; 403 for a token without the required scope.
+fn token_rejection(sim: &SimState, headers: &HeaderMap, now: Instant) -> Option<Response<Body>> {
+    let Some(token) = bearer(headers) else {
+        return Some(reply::static_json(
+            StatusCode::UNAUTHORIZED,
+            r#"{"error":"missing_token"}"#,
+        ));
+    };
+    let (status, body) = match sim.tokens.check(token, now) {
+        TokenCheck::Valid => return None,
+        TokenCheck::Unknown => (StatusCode::UNAUTHORIZED, r#"{"error":"invalid_token"}"#),
+        TokenCheck::Expired => (StatusCode::UNAUTHORIZED, r#"{"error":"token_expired"}"#),
+        TokenCheck::MissingScope => (StatusCode::FORBIDDEN, r#"{"error":"insufficient_scope"}"#),
+    };
+    Some(reply::static_json(status, body))
+}
+
+/// The forced-status answer while a window runs, else a 429 when the rate limiter refuses.
+fn forced_or_limited(faults: &Faults) -> Option<Response<Body>> {
+    if let Some(f) = faults.active_force(Instant::now()) {
+        let res = reply::json(
+            f.status,
+            &Faulted {
+                error: "forced_fault",
+                status: f.status.as_u16(),
+            },
+        );
+        return Some(match f.retry_after_secs {
+            Some(secs) => reply::with_retry_after(res, secs),
+            None => res,
+        });
+    }
+    let limiter = faults.limiter.as_ref()?;
+    let not_until = limiter.check().err()?;
+    let wait = not_until.wait_time_from(limiter.clock().now());
+    let res = reply::static_json(StatusCode::TOO_MANY_REQUESTS, r#"{"error":"rate_limited"}"#);
+    Some(if faults.retry_after {
+        reply::with_retry_after(res, ceil_secs(wait))
+    } else {
+        res
+    })
+}
+
+/// Whole seconds to wait, rounded up, at least 1.
+fn ceil_secs(d: Duration) -> u64 {
+    let secs = d.as_secs() + u64::from(d.subsec_nanos() > 0);
+    secs.max(1)
+}
+
+fn chance(p: f64) -> bool {
+    p > 0.0 && rand::random::<f64>() < p
+}
+
+fn roll(f: &Faults) -> Outcome {
+    if chance(f.error_rate) {
+        const STATUSES: [StatusCode; 3] = [
+            StatusCode::INTERNAL_SERVER_ERROR,
+            StatusCode::BAD_GATEWAY,
+            StatusCode::SERVICE_UNAVAILABLE,
+        ];
+        Outcome::Error(STATUSES[rand::random_range(0..STATUSES.len())])
+    } else if chance(f.reset_rate) {
+        Outcome::Reset
+    } else {
+        Outcome::Apply
+    }
+}
+
+fn pick_latency(f: &Faults) -> Duration {
+    if chance(f.spike_probability) {
+        f.spike
+    } else {
+        f.latency
+    }
+}
+
+/// Reads the body; `Ok(None)` when it exceeds `max` (the excess is drained, not kept).
+async fn read_body(mut body: Body, max: usize) -> Result<Option<Bytes>, axum::Error> {
+    let mut single: Option<Bytes> = None;
+    let mut buf = BytesMut::new();
+    let mut total = 0usize;
+    while let Some(frame) = body.frame().await {
+        let Ok(data) = frame?.into_data() else {
+            continue;
+        };
+        total = total.saturating_add(data.len());
+        if total > max {
+            single = None;
+            buf = BytesMut::new();
+            if total > DRAIN_LIMIT {
+                break;
+            }
+            continue;
+        }
+        match single.take() {
+            None if buf.is_empty() => single = Some(data),
+            None => buf.extend_from_slice(&data),
+            Some(first) => {
+                buf.reserve(first.len() + data.len());
+                buf.extend_from_slice(&first);
+                buf.extend_from_slice(&data);
+            }
+        }
+    }
+    if total > max {
+        return Ok(None);
+    }
+    Ok(Some(single.unwrap_or_else(|| buf.freeze())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_rounds_up() {
+        assert_eq!(ceil_secs(Duration::from_millis(1)), 1);
+        assert_eq!(ceil_secs(Duration::from_millis(1000)), 1);
+        assert_eq!(ceil_secs(Duration::from_millis(1001)), 2);
+        assert_eq!(ceil_secs(Duration::ZERO), 1);
+    }
+
+    #[tokio::test]
+    async fn read_body_joins_chunks_and_flags_oversize() {
+        let chunks = || {
+            let parts = [&b"ab"[..], b"", b"cd"];
+            futures::stream::iter(parts.map(|p| Ok::<_, std::io::Error>(Bytes::from_static(p))))
+        };
+        assert_eq!(
+            read_body(Body::from_stream(chunks()), 4)
+                .await
+                .unwrap()
+                .unwrap(),
+            Bytes::from_static(b"abcd")
+        );
+        let body = Body::from_stream(chunks());
+        assert!(read_body(body, 3).await.unwrap().is_none());
+    }
+}

@@ -1,0 +1,29 @@
+//! cxrelay-sim: an HTTP simulator of the tutorials' "Data Action" API (client-credentials token
+//! endpoint and per-item execute endpoint) with an idempotency ledger, GCRA rate limiting, injectable
+//! faults (latency, spikes, 5xx, connection resets, forced status windows) and `/_sim/*` introspection.
+//!
+//! Used in-process from integration tests through [`SimServer`] and as the `cxrelay sim` subcommand
+//! through [`SimArgs`] and [`run`].
+
+#![warn(missing_docs)]
+
+mod admin;
+mod auth;
+mod cli;
+mod config;
+mod envelope;
+mod error;
+mod execute;
+mod ledger;
+mod reply;
+mod server;
+mod state;
+mod stats;
+
+pub use cli::{run, SimArgs};
+pub use config::{FaultUpdate, ForceStatus, SimConfig, DEFAULT_SCOPES};
+pub use error::SimError;
+pub use execute::IDEMPOTENCY_KEY;
+pub use ledger::{Ledger, LedgerEntry};
+pub use server::SimServer;
+pub use stats::{Arrival, Arrivals, SimStats, MAX_ARRIVALS};

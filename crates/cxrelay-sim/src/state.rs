@@ -1,0 +1,73 @@
+//! Shared state of one simulator instance, handed to every handler as `Arc<SimState>`.
+
+use std::sync::{Arc, RwLock};
+use std::time::Instant;
+
+use crate::auth::TokenStore;
+use crate::config::{sanitize, FaultUpdate, Faults, SimConfig};
+use crate::error::SimError;
+use crate::ledger::LedgerStore;
+use crate::stats::{ArrivalLog, Counters, SimClock};
+
+/// Everything the handlers share; counters are atomics, maps are locked only briefly.
+pub(crate) struct SimState {
+    pub config: SimConfig,
+    pub clock: SimClock,
+    pub tokens: TokenStore,
+    pub counters: Counters,
+    pub ledger: LedgerStore,
+    pub arrivals: ArrivalLog,
+    faults: RwLock<Arc<Faults>>,
+}
+
+impl SimState {
+    pub fn new(config: SimConfig) -> SimState {
+        let faults = Faults::from_config(&config);
+        SimState {
+            config,
+            clock: SimClock::new(),
+            tokens: TokenStore::default(),
+            counters: Counters::default(),
+            ledger: LedgerStore::default(),
+            arrivals: ArrivalLog::default(),
+            faults: RwLock::new(Arc::new(faults)),
+        }
+    }
+
+    /// Current fault settings (a cheap `Arc` clone; the lock is released at once).
+    pub fn faults(&self) -> Arc<Faults> {
+        self.faults
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Applies a validated update and returns the new effective settings.
+    pub fn try_update_faults(&self, u: &FaultUpdate) -> Result<FaultUpdate, SimError> {
+        let now = Instant::now();
+        let mut guard = self.faults.write().unwrap_or_else(|e| e.into_inner());
+        let next = guard.apply(u, now)?;
+        let effective = next.effective(now);
+        *guard = Arc::new(next);
+        Ok(effective)
+    }
+
+    /// Applies an update after clamping it into range; never fails.
+    pub fn update_faults(&self, u: FaultUpdate) -> FaultUpdate {
+        let u = sanitize(u);
+        match self.try_update_faults(&u) {
+            Ok(effective) => effective,
+            Err(e) => {
+                tracing::warn!(error = %e, "fault update ignored");
+                self.faults().effective(Instant::now())
+            }
+        }
+    }
+
+    /// Clears counters, ledger and arrivals (tokens and faults stay).
+    pub fn reset(&self) {
+        self.counters.reset();
+        self.ledger.clear();
+        self.arrivals.clear();
+    }
+}

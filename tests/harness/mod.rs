@@ -1,0 +1,283 @@
+//! Test harness: each test gets its own `redis-server` (on a unix socket in a temp dir, so no
+//! port races and no state shared with the machine's Redis), an in-process simulator, and real
+//! `cxrelay` worker processes it can SIGTERM or kill -9.
+//!
+//! `REDIS_URL` set in the environment makes tests use that Redis instead (the `testcontainers`
+//! feature starts one in Docker); tests that restart Redis need the private one.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use cxrelay_core::report::{RunReport, RunStatus};
+use cxrelay_core::RunId;
+use cxrelay_queue::Store;
+use cxrelay_sim::{SimConfig, SimServer};
+
+static NEXT_DIR: AtomicU32 = AtomicU32::new(0);
+
+/// A private `redis-server`, killed when dropped.
+pub struct RedisServer {
+    child: Option<Child>,
+    pub url: String,
+    socket: PathBuf,
+    dir: PathBuf,
+    aof: bool,
+}
+
+impl RedisServer {
+    /// Starts a server in `dir`; with `aof`, every write is appended to disk so a restart keeps it.
+    pub fn start(dir: &Path, aof: bool) -> Self {
+        let socket = dir.join("redis.sock");
+        let mut server = Self { child: None, url: format!("unix://{}", socket.display()), socket, dir: dir.to_owned(), aof };
+        server.spawn();
+        server
+    }
+
+    fn spawn(&mut self) {
+        let _ = std::fs::remove_file(&self.socket);
+        let child = Command::new("redis-server")
+            .args(["--port", "0", "--unixsocket"])
+            .arg(&self.socket)
+            .args(["--unixsocketperm", "700", "--save", "", "--appendonly", if self.aof { "yes" } else { "no" }])
+            .args(["--appendfsync", "everysec", "--dir"])
+            .arg(&self.dir)
+            .arg("--logfile")
+            .arg(self.dir.join("redis.log"))
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("redis-server must be installed (make test installs it)");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            let ok = Command::new("redis-cli").arg("-s").arg(&self.socket).arg("PING").output().map(|o| o.stdout.starts_with(b"PONG"));
+            if ok.unwrap_or(false) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("redis-server did not start; see {}", self.dir.join("redis.log").display());
+    }
+
+    /// Kills the server with SIGKILL (no shutdown save), then starts it again on the same files.
+    pub fn kill_and_restart(&mut self, down_for: Duration) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        std::thread::sleep(down_for);
+        self.spawn();
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// A `cxrelay worker` process.
+pub struct WorkerProc {
+    pub child: Child,
+    pub log: PathBuf,
+}
+
+impl WorkerProc {
+    /// Process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// kill -9.
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// SIGTERM, then wait for the exit status.
+    pub fn terminate(&mut self, within: Duration) -> std::process::ExitStatus {
+        let _ = Command::new("kill").arg("-TERM").arg(self.pid().to_string()).status();
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "worker did not exit within {within:?}; log {}", self.log.display());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for WorkerProc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// One test's world: Redis, simulator, worker processes, a temp dir.
+pub struct TestEnv {
+    pub dir: PathBuf,
+    pub redis: Option<RedisServer>,
+    pub redis_url: String,
+    pub sim: SimServer,
+    pub env: HashMap<String, String>,
+    workers_started: u32,
+}
+
+impl TestEnv {
+    /// Starts Redis (unless `REDIS_URL` is set) and the simulator with `sim`.
+    pub async fn start(sim: SimConfig) -> Self {
+        Self::start_with(sim, false).await
+    }
+
+    /// Like [`start`](Self::start), with AOF persistence so Redis can be killed and restarted.
+    pub async fn start_with(sim: SimConfig, aof: bool) -> Self {
+        let dir = std::env::temp_dir().join(format!("cxrelay-test-{}-{}", std::process::id(), NEXT_DIR.fetch_add(1, Ordering::SeqCst)));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let (redis, redis_url) = match std::env::var("REDIS_URL") {
+            Ok(url) if !aof => (None, url),
+            _ => {
+                let r = RedisServer::start(&dir, aof);
+                let url = r.url.clone();
+                (Some(r), url)
+            }
+        };
+        let sim = SimServer::start(sim, "127.0.0.1:0".parse().unwrap()).await.expect("simulator");
+        let mut env = HashMap::new();
+        env.insert("REDIS_URL".to_owned(), redis_url.clone());
+        env.insert("CXRELAY_API_BASE".to_owned(), sim.base_url());
+        env.insert("CXRELAY_CLIENT_ID".to_owned(), "sim-client".to_owned());
+        env.insert("CXRELAY_CLIENT_SECRET".to_owned(), "sim-secret".to_owned());
+        Self { dir, redis, redis_url, sim, env, workers_started: 0 }
+    }
+
+    /// Sets an environment variable for the processes started from now on.
+    pub fn set(&mut self, key: &str, value: impl ToString) -> &mut Self {
+        self.env.insert(key.to_owned(), value.to_string());
+        self
+    }
+
+    /// A `cxrelay` command with this environment.
+    pub fn cxrelay(&self) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_cxrelay"));
+        cmd.env_remove("CXRELAY_CONFIG").envs(&self.env).env("RUST_LOG", "info");
+        cmd
+    }
+
+    /// Starts a worker process with `concurrency` items in flight.
+    pub fn spawn_worker(&mut self, concurrency: usize) -> WorkerProc {
+        self.workers_started += 1;
+        let log = self.dir.join(format!("worker-{}.log", self.workers_started));
+        let file = std::fs::File::create(&log).expect("log file");
+        let child = self
+            .cxrelay()
+            .args(["worker", "--concurrency", &concurrency.to_string()])
+            .stdout(file.try_clone().unwrap())
+            .stderr(file)
+            .spawn()
+            .expect("spawn worker");
+        WorkerProc { child, log }
+    }
+
+    /// Writes `items` as a JSON array file and returns its path.
+    pub fn write_items(&self, name: &str, items: &[serde_json::Value]) -> PathBuf {
+        let path = self.dir.join(name);
+        std::fs::write(&path, serde_json::to_vec(items).unwrap()).unwrap();
+        path
+    }
+
+    /// Writes raw bytes as a file and returns its path.
+    pub fn write_file(&self, name: &str, bytes: &[u8]) -> PathBuf {
+        let path = self.dir.join(name);
+        std::fs::write(&path, bytes).unwrap();
+        path
+    }
+
+    /// Runs `cxrelay enqueue --json` and returns the output.
+    pub fn enqueue(&self, action: &str, run_id: &str, file: &Path) -> Output {
+        self.cxrelay()
+            .args(["enqueue", "--json", "--action", action, "--run-id", run_id])
+            .arg(file)
+            .output()
+            .expect("run cxrelay enqueue")
+    }
+
+    /// Enqueues `n` generated items under `run_id`, asserting success.
+    pub fn enqueue_generated(&self, run_id: &str, n: usize) {
+        let items: Vec<serde_json::Value> = (0..n).map(|i| serde_json::json!({"customer_id": format!("c{i}"), "seq": i})).collect();
+        let file = self.write_items(&format!("{run_id}.json"), &items);
+        let out = self.enqueue("action-1", run_id, &file);
+        assert!(out.status.success(), "enqueue failed: {}", String::from_utf8_lossy(&out.stderr));
+        let summary: serde_json::Value = serde_json::from_slice(&out.stdout).expect("enqueue --json output");
+        assert_eq!(summary["accepted"], n as u64);
+    }
+
+    /// A store on this test's Redis.
+    pub async fn store(&self) -> Store {
+        Store::connect(&self.redis_url, 3600).await.expect("connect to redis")
+    }
+
+    /// Polls the run's report until `done` holds, or panics after `timeout`.
+    pub async fn wait_report(&self, run: &str, timeout: Duration, done: impl Fn(&RunReport) -> bool) -> RunReport {
+        let run = RunId::parse(run).unwrap();
+        let deadline = Instant::now() + timeout;
+        let mut store = self.store().await;
+        loop {
+            match store.report(&run).await {
+                Ok(r) if done(&r) => return r,
+                Ok(r) if Instant::now() > deadline => panic!("timed out after {timeout:?}; last report: {r:#?}\n{}", self.logs()),
+                Err(e) if Instant::now() > deadline => panic!("timed out; last error {e}\n{}", self.logs()),
+                // Redis may be restarting: reconnect.
+                Err(_) => {
+                    if let Ok(s) = Store::connect(&self.redis_url, 3600).await {
+                        store = s;
+                    }
+                }
+                Ok(_) => {}
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Waits until the run is finished.
+    pub async fn wait_finished(&self, run: &str, timeout: Duration) -> RunReport {
+        self.wait_report(run, timeout, |r| r.status == RunStatus::Finished).await
+    }
+
+    /// The tail of every worker log, for failure messages.
+    pub fn logs(&self) -> String {
+        let mut out = String::new();
+        for k in 1..=self.workers_started {
+            let p = self.dir.join(format!("worker-{k}.log"));
+            let text = std::fs::read_to_string(&p).unwrap_or_default();
+            let tail: Vec<&str> = text.lines().rev().take(15).collect();
+            out.push_str(&format!("--- {}\n", p.display()));
+            for l in tail.into_iter().rev() {
+                out.push_str(l);
+                out.push('\n');
+            }
+        }
+        out
+    }
+
+    /// A raw redis connection to this test's Redis.
+    pub async fn redis(&self) -> redis::aio::MultiplexedConnection {
+        redis::Client::open(self.redis_url.as_str()).unwrap().get_multiplexed_async_connection().await.unwrap()
+    }
+}
+
+impl Drop for TestEnv {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
