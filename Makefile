@@ -1,0 +1,41 @@
+# cxrelay — the two commands a newcomer needs are `make demo` and `make test`.
+SHELL := /bin/bash
+CARGO ?= cargo
+
+.PHONY: demo test build lint bench bench-ratelimit chaos ensure-deps clean-demo
+
+## Build everything (debug).
+build: ensure-deps
+	$(CARGO) build --workspace --all-targets
+
+## The main job end to end: private Redis, the bundled simulator, 2 workers, 10,000 items.
+demo: ensure-deps
+	$(CARGO) build --bin cxrelay
+	scripts/demo
+
+## Unit and integration tests (each integration test starts its own redis-server).
+test: ensure-deps
+	$(CARGO) test --workspace --all-targets
+
+## Lints (not part of `make test`).
+lint:
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+## Throughput benchmark (see BENCHMARKS.md).
+bench: ensure-deps
+	scripts/bench
+
+## Rate-limit benchmark (see BENCHMARKS.md).
+bench-ratelimit: ensure-deps
+	scripts/bench-ratelimit
+
+## Chaos run (see RELIABILITY.md).
+chaos: ensure-deps
+	scripts/chaos
+
+## Install what the project needs from the system package manager (redis-server).
+ensure-deps:
+	@scripts/ensure-deps
+
+clean-demo:
+	rm -rf .demo

@@ -1,0 +1,26 @@
+//! cxrelay-cxone: the HTTP client for the target API (NICE CXone-style "Data Actions").
+//!
+//! - [`secret`]: the [`Secret`] newtype, the only holder of client secrets and tokens.
+//! - [`auth`]: authentication profiles ([`AuthConfig`]) and the token endpoint exchange.
+//! - [`token`]: the process-wide, single-flight [`TokenCache`].
+//! - [`client`]: [`TargetClient`], which executes one item as one POST and reports an
+//!   [`Attempt`] (never an error).
+//!
+//! This crate knows nothing of queues, runs or retry policy: it sends one request (plus the one
+//! 401 retry) and describes what happened.
+
+#![warn(missing_docs)]
+
+pub mod auth;
+pub mod client;
+pub mod secret;
+mod text;
+pub mod token;
+
+pub use auth::{AuthConfig, AuthError, DEFAULT_TOKEN_LIFETIME};
+pub use client::{
+    Attempt, ClientConfig, ClientError, TargetClient, TransportError, DEFAULT_CONNECT_TIMEOUT,
+    DEFAULT_EXECUTE_PATH, DEFAULT_POOL_MAX_IDLE_PER_HOST, DEFAULT_REQUEST_TIMEOUT,
+};
+pub use secret::Secret;
+pub use token::{AccessToken, TokenCache, DEFAULT_REFRESH_MARGIN, FAILURE_COOLDOWN};

@@ -1,0 +1,63 @@
+# Shared helpers for scripts/: start a private redis-server and the simulator, clean up on exit.
+# Source it; it defines start_redis, start_sim, start_worker and a cleanup trap.
+
+CXRELAY_BIN=${CXRELAY_BIN:-target/debug/cxrelay}
+PIDS=()
+
+cleanup() {
+  for pid in "${PIDS[@]:-}"; do
+    [ -n "$pid" ] && kill -TERM "$pid" 2>/dev/null || true
+  done
+  for pid in "${PIDS[@]:-}"; do
+    [ -n "$pid" ] && wait "$pid" 2>/dev/null || true
+  done
+  if [ -n "${REDIS_PID:-}" ]; then kill "$REDIS_PID" 2>/dev/null || true; fi
+}
+trap cleanup EXIT
+
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])' 2>/dev/null \
+    || echo $((20000 + RANDOM % 20000))
+}
+
+# start_redis DIR [extra args…]: private redis-server on a unix socket in DIR, unless REDIS_URL is set.
+start_redis() {
+  local dir; dir=$(realpath -m "$1"); shift
+  if [ -n "${REDIS_URL:-}" ]; then return; fi
+  mkdir -p "$dir"
+  rm -f "$dir/redis.sock"
+  redis-server --port 0 --unixsocket "$dir/redis.sock" --unixsocketperm 700 --save "" \
+    --dir "$dir" --logfile "$dir/redis.log" "$@" &
+  REDIS_PID=$!
+  for _ in $(seq 1 200); do
+    redis-cli -s "$dir/redis.sock" PING >/dev/null 2>&1 && break
+    sleep 0.05
+  done
+  redis-cli -s "$dir/redis.sock" PING >/dev/null 2>&1 || { echo "error: redis-server did not start; see $dir/redis.log" >&2; exit 1; }
+  export REDIS_URL="unix://$dir/redis.sock"
+}
+
+# start_sim LOG [sim args…]: the simulator on a free port; exports CXRELAY_API_BASE.
+start_sim() {
+  local log=$1; shift
+  "$CXRELAY_BIN" sim --port 0 "$@" >"$log" 2>&1 &
+  PIDS+=($!)
+  for _ in $(seq 1 200); do
+    grep -q "listening on" "$log" 2>/dev/null && break
+    sleep 0.05
+  done
+  CXRELAY_API_BASE=$(grep -o 'http://[0-9.:]*' "$log" | head -1)
+  export CXRELAY_API_BASE CXRELAY_CLIENT_ID=sim-client CXRELAY_CLIENT_SECRET=sim-secret
+}
+
+# start_worker LOG [worker args…]
+start_worker() {
+  local log=$1; shift
+  "$CXRELAY_BIN" worker "$@" >"$log" 2>&1 &
+  PIDS+=($!)
+}
+
+# gen_items N: a JSON array of N records on stdout.
+gen_items() {
+  awk -v n="$1" 'BEGIN { printf "["; for (i = 0; i < n; i++) { if (i) printf ","; printf "{\"customer_id\":\"%d\",\"action_type\":\"update_segment\",\"priority\":\"%s\"}", 1000 + i, (i % 3 == 0 ? "high" : "low") } print "]" }'
+}

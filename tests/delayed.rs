@@ -1,0 +1,54 @@
+//! 50,000 retries falling due at the same moment are promoted in slices and all delivered.
+
+mod harness;
+
+use std::time::Duration;
+
+use cxrelay_core::{ItemOutcome, OutcomeKind, RunId};
+use cxrelay_queue::Checkpoint;
+use cxrelay_sim::SimConfig;
+use harness::TestEnv;
+use redis::AsyncCommands;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fifty_thousand_due_retries_do_not_break_fetching() {
+    const N: usize = 50_000;
+    let mut env = TestEnv::start(SimConfig::default()).await;
+    env.enqueue_generated("due", N);
+
+    // Deliver every item to a stand-in consumer and record each as a retry due right now.
+    let store = env.store().await;
+    let meta = std::sync::Arc::new(store.run_meta(&RunId::parse("due").unwrap()).await.unwrap().unwrap());
+    let mut parked = 0;
+    loop {
+        let fetched = store.fetch(&meta, "stand-in", 1000).await.unwrap();
+        if fetched.deliveries.is_empty() {
+            break;
+        }
+        let batch: Vec<Checkpoint> = fetched
+            .deliveries
+            .into_iter()
+            .map(|d| {
+                let job = d.into_job(&meta);
+                let outcome = ItemOutcome { kind: OutcomeKind::Retry { delay_ms: 3_600_000 }, attempts: 1, status: Some(503), latency_us: 1000, error: Some("HTTP 503".into()) };
+                Checkpoint::of(&job, outcome)
+            })
+            .collect();
+        parked += store.checkpoint(&meta, &batch).await.unwrap().requeued;
+    }
+    assert_eq!(parked, N as u64);
+    // Parked an hour ahead (so the stand-in's own fetches do not promote them); now make every
+    // one of them due at the same instant: score 0.
+    let mut conn = env.redis().await;
+    let _: u64 = redis::cmd("ZUNIONSTORE").arg("cxr:{run:due}:delayed").arg(1).arg("cxr:{run:due}:delayed").arg("WEIGHTS").arg(0).query_async(&mut conn).await.unwrap();
+    let due: u64 = conn.zcount("cxr:{run:due}:delayed", 0, 0).await.unwrap();
+    assert_eq!(due, N as u64, "all retries are due at once");
+
+    let _w = env.spawn_worker(64);
+    let report = env.wait_finished("due", Duration::from_secs(240)).await;
+    assert_eq!(report.succeeded, N as u64);
+    assert_eq!(report.retries, N as u64);
+    let ledger = env.sim.ledger();
+    assert_eq!((ledger.applied, ledger.duplicates), (N as u64, 0));
+    assert!(!env.logs().contains("fetch failed"), "{}", env.logs());
+}
