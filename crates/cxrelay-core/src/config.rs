@@ -162,11 +162,16 @@ pub struct RateSettings {
     pub burst: u32,
     /// Lower the rate on 429s and recover it slowly.
     pub adaptive: bool,
+    /// A worker holds an item at most this long waiting for its send slot; beyond, the item is
+    /// deferred in Redis instead of occupying the worker.
+    pub max_wait_ms: u64,
+    /// Fleet-wide pause after a 429 that carries no `Retry-After`.
+    pub pause_ms: u64,
 }
 
 impl Default for RateSettings {
     fn default() -> Self {
-        Self { rate: 0.0, burst: 1, adaptive: true }
+        Self { rate: 0.0, burst: 1, adaptive: true, max_wait_ms: 2000, pause_ms: 1000 }
     }
 }
 

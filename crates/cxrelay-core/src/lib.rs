@@ -12,6 +12,7 @@ pub mod input;
 pub mod latency;
 pub mod outcome;
 pub mod payload;
+pub mod ratelimit;
 pub mod report;
 pub mod retry;
 pub mod secret;

@@ -168,6 +168,11 @@ impl StreamBackend {
         Self { persist: Persisted::new(StreamPersistence { shared }), config }
     }
 
+    /// The store the backend uses (shares its connection).
+    pub fn store(&self) -> &Store {
+        &self.persist.shared.store
+    }
+
     /// Items currently held by this process (fetched and not yet checkpointed).
     pub fn in_flight(&self) -> usize {
         self.persist.shared.inflight_count.load(Ordering::Relaxed)

@@ -16,12 +16,14 @@ pub mod backend;
 pub mod conn;
 pub mod job;
 pub mod keys;
+pub mod limits;
 pub mod producer;
 pub mod scripts;
 pub mod store;
 
 pub use backend::{StreamBackend, StreamConfig};
 pub use conn::{connect, RedisConn};
+pub use limits::{BreakerConfig, FleetLimits};
 pub use job::{Checkpoint, ItemJob, RunMeta};
 pub use producer::{EnqueueError, EnqueueRequest, EnqueueSummary, Rejection};
 pub use store::{QueueError, Store};

@@ -17,3 +17,11 @@ pub static FETCH: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("
 pub static RECLAIM: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("scripts/reclaim.lua")));
 /// Record outcomes and acknowledge deliveries in one step.
 pub static CHECKPOINT: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("scripts/checkpoint.lua")));
+/// Reserve the next send slot of a fleet-wide rate budget.
+pub static ACQUIRE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("scripts/acquire.lua")));
+/// Pause a budget after a 429 and lower its adaptive rate.
+pub static THROTTLE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("scripts/throttle.lua")));
+/// Remaining fleet-wide pause of a budget.
+pub static PAUSE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("scripts/pause.lua")));
+/// The fleet-wide circuit breaker of a target.
+pub static BREAKER: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("scripts/breaker.lua")));

@@ -15,19 +15,22 @@ use cxrelay_core::{idempotency_key, ItemOutcome, OutcomeKind, RunId};
 use cxrelay_cxone::{Attempt, TargetClient};
 use cxrelay_queue::{Checkpoint, ItemJob};
 
+use crate::gate::{Admission, Gate};
+
 /// Sends items and decides their fate; shared by every in-flight item of a process.
 pub struct ItemHandler {
     client: TargetClient,
     policy: RetryPolicy,
     shape: BodyShape,
     max_redeliveries: u32,
+    gate: Gate,
     templates: Mutex<HashMap<RunId, Arc<BodyTemplate>>>,
 }
 
 impl ItemHandler {
-    /// A handler sending through `client`.
-    pub fn new(client: TargetClient, policy: RetryPolicy, shape: BodyShape, max_redeliveries: u32) -> Self {
-        Self { client, policy, shape, max_redeliveries, templates: Mutex::default() }
+    /// A handler sending through `client`, admitted by `gate`.
+    pub fn new(client: TargetClient, gate: Gate, policy: RetryPolicy, shape: BodyShape, max_redeliveries: u32) -> Self {
+        Self { client, policy, shape, max_redeliveries, gate, templates: Mutex::default() }
     }
 
     /// The HTTP client (for its token cache statistics).
@@ -70,9 +73,23 @@ impl ItemHandler {
         if let Err(e) = template.check(job.index, &job.item) {
             return fail(e.to_string());
         }
+        let probe = match self.gate.admit(&job.run.action).await {
+            Admission::Send { probe } => probe,
+            // Not sent, so not an attempt: the item waits in Redis, not in this worker.
+            Admission::Defer(delay, reason) => {
+                return ItemOutcome {
+                    kind: OutcomeKind::Deferred { delay_ms: delay.as_millis() as u64 },
+                    attempts: job.attempts,
+                    status: None,
+                    latency_us: 0,
+                    error: Some(reason.as_str().to_owned()),
+                }
+            }
+        };
         let body = Bytes::from(template.body(job.index, &job.item));
         let key = idempotency_key(&job.run.run, job.index);
         let attempt = self.client.execute(&job.run.action, &key, body).await;
+        self.gate.observe(&job.run.action, &attempt, probe).await;
         self.judge(job, &attempt, rand::random::<f64>())
     }
 

@@ -2,6 +2,7 @@
 //! concurrently on apalis ([`runtime`]), configured from [`cxrelay_core::config::Settings`]
 //! ([`setup`]).
 
+pub mod gate;
 pub mod handler;
 pub mod runtime;
 pub mod setup;

@@ -10,10 +10,11 @@ use apalis::prelude::{Data, Monitor, WorkerBuilder, WorkerBuilderExt};
 use apalis_core::error::BoxDynError;
 use cxrelay_core::config::Settings;
 use cxrelay_cxone::TargetClient;
-use cxrelay_queue::{Checkpoint, ItemJob, StreamBackend};
+use cxrelay_queue::{Checkpoint, FleetLimits, ItemJob, StreamBackend};
 
 use crate::handler::ItemHandler;
-use crate::setup::{client_config, stream_config};
+use crate::gate::Gate;
+use crate::setup::{client_config, gate_config, stream_config};
 
 /// Why the worker could not run.
 #[derive(Debug, thiserror::Error)]
@@ -37,8 +38,9 @@ where
 {
     let client = TargetClient::new(client_config(settings))?;
     let config = stream_config(settings);
-    let handler = Arc::new(ItemHandler::new(client, settings.retry.policy(), settings.target.body, config.max_redeliveries));
     let backend = StreamBackend::connect(config.clone()).await;
+    let gate = Gate::new(FleetLimits::new(backend.store().conn(), &settings.target.tenant), gate_config(settings));
+    let handler = Arc::new(ItemHandler::new(client, gate, settings.retry.policy(), settings.target.body, config.max_redeliveries));
     let concurrency = settings.worker.concurrency;
     tracing::info!(consumer = %config.consumer, concurrency, lease_ms = config.lease.as_millis() as u64, "worker started");
     let name = config.consumer.clone();

@@ -4,7 +4,9 @@ use std::time::Duration;
 
 use cxrelay_core::config::{AuthMode, Settings};
 use cxrelay_cxone::{AuthConfig, ClientConfig, Secret};
-use cxrelay_queue::StreamConfig;
+use cxrelay_queue::{BreakerConfig, StreamConfig};
+
+use crate::gate::GateConfig;
 
 /// Default Redis URL when none is configured.
 pub const DEFAULT_REDIS_URL: &str = "redis://127.0.0.1:6379";
@@ -45,4 +47,20 @@ pub fn stream_config(settings: &Settings) -> StreamConfig {
     config.retention_secs = settings.queue.retention_secs;
     config.fetch_batch = settings.worker.concurrency.clamp(1, 100);
     config
+}
+
+/// The gate's rate-limit and breaker configuration.
+pub fn gate_config(settings: &Settings) -> GateConfig {
+    let r = &settings.rate_limit;
+    GateConfig {
+        rate: r.rate,
+        burst: r.burst,
+        adaptive: r.adaptive,
+        max_wait: Duration::from_millis(r.max_wait_ms),
+        default_pause: Duration::from_millis(r.pause_ms),
+        breaker: BreakerConfig {
+            threshold: settings.breaker.threshold,
+            cooldown: Duration::from_millis(settings.breaker.cooldown_ms),
+        },
+    }
 }

@@ -1,0 +1,50 @@
+-- acquire: reserve the next send slot of a fleet-wide budget (GCRA, scheduling variant).
+-- KEYS[1] budget hash  cxr:{rl:TENANT:ACTION}
+--   tat          theoretical arrival time (us, Redis clock)
+--   rate         rate in force (adaptive mode), requests/s
+--   ceiling      rate at the last 429 (adaptive mode)
+--   adjusted     when the rate was last recovered (us)
+--   pause_until  no sends before this (us), set by throttle.lua on a 429
+-- ARGV: configured rate (req/s), burst, adaptive (1|0), max wait (us)
+-- Returns {wait_us, reserved (1 reserved | 0 too far | 2 paused), rate in force x1000}. Time comes from the Redis server, one
+-- clock for every pod. While paused, or when the slot is further than max wait, nothing is
+-- reserved and the caller defers the item instead of holding a worker slot.
+-- The arithmetic mirrors cxrelay_core::ratelimit (schedule, Adaptive::recover).
+local key = KEYS[1]
+local conf, burst, adaptive, max_wait = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3] == '1', tonumber(ARGV[4])
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local h = redis.call('HMGET', key, 'tat', 'rate', 'ceiling', 'adjusted', 'pause_until')
+local pause_until = tonumber(h[5] or '0')
+local rate = conf
+if adaptive then
+  rate = math.min(tonumber(h[2] or conf), conf)
+  local ceiling = tonumber(h[3] or '')
+  local adjusted = tonumber(h[4] or now)
+  -- After a cut, recovery starts only when the pause is over (throttle.lua sets adjusted ahead).
+  if now > adjusted then
+    local secs = (now - adjusted) / 1000000
+    local fast_until = conf
+    if ceiling then fast_until = ceiling * 0.97 end
+    if rate < fast_until then
+      rate = math.min(rate + conf * 0.05 * secs, math.max(fast_until, rate))
+    else
+      rate = rate + conf * 0.002 * secs
+    end
+    rate = math.min(rate, conf)
+    redis.call('HSET', key, 'rate', tostring(rate), 'adjusted', now)
+  end
+end
+redis.call('EXPIRE', key, 86400)
+if pause_until > now then
+  return {pause_until - now, 2, math.floor(rate * 1000)}
+end
+local interval = math.max(1, math.floor(1000000 / rate + 0.5))
+local tolerance = interval * math.max(0, burst - 1)
+local tat = math.max(tonumber(h[1] or now), now)
+local wait = math.max(0, tat - tolerance - now)
+if wait > max_wait then
+  return {wait, 0, math.floor(rate * 1000)}
+end
+redis.call('HSET', key, 'tat', tat + interval)
+return {wait, 1, math.floor(rate * 1000)}

@@ -1,0 +1,109 @@
+//! The fleet-wide rate budget: the GCRA script itself, and two worker processes sharing it.
+
+mod harness;
+
+use std::time::Duration;
+
+use cxrelay_queue::FleetLimits;
+use cxrelay_sim::{FaultUpdate, ForceStatus, SimConfig};
+use harness::TestEnv;
+
+/// The acquire/throttle scripts follow `cxrelay_core::ratelimit`: a burst goes at once, then
+/// slots are spaced by the interval; far slots are not reserved; a 429 pauses and cuts the rate.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gcra_script_semantics() {
+    let env = TestEnv::start(SimConfig::default()).await;
+    let limits = FleetLimits::new(env.store().await.conn(), "t");
+    let max_wait = Duration::from_secs(1);
+    let mut waits = Vec::new();
+    for _ in 0..8 {
+        let r = limits.acquire("a", 50.0, 5, false, max_wait).await.unwrap();
+        assert!(r.reserved && !r.paused);
+        waits.push(r.wait.as_millis() as i64);
+    }
+    // Calls take a little time, so each wait is at most the ideal and within a few ms of it.
+    for (got, ideal) in waits.iter().zip([0, 0, 0, 0, 0, 20, 40, 60]) {
+        assert!(*got <= ideal && *got >= ideal - 10, "waits {waits:?}");
+    }
+    // 50 more slots are 1 s+ away: beyond max_wait, so not reserved, and the budget is unchanged.
+    for _ in 0..50 {
+        limits.acquire("a", 50.0, 5, false, Duration::from_secs(10)).await.unwrap();
+    }
+    let far = limits.acquire("a", 50.0, 5, false, max_wait).await.unwrap();
+    assert!(!far.reserved && far.wait > max_wait, "{far:?}");
+    let again = limits.acquire("a", 50.0, 5, false, max_wait).await.unwrap();
+    assert!(!again.reserved && again.wait.abs_diff(far.wait) < Duration::from_millis(20), "nothing was reserved: {again:?}");
+
+    // Another action has its own budget.
+    assert!(limits.acquire("b", 50.0, 5, false, max_wait).await.unwrap().wait.is_zero());
+
+    // A 429: the fleet pauses for the Retry-After and the adaptive rate is cut by 10%.
+    let first = limits.acquire("c", 100.0, 10, true, max_wait).await.unwrap();
+    assert_eq!(first.rate_milli, 100_000);
+    let paused = limits.throttle("c", Duration::from_millis(800), true, 100.0).await.unwrap();
+    assert!(paused > Duration::from_millis(700), "{paused:?}");
+    let during = limits.acquire("c", 100.0, 10, true, max_wait).await.unwrap();
+    assert!(during.paused && !during.reserved && during.wait > Duration::from_millis(600), "{during:?}");
+    assert_eq!(during.rate_milli, 90_000, "cut once, and no recovery while paused");
+    assert!(limits.pause_remaining("c").await.unwrap() > Duration::from_millis(600));
+    // A second 429 within the same pause window does not cut again.
+    limits.throttle("c", Duration::from_millis(800), true, 100.0).await.unwrap();
+    let rate = limits.acquire("c", 100.0, 10, true, max_wait).await.unwrap().rate_milli;
+    assert_eq!(rate, 90_000, "one cut per pause window");
+    // Without adaptive mode the rate stays as configured.
+    limits.throttle("d", Duration::from_millis(100), false, 100.0).await.unwrap();
+    assert!(limits.pause_remaining("d").await.unwrap() > Duration::ZERO);
+}
+
+/// Largest number of arrivals in any 1 s window starting at an arrival.
+fn max_per_second(times_us: &[u64]) -> usize {
+    let mut t = times_us.to_vec();
+    t.sort_unstable();
+    (0..t.len()).map(|i| t[i..].iter().take_while(|&&u| u < t[i] + 1_000_000).count()).max().unwrap_or(0)
+}
+
+/// Two processes share one budget: together they never exceed the target's limit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_workers_share_one_budget() {
+    let mut env = TestEnv::start(SimConfig { rate_per_second: 50, burst: 5, ..SimConfig::default() }).await;
+    env.set("CXRELAY_RATE", 50).set("CXRELAY_BURST", 5);
+    env.enqueue_generated("budget", 500);
+    let _w1 = env.spawn_worker(16);
+    let _w2 = env.spawn_worker(16);
+    let report = env.wait_finished("budget", Duration::from_secs(60)).await;
+    assert_eq!(report.succeeded, 500);
+    let arrivals = env.sim.arrivals();
+    let times: Vec<u64> = arrivals.iter().map(|a| a.t_us).collect();
+    let peak = max_per_second(&times);
+    assert!(peak <= 50 + 5, "{peak} requests in one second");
+    let throttled = arrivals.iter().filter(|a| a.status == 429).count();
+    assert!(throttled * 100 <= arrivals.len(), "{throttled} 429s of {} requests", arrivals.len());
+    // And the budget was used: 500 items at 50/s take about 10 s, not much more.
+    assert!(report.elapsed_s < 13.0, "took {} s", report.elapsed_s);
+}
+
+/// A 429 with `Retry-After: 2` pauses every worker: nothing is sent during the pause.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retry_after_pauses_the_whole_fleet() {
+    let mut env = TestEnv::start(SimConfig::default()).await;
+    env.set("CXRELAY_RATE", 200).set("CXRELAY_BURST", 10).set("CXRELAY_ADAPTIVE", "false");
+    env.enqueue_generated("pause", 1500);
+    let _w1 = env.spawn_worker(16);
+    let _w2 = env.spawn_worker(16);
+    env.wait_report("pause", Duration::from_secs(30), |r| r.succeeded >= 200).await;
+    env.sim.set_faults(FaultUpdate {
+        force_status: Some(ForceStatus { status: 429, for_ms: 300, retry_after_secs: Some(2) }),
+        ..FaultUpdate::default()
+    });
+    let report = env.wait_finished("pause", Duration::from_secs(60)).await;
+    assert_eq!((report.succeeded, report.failed), (1500, 0));
+
+    let arrivals = env.sim.arrivals();
+    let first_429 = arrivals.iter().find(|a| a.status == 429).expect("a 429 was served").t_us;
+    // Requests already on the wire when the first 429 came back may still arrive; after that
+    // grace, nothing until the 2 s pause is over.
+    let during: Vec<u64> = arrivals.iter().map(|a| a.t_us).filter(|&t| t > first_429 + 150_000 && t < first_429 + 1_950_000).collect();
+    assert!(during.is_empty(), "{} requests sent during the pause (first at +{} ms)", during.len(), (during[0] - first_429) / 1000);
+    let throttled = arrivals.iter().filter(|a| a.status == 429).count();
+    assert!(throttled <= 40, "{throttled} requests hit the 429 window");
+}
