@@ -82,6 +82,21 @@ impl Drop for RedisServer {
     }
 }
 
+/// With the `testcontainers` feature (machines with Docker): Redis in a container.
+#[cfg(feature = "testcontainers")]
+async fn start_container() -> (Option<testcontainers::ContainerAsync<testcontainers::GenericImage>>, Option<String>) {
+    use testcontainers::core::{IntoContainerPort, WaitFor};
+    use testcontainers::runners::AsyncRunner;
+    let container = testcontainers::GenericImage::new("redis", "7.2")
+        .with_exposed_port(6379.tcp())
+        .with_wait_for(WaitFor::message_on_stdout("Ready to accept connections"))
+        .start()
+        .await
+        .expect("start redis in docker (feature testcontainers needs a Docker engine)");
+    let port = container.get_host_port_ipv4(6379).await.expect("mapped redis port");
+    (Some(container), Some(format!("redis://127.0.0.1:{port}")))
+}
+
 /// A `cxrelay worker` process.
 pub struct WorkerProc {
     pub child: Child,
@@ -125,6 +140,9 @@ impl Drop for WorkerProc {
 pub struct TestEnv {
     pub dir: PathBuf,
     pub redis: Option<RedisServer>,
+    /// Redis in Docker (feature `testcontainers`), kept alive for the test's duration.
+    #[cfg(feature = "testcontainers")]
+    container: Option<testcontainers::ContainerAsync<testcontainers::GenericImage>>,
     pub redis_url: String,
     pub sim: SimServer,
     pub env: HashMap<String, String>,
@@ -142,8 +160,12 @@ impl TestEnv {
         let dir = std::env::temp_dir().join(format!("cxrelay-test-{}-{}", std::process::id(), NEXT_DIR.fetch_add(1, Ordering::SeqCst)));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("temp dir");
-        let (redis, redis_url) = match std::env::var("REDIS_URL") {
-            Ok(url) if !aof => (None, url),
+        #[cfg(feature = "testcontainers")]
+        let (container, container_url) = if aof { (None, None) } else { start_container().await };
+        #[cfg(not(feature = "testcontainers"))]
+        let container_url: Option<String> = None;
+        let (redis, redis_url) = match std::env::var("REDIS_URL").ok().or(container_url) {
+            Some(url) if !aof => (None, url),
             _ => {
                 let r = RedisServer::start(&dir, aof);
                 let url = r.url.clone();
@@ -156,7 +178,16 @@ impl TestEnv {
         env.insert("CXRELAY_API_BASE".to_owned(), sim.base_url());
         env.insert("CXRELAY_CLIENT_ID".to_owned(), "sim-client".to_owned());
         env.insert("CXRELAY_CLIENT_SECRET".to_owned(), "sim-secret".to_owned());
-        Self { dir, redis, redis_url, sim, env, workers_started: 0 }
+        Self {
+            dir,
+            redis,
+            #[cfg(feature = "testcontainers")]
+            container,
+            redis_url,
+            sim,
+            env,
+            workers_started: 0,
+        }
     }
 
     /// Sets an environment variable for the processes started from now on.

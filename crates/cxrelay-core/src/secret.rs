@@ -35,6 +35,18 @@ impl std::fmt::Display for Secret {
     }
 }
 
+impl From<String> for Secret {
+    fn from(value: String) -> Self {
+        Secret(value)
+    }
+}
+
+impl From<&str> for Secret {
+    fn from(value: &str) -> Self {
+        Secret(value.to_owned())
+    }
+}
+
 impl<'de> Deserialize<'de> for Secret {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         String::deserialize(d).map(Secret)
@@ -49,6 +61,7 @@ mod tests {
     fn never_prints_itself() {
         let s = Secret::new("hunter2");
         assert_eq!(format!("{s:?} {s}"), "*** ***");
+        assert_eq!(format!("{:#?}", Some(s.clone())), "Some(\n    ***,\n)");
         assert_eq!(s.expose(), "hunter2");
     }
 }

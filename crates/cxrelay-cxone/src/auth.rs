@@ -15,7 +15,7 @@ use reqwest::Url;
 use serde::Deserialize;
 
 use crate::client::{classify, TransportError};
-use crate::secret::Secret;
+use cxrelay_core::Secret;
 use crate::text;
 
 /// Lifetime assumed when a token response has no `expires_in` (CXone tokens live 3600 s).

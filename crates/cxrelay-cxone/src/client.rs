@@ -510,7 +510,7 @@ fn push_path_segment(out: &mut String, segment: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::secret::Secret;
+    use cxrelay_core::Secret;
 
     fn client(base: &str, path: &str) -> Result<TargetClient, ClientError> {
         let mut cfg = ClientConfig::new(

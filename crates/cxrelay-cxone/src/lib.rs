@@ -1,6 +1,6 @@
 //! cxrelay-cxone: the HTTP client for the target API (NICE CXone-style "Data Actions").
 //!
-//! - [`secret`]: the [`Secret`] newtype, the only holder of client secrets and tokens.
+//! - [`Secret`] (from `cxrelay-core`): the only holder of client secrets and tokens.
 //! - [`auth`]: authentication profiles ([`AuthConfig`]) and the token endpoint exchange.
 //! - [`token`]: the process-wide, single-flight [`TokenCache`].
 //! - [`client`]: [`TargetClient`], which executes one item as one POST and reports an
@@ -13,7 +13,6 @@
 
 pub mod auth;
 pub mod client;
-pub mod secret;
 mod text;
 pub mod token;
 
@@ -22,5 +21,5 @@ pub use client::{
     Attempt, ClientConfig, ClientError, TargetClient, TransportError, DEFAULT_CONNECT_TIMEOUT,
     DEFAULT_EXECUTE_PATH, DEFAULT_POOL_MAX_IDLE_PER_HOST, DEFAULT_REQUEST_TIMEOUT,
 };
-pub use secret::Secret;
+pub use cxrelay_core::Secret;
 pub use token::{AccessToken, TokenCache, DEFAULT_REFRESH_MARGIN, FAILURE_COOLDOWN};

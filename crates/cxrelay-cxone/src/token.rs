@@ -27,7 +27,7 @@ use reqwest::header::HeaderValue;
 use reqwest::Url;
 
 use crate::auth::{bearer_header, request_token, AuthConfig, AuthError};
-use crate::secret::Secret;
+use cxrelay_core::Secret;
 
 /// Default time before expiry at which a token is refreshed.
 pub const DEFAULT_REFRESH_MARGIN: Duration = Duration::from_secs(30);

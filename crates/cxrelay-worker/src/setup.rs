@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use cxrelay_core::config::{AuthMode, Settings};
-use cxrelay_cxone::{AuthConfig, ClientConfig, Secret};
+use cxrelay_cxone::{AuthConfig, ClientConfig};
 use cxrelay_queue::{BreakerConfig, StreamConfig};
 
 use crate::gate::GateConfig;
@@ -23,16 +23,16 @@ pub fn client_config(settings: &Settings) -> ClientConfig {
         AuthMode::ClientCredentialsForm => AuthConfig::ClientCredentialsForm {
             token_url: t.token_url(),
             client_id: t.client_id.clone(),
-            client_secret: Secret::new(t.client_secret.expose()),
+            client_secret: t.client_secret.clone(),
             scope: t.scope.clone(),
         },
         AuthMode::ClientCredentialsJson => AuthConfig::ClientCredentialsJson {
             token_url: t.token_url(),
             client_id: t.client_id.clone(),
-            client_secret: Secret::new(t.client_secret.expose()),
+            client_secret: t.client_secret.clone(),
             scope: t.scope.clone(),
         },
-        AuthMode::StaticBearer => AuthConfig::StaticBearer { token: Secret::new(t.token.expose()) },
+        AuthMode::StaticBearer => AuthConfig::StaticBearer { token: t.token.clone() },
     };
     let mut config = ClientConfig::new(t.api_base.clone(), auth);
     config.execute_path = t.execute_path.clone();

@@ -50,14 +50,11 @@ pub async fn run(settings: &Settings, args: Args) -> anyhow::Result<ExitCode> {
         Some(f) => InputFormat::parse(f).expect("clap checked the value"),
         None => InputFormat::from_path(&args.input),
     };
-    let (reader, source, size): (Box<dyn std::io::Read + Send>, String, Option<u64>) = if args.input == "-" {
-        (Box::new(std::io::stdin()), "stdin".into(), None)
+    let (reader, source): (Box<dyn std::io::Read + Send>, String) = if args.input == "-" {
+        (Box::new(std::io::stdin()), "stdin".into())
     } else {
         match std::fs::File::open(&args.input) {
-            Ok(f) => {
-                let size = f.metadata().ok().map(|m| m.len());
-                (Box::new(f), args.input.clone(), size)
-            }
+            Ok(f) => (Box::new(f), args.input.clone()),
             Err(e) => {
                 eprintln!("error: cannot read {}: {e}; nothing was enqueued", args.input);
                 return Ok(ExitCode::from(2));
@@ -80,7 +77,6 @@ pub async fn run(settings: &Settings, args: Args) -> anyhow::Result<ExitCode> {
         bar.set_style(ProgressStyle::with_template("{spinner} {pos} items enqueued ({per_sec})").expect("valid template"));
         bar
     });
-    let _ = size;
     let result = enqueue(&store, request, reader, |n| {
         if let Some(bar) = &bar {
             bar.set_position(n);
