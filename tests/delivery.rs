@@ -83,3 +83,79 @@ async fn max_items_breaks_and_is_recorded() {
     assert!(report.break_condition.as_deref().unwrap_or("").contains("maximum iteration count (20)"));
     assert_eq!(env.sim.ledger().applied, 20);
 }
+
+/// SIGTERM mid-run: the worker stops fetching, finishes and checkpoints what it holds, hands
+/// back what it fetched but did not start, and exits 0; another worker finishes the run with
+/// no item lost and none sent twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_finishes_in_flight_items_and_loses_nothing() {
+    const N: usize = 600;
+    let mut env = TestEnv::start(SimConfig { latency: Duration::from_millis(150), ..SimConfig::default() }).await;
+    env.set("CXRELAY_LEASE_MS", 30_000);
+    env.enqueue_generated("graceful", N);
+    let mut first = env.spawn_worker(40);
+    env.wait_report("graceful", Duration::from_secs(30), |r| r.succeeded >= 100).await;
+    let status = first.terminate(Duration::from_secs(20));
+    assert!(status.success(), "exit status {status:?}\n{}", env.logs());
+    let after_stop = env.wait_report("graceful", Duration::from_secs(5), |_| true).await;
+
+    // With a 30 s lease, anything the stopped worker still held would stall the rest of the run.
+    let started = std::time::Instant::now();
+    let _second = env.spawn_worker(40);
+    let report = env.wait_finished("graceful", Duration::from_secs(60)).await;
+    assert!(started.elapsed() < Duration::from_secs(20), "items were stranded until the lease expired");
+    assert_eq!(report.succeeded, N as u64);
+    assert!(after_stop.succeeded >= 100 && after_stop.succeeded < N as u64);
+    let ledger = env.sim.ledger();
+    assert_eq!((ledger.applied, ledger.duplicates), (N as u64, 0), "in-flight items were checkpointed, not re-sent");
+}
+
+/// A stream entry for an index already recorded as succeeded is acknowledged without a POST.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recorded_success_is_never_posted_again() {
+    let mut env = TestEnv::start(SimConfig::default()).await;
+    env.enqueue_generated("once", 20);
+    let mut w = env.spawn_worker(4);
+    env.wait_finished("once", Duration::from_secs(30)).await;
+    assert!(w.terminate(Duration::from_secs(10)).success());
+
+    // Re-open the run and put a second entry for index 3 in its stream (as a replay tool would).
+    let mut conn = env.redis().await;
+    let _: () = redis::cmd("HSET").arg("cxr:{run:once}:state").arg("status").arg("active").query_async(&mut conn).await.unwrap();
+    let _: () = redis::cmd("SADD").arg("cxr:runs:active").arg("once").query_async(&mut conn).await.unwrap();
+    let _: String = redis::cmd("XADD")
+        .arg("cxr:{run:once}:items")
+        .arg("*")
+        .arg(&["i", "3", "a", "0", "d", "{\"customer_id\":\"c3\"}"])
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let _w2 = env.spawn_worker(4);
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let len: u64 = redis::cmd("XLEN").arg("cxr:{run:once}:items").query_async(&mut conn).await.unwrap();
+        if len == 0 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "entry never consumed\n{}", env.logs());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let ledger = env.sim.ledger();
+    assert_eq!((ledger.applied, ledger.duplicates), (20, 0), "index 3 was not sent again");
+    assert_eq!(env.wait_report("once", Duration::from_secs(5), |_| true).await.succeeded, 20);
+}
+
+/// A finished run's per-item data expires after the retention period.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn finished_runs_expire_after_retention() {
+    let mut env = TestEnv::start(SimConfig::default()).await;
+    env.set("CXRELAY_RETENTION_SECS", 120);
+    env.enqueue_generated("kept", 10);
+    let _w = env.spawn_worker(4);
+    env.wait_finished("kept", Duration::from_secs(30)).await;
+    let mut conn = env.redis().await;
+    for key in ["cxr:{run:kept}:results", "cxr:{run:kept}:done", "cxr:{run:kept}:finished", "cxr:{run:kept}:state"] {
+        let ttl: i64 = redis::cmd("TTL").arg(key).query_async(&mut conn).await.unwrap();
+        assert!(ttl > 0 && ttl <= 120, "{key}: ttl {ttl}");
+    }
+}
