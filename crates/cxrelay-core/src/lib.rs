@@ -5,6 +5,8 @@
 //! report, what the configuration means — is here, unit tested, and shared by the queue,
 //! the worker, the CLI and (later) the HTTP server.
 
+#![warn(missing_docs)]
+
 pub mod classify;
 pub mod config;
 pub mod ids;

@@ -12,6 +12,8 @@
 //! `workers`, a state hash with the run's counters, bitmaps of succeeded and finished indexes,
 //! and a sorted set of delayed retries promoted back into the stream in bounded slices.
 
+#![warn(missing_docs)]
+
 pub mod backend;
 pub mod conn;
 pub mod job;

@@ -387,7 +387,7 @@ impl Store {
 }
 
 fn parse_deliveries(values: Vec<redis::Value>, width: usize) -> Result<Vec<Delivery>, QueueError> {
-    if values.len() % width != 0 {
+    if !values.len().is_multiple_of(width) {
         return Err(QueueError::Corrupt(format!("delivery reply of {} values", values.len())));
     }
     let mut out = Vec::with_capacity(values.len() / width);

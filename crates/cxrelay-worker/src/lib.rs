@@ -2,6 +2,8 @@
 //! concurrently on apalis ([`runtime`]), configured from [`cxrelay_core::config::Settings`]
 //! ([`setup`]).
 
+#![warn(missing_docs)]
+
 pub mod gate;
 pub mod handler;
 pub mod runtime;
