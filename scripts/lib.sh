@@ -61,3 +61,22 @@ start_worker() {
 gen_items() {
   awk -v n="$1" 'BEGIN { printf "["; for (i = 0; i < n; i++) { if (i) printf ","; printf "{\"customer_id\":\"%d\",\"action_type\":\"update_segment\",\"priority\":\"%s\"}", 1000 + i, (i % 3 == 0 ? "high" : "low") } print "]" }'
 }
+
+# restart_redis DIR [extra args…]: SIGKILL the private redis-server started by start_redis, then start
+# it again with the same DIR (same unix socket) and arguments; with AOF on, it reloads its data.
+restart_redis() {
+  if [ -z "${REDIS_PID:-}" ]; then echo "error: restart_redis: no private redis-server (REDIS_URL was given)" >&2; return 1; fi
+  kill -KILL "$REDIS_PID" 2>/dev/null || true
+  wait "$REDIS_PID" 2>/dev/null || true
+  REDIS_PID=
+  unset REDIS_URL
+  start_redis "$@"
+  # PING already answers while the data set is loading; wait until it is loaded.
+  local sock="${REDIS_URL#unix://}"
+  for _ in $(seq 1 600); do
+    redis-cli -s "$sock" INFO persistence 2>/dev/null | grep -q '^loading:0' && return 0
+    sleep 0.05
+  done
+  echo "error: redis-server did not finish loading its data; see its log" >&2
+  return 1
+}

@@ -317,35 +317,24 @@ impl Store {
 
     /// Resets the idle time of entries this consumer still works on, so no one takes them over.
     pub async fn renew(&self, meta: &RunMeta, consumer: &str, entry_ids: &[String]) -> Result<(), QueueError> {
-        for chunk in entry_ids.chunks(500) {
-            let _: redis::Value = redis::cmd("XCLAIM")
-                .arg(&meta.keys.items)
-                .arg(GROUP)
-                .arg(consumer)
-                .arg(0)
-                .arg(chunk)
-                .arg("JUSTID")
-                .query_async(&mut self.conn.clone())
-                .await?;
-        }
-        Ok(())
+        self.claim(meta, consumer, entry_ids, None).await
     }
 
     /// Hands entries this consumer fetched but will not run back to the fleet at once, by
     /// marking them idle for longer than any lease.
     pub async fn release(&self, meta: &RunMeta, consumer: &str, entry_ids: &[String], lease: Duration) -> Result<(), QueueError> {
+        self.claim(meta, consumer, entry_ids, Some(lease + Duration::from_secs(60))).await
+    }
+
+    /// `XCLAIM … JUSTID` to `consumer`, setting the entries' idle time to `idle` (default 0).
+    async fn claim(&self, meta: &RunMeta, consumer: &str, entry_ids: &[String], idle: Option<Duration>) -> Result<(), QueueError> {
         for chunk in entry_ids.chunks(500) {
-            let _: redis::Value = redis::cmd("XCLAIM")
-                .arg(&meta.keys.items)
-                .arg(GROUP)
-                .arg(consumer)
-                .arg(0)
-                .arg(chunk)
-                .arg("IDLE")
-                .arg(lease.as_millis() as u64 + 60_000)
-                .arg("JUSTID")
-                .query_async(&mut self.conn.clone())
-                .await?;
+            let mut cmd = redis::cmd("XCLAIM");
+            cmd.arg(&meta.keys.items).arg(GROUP).arg(consumer).arg(0).arg(chunk);
+            if let Some(idle) = idle {
+                cmd.arg("IDLE").arg(idle.as_millis() as u64);
+            }
+            let _: redis::Value = cmd.arg("JUSTID").query_async(&mut self.conn.clone()).await?;
         }
         Ok(())
     }
