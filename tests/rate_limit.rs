@@ -17,7 +17,8 @@ async fn gcra_script_semantics() {
     let max_wait = Duration::from_secs(1);
     let mut waits = Vec::new();
     for _ in 0..8 {
-        let r = limits.acquire("a", 50.0, 5, false, max_wait).await.unwrap();
+        // Burst 10: half of it is spent at once, half kept as slack for jitter.
+        let r = limits.acquire("a", 50.0, 10, false, max_wait).await.unwrap();
         assert!(r.reserved && !r.paused);
         waits.push(r.wait.as_millis() as i64);
     }
@@ -27,11 +28,11 @@ async fn gcra_script_semantics() {
     }
     // 50 more slots are 1 s+ away: beyond max_wait, so not reserved, and the budget is unchanged.
     for _ in 0..50 {
-        limits.acquire("a", 50.0, 5, false, Duration::from_secs(10)).await.unwrap();
+        limits.acquire("a", 50.0, 10, false, Duration::from_secs(10)).await.unwrap();
     }
-    let far = limits.acquire("a", 50.0, 5, false, max_wait).await.unwrap();
+    let far = limits.acquire("a", 50.0, 10, false, max_wait).await.unwrap();
     assert!(!far.reserved && far.wait > max_wait, "{far:?}");
-    let again = limits.acquire("a", 50.0, 5, false, max_wait).await.unwrap();
+    let again = limits.acquire("a", 50.0, 10, false, max_wait).await.unwrap();
     assert!(!again.reserved && again.wait.abs_diff(far.wait) < Duration::from_millis(20), "nothing was reserved: {again:?}");
 
     // Another action has its own budget.
@@ -40,18 +41,18 @@ async fn gcra_script_semantics() {
     // A 429: the fleet pauses for the Retry-After and the adaptive rate is cut by 10%.
     let first = limits.acquire("c", 100.0, 10, true, max_wait).await.unwrap();
     assert_eq!(first.rate_milli, 100_000);
-    let paused = limits.throttle("c", Duration::from_millis(800), true, 100.0).await.unwrap();
+    let paused = limits.throttle("c", Duration::from_millis(800), true, 100.0, 10).await.unwrap();
     assert!(paused > Duration::from_millis(700), "{paused:?}");
     let during = limits.acquire("c", 100.0, 10, true, max_wait).await.unwrap();
     assert!(during.paused && !during.reserved && during.wait > Duration::from_millis(600), "{during:?}");
     assert_eq!(during.rate_milli, 90_000, "cut once, and no recovery while paused");
     assert!(limits.pause_remaining("c").await.unwrap() > Duration::from_millis(600));
     // A second 429 within the same pause window does not cut again.
-    limits.throttle("c", Duration::from_millis(800), true, 100.0).await.unwrap();
+    limits.throttle("c", Duration::from_millis(800), true, 100.0, 10).await.unwrap();
     let rate = limits.acquire("c", 100.0, 10, true, max_wait).await.unwrap().rate_milli;
     assert_eq!(rate, 90_000, "one cut per pause window");
     // Without adaptive mode the rate stays as configured.
-    limits.throttle("d", Duration::from_millis(100), false, 100.0).await.unwrap();
+    limits.throttle("d", Duration::from_millis(100), false, 100.0, 10).await.unwrap();
     assert!(limits.pause_remaining("d").await.unwrap() > Duration::ZERO);
 }
 
@@ -75,7 +76,7 @@ async fn two_workers_share_one_budget() {
     let arrivals = env.sim.arrivals();
     let times: Vec<u64> = arrivals.iter().map(|a| a.t_us).collect();
     let peak = max_per_second(&times);
-    assert!(peak <= 50 + 5, "{peak} requests in one second");
+    assert!(peak <= 50 + 5, "{peak} requests in one second (limit 50/s, burst 5)");
     let throttled = arrivals.iter().filter(|a| a.status == 429).count();
     assert!(throttled * 100 <= arrivals.len(), "{throttled} 429s of {} requests", arrivals.len());
     // And the budget was used: 500 items at 50/s take about 10 s, not much more.

@@ -20,10 +20,19 @@ impl Budget {
     }
 
     /// How far ahead of "now" reservations may run before a request must wait:
-    /// `(burst - 1) × interval`, so at most `burst` requests go out at once.
+    /// `(usable_burst - 1) × interval`.
     pub fn tolerance_us(rate: f64, burst: u32) -> u64 {
-        Self::interval_us(rate) * u64::from(burst.saturating_sub(1))
+        Self::interval_us(rate) * u64::from(usable_burst(burst).saturating_sub(1))
     }
+}
+
+/// The part of the target's burst the fleet spends: half of it (at least 1).
+///
+/// Running at exactly the target's rate with its whole burst spent leaves the target's bucket
+/// at the edge, so any request that arrives a little early (network jitter, timer slack) is
+/// refused. Half the burst stays in reserve to absorb that jitter.
+pub fn usable_burst(burst: u32) -> u32 {
+    (burst / 2).max(1)
 }
 
 /// A scheduling decision: send after `wait_us`; `tat` is the new theoretical arrival time.
@@ -38,7 +47,7 @@ pub struct Slot {
 /// GCRA, scheduling variant: reserve the next free slot and say how long to wait for it.
 ///
 /// Every call reserves (no retry storm): callers sleep `wait_us`, then send. Over any window of
-/// length `t`, at most `burst + t × rate` requests are scheduled.
+/// length `t`, at most `usable_burst + t × rate` requests are scheduled.
 pub fn schedule(tat: Option<u64>, now: u64, rate: f64, burst: u32) -> Slot {
     let interval = Budget::interval_us(rate);
     let tolerance = Budget::tolerance_us(rate, burst);
@@ -49,27 +58,40 @@ pub fn schedule(tat: Option<u64>, now: u64, rate: f64, burst: u32) -> Slot {
 
 /// The adaptive rate's rules: cut multiplicatively on a 429, recover additively.
 ///
-/// On a 429 at rate `r`, `r` becomes the learned ceiling and the rate drops to `r × DECREASE`.
-/// Recovery is quick up to just below the learned ceiling and slow above it, so a limit that was
-/// configured too high converges to the real one and then stays just under it.
+/// A 429 means the target's bucket is empty. If it was full when the last pause ended (a pause
+/// refills it) and `sent` requests went out in the `elapsed` seconds since, the target accepted
+/// `burst + limit × elapsed` of them, so `limit ≈ (sent − burst) / elapsed`: that estimate becomes
+/// the learned ceiling and the rate drops to just under it (and at least by [`DECREASE`]). Without
+/// a usable estimate the ceiling is the rate at which the 429 came. Recovery is quick up to
+/// [`CRUISE`] × ceiling and very slow above it, so a limit configured too high converges to the
+/// real one in a few 429s and then stays just under it; every 429 costs a fleet-wide pause.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Adaptive {
     /// The rate now in force.
     pub rate: f64,
-    /// Rate at which the last 429 was seen (None before the first).
+    /// Learned limit (None before the first 429).
     pub ceiling: Option<f64>,
 }
 
-/// Factor applied to the rate on a 429.
+/// Largest factor applied to the rate on a 429 (the cut is at least 10%).
 pub const DECREASE: f64 = 0.9;
 /// Fraction of the learned ceiling below which recovery is fast.
-pub const CRUISE: f64 = 0.97;
+pub const CRUISE: f64 = 0.98;
 /// Fast recovery, as a fraction of the configured rate per second.
 pub const FAST_RECOVERY: f64 = 0.05;
 /// Slow recovery (probing above the ceiling), as a fraction of the configured rate per second.
-pub const SLOW_RECOVERY: f64 = 0.002;
+pub const SLOW_RECOVERY: f64 = 0.0005;
 /// The rate never drops below this fraction of the configured rate.
 pub const FLOOR: f64 = 0.05;
+/// Shortest observation (seconds) from which the limit is estimated.
+pub const MIN_ESTIMATE_SECS: f64 = 0.2;
+
+/// Estimates the target's limit from a 429 (see [`Adaptive`]); `None` when the observation is
+/// too short or too small to say anything.
+pub fn estimate_limit(sent: f64, burst: u32, elapsed_secs: f64) -> Option<f64> {
+    let accepted_beyond_burst = sent - f64::from(burst);
+    (elapsed_secs >= MIN_ESTIMATE_SECS && accepted_beyond_burst > 0.0).then(|| accepted_beyond_burst / elapsed_secs)
+}
 
 impl Adaptive {
     /// Starts at the configured rate.
@@ -77,10 +99,11 @@ impl Adaptive {
         Self { rate: configured, ceiling: None }
     }
 
-    /// A 429 was seen.
-    pub fn on_throttle(self, configured: f64) -> Self {
-        let ceiling = Some(self.rate);
-        Self { rate: (self.rate * DECREASE).max(configured * FLOOR), ceiling }
+    /// A 429 was seen; `estimate` is [`estimate_limit`]'s answer.
+    pub fn on_throttle(self, configured: f64, estimate: Option<f64>) -> Self {
+        let ceiling = estimate.filter(|e| *e < self.rate).unwrap_or(self.rate);
+        let rate = (self.rate * DECREASE).min(ceiling * CRUISE).max(configured * FLOOR);
+        Self { rate, ceiling: Some(ceiling) }
     }
 
     /// `elapsed_us` passed without a 429.
@@ -102,7 +125,7 @@ mod tests {
 
     #[test]
     fn first_burst_goes_at_once_then_requests_are_spaced() {
-        let (rate, burst) = (50.0, 5);
+        let (rate, burst) = (50.0, 10);
         let mut tat = None;
         let mut waits = Vec::new();
         for _ in 0..8 {
@@ -110,7 +133,10 @@ mod tests {
             tat = Some(s.tat);
             waits.push(s.wait_us);
         }
+        // Half the burst (5) goes at once; the other half is slack for jitter.
         assert_eq!(waits, vec![0, 0, 0, 0, 0, 20_000, 40_000, 60_000]);
+        assert_eq!(usable_burst(1), 1);
+        assert_eq!(usable_burst(5), 2);
     }
 
     #[test]
@@ -136,41 +162,75 @@ mod tests {
         sends.sort_unstable();
         for (i, &t) in sends.iter().enumerate() {
             let in_window = sends[i..].iter().take_while(|&&u| u < t + 1_000_000).count();
-            assert!(in_window <= 50 + 5, "{in_window} sends in the second after {t}");
+            assert!(in_window <= 50 + usable_burst(5) as usize, "{in_window} sends in the second after {t}");
         }
+    }
+
+    /// Simulates a target allowing `real`/s with a 50-request bucket against a fleet configured
+    /// at `configured`/s, in 10 ms steps; a 429 pauses the fleet 1 s. Returns (goodput, 429s).
+    fn simulate(configured: f64, real: f64, secs: f64) -> (f64, u32) {
+        let burst = 50.0;
+        let dt = 0.01;
+        let mut a = Adaptive::new(configured);
+        let (mut bucket, mut sent_since, mut since, mut t, mut pause_until) = (burst, 0.0, 0.0, 0.0, 0.0);
+        let (mut accepted, mut throttles) = (0.0, 0);
+        while t < secs {
+            t += dt;
+            bucket = (bucket + real * dt).min(burst);
+            if t < pause_until {
+                continue;
+            }
+            let want = a.rate * dt;
+            sent_since += want;
+            if bucket >= want {
+                bucket -= want;
+                accepted += want;
+                a = a.recover(configured, (dt * 1e6) as u64);
+            } else {
+                accepted += bucket;
+                bucket = 0.0;
+                throttles += 1;
+                a = a.on_throttle(configured, estimate_limit(sent_since, 50, t - since));
+                pause_until = t + 1.0;
+                since = pause_until;
+                sent_since = 0.0;
+            }
+        }
+        (accepted / secs, throttles)
     }
 
     #[test]
     fn adaptive_converges_below_a_lower_real_limit() {
-        let configured = 600.0;
-        let real = 500.0;
-        let mut a = Adaptive::new(configured);
-        let mut throttles = 0;
-        let mut over = 0.0;
-        // One-second steps: a 429 comes once the excess over the real limit has used up a
-        // 50-request burst.
-        let mut total = 0.0;
-        for _ in 0..600 {
-            over = (over + (a.rate - real)).max(0.0);
-            if over > 50.0 {
-                a = a.on_throttle(configured);
-                throttles += 1;
-                over = 0.0;
-            } else {
-                a = a.recover(configured, 1_000_000);
-            }
-            total += a.rate.min(real);
-        }
-        assert!(throttles < 60, "{throttles} throttles in 10 minutes");
-        assert!(total / 600.0 > 0.95 * real, "goodput {}", total / 600.0);
-        assert!(a.rate <= configured);
+        let (goodput, throttles) = simulate(600.0, 500.0, 90.0);
+        assert!(goodput > 0.95 * 500.0, "goodput {goodput}");
+        assert!(throttles <= 4, "{throttles} throttles");
+    }
+
+    #[test]
+    fn adaptive_at_the_right_rate_never_throttles() {
+        let (goodput, throttles) = simulate(500.0, 500.0, 60.0);
+        assert_eq!(throttles, 0);
+        assert!(goodput > 0.99 * 500.0);
+    }
+
+    #[test]
+    fn estimate_needs_a_real_observation() {
+        assert_eq!(estimate_limit(175.0, 50, 0.25), Some(500.0));
+        assert_eq!(estimate_limit(40.0, 50, 1.0), None);
+        assert_eq!(estimate_limit(500.0, 50, 0.1), None);
+        let cut = Adaptive::new(600.0).on_throttle(600.0, Some(500.0));
+        assert_eq!(cut.ceiling, Some(500.0));
+        assert!((cut.rate - 490.0).abs() < 1e-9);
+        // An estimate above the current rate says nothing new: plain multiplicative cut.
+        let cut = Adaptive { rate: 400.0, ceiling: None }.on_throttle(600.0, Some(450.0));
+        assert_eq!((cut.rate, cut.ceiling), (360.0, Some(400.0)));
     }
 
     #[test]
     fn recovery_never_exceeds_the_configured_rate_and_cut_has_a_floor() {
         let mut a = Adaptive::new(100.0);
         for _ in 0..200 {
-            a = a.on_throttle(100.0);
+            a = a.on_throttle(100.0, None);
         }
         assert!((a.rate - 5.0).abs() < 1e-9);
         for _ in 0..10_000 {

@@ -87,12 +87,13 @@ impl FleetLimits {
     }
 
     /// Records a 429 of `action`: pauses the fleet for `pause`; returns the remaining pause.
-    pub async fn throttle(&self, action: &str, pause: Duration, adaptive: bool, rate: f64) -> Result<Duration, QueueError> {
+    pub async fn throttle(&self, action: &str, pause: Duration, adaptive: bool, rate: f64, burst: u32) -> Result<Duration, QueueError> {
         let (remaining, _cut): (u64, u8) = scripts::THROTTLE
             .key(budget_key(&self.tenant, action))
             .arg(pause.as_micros() as u64)
             .arg(u8::from(adaptive))
             .arg(rate)
+            .arg(burst)
             .invoke_async(&mut self.conn.clone())
             .await?;
         Ok(Duration::from_micros(remaining))

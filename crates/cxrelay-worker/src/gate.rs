@@ -222,7 +222,7 @@ impl Gate {
                 .as_deref()
                 .and_then(|v| parse_retry_after(v, std::time::SystemTime::now()))
                 .unwrap_or(self.config.default_pause);
-            match self.limits.throttle(action, pause, self.config.adaptive, self.config.rate).await {
+            match self.limits.throttle(action, pause, self.config.adaptive, self.config.rate, self.config.burst).await {
                 Ok(remaining) => {
                     let now = Instant::now();
                     self.pauses.lock().expect("pauses").insert(action.to_owned(), (now + remaining, now));

@@ -5,11 +5,14 @@
 --   ceiling      rate at the last 429 (adaptive mode)
 --   adjusted     when the rate was last recovered (us)
 --   pause_until  no sends before this (us), set by throttle.lua on a 429
+--   sent         slots reserved so far; epoch_at / epoch_sent: time and count when the last
+--                pause ended (throttle.lua estimates the target's limit from them)
 -- ARGV: configured rate (req/s), burst, adaptive (1|0), max wait (us)
 -- Returns {wait_us, reserved (1 reserved | 0 too far | 2 paused), rate in force x1000}. Time comes from the Redis server, one
 -- clock for every pod. While paused, or when the slot is further than max wait, nothing is
 -- reserved and the caller defers the item instead of holding a worker slot.
--- The arithmetic mirrors cxrelay_core::ratelimit (schedule, Adaptive::recover).
+-- The arithmetic mirrors cxrelay_core::ratelimit (schedule, usable_burst, Adaptive::recover):
+-- only half the burst is spent, the other half absorbs network jitter at the target.
 local key = KEYS[1]
 local conf, burst, adaptive, max_wait = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3] == '1', tonumber(ARGV[4])
 local t = redis.call('TIME')
@@ -25,11 +28,11 @@ if adaptive then
   if now > adjusted then
     local secs = (now - adjusted) / 1000000
     local fast_until = conf
-    if ceiling then fast_until = ceiling * 0.97 end
+    if ceiling then fast_until = ceiling * 0.98 end
     if rate < fast_until then
       rate = math.min(rate + conf * 0.05 * secs, math.max(fast_until, rate))
     else
-      rate = rate + conf * 0.002 * secs
+      rate = rate + conf * 0.0005 * secs
     end
     rate = math.min(rate, conf)
     redis.call('HSET', key, 'rate', tostring(rate), 'adjusted', now)
@@ -40,11 +43,13 @@ if pause_until > now then
   return {pause_until - now, 2, math.floor(rate * 1000)}
 end
 local interval = math.max(1, math.floor(1000000 / rate + 0.5))
-local tolerance = interval * math.max(0, burst - 1)
+local tolerance = interval * (math.max(1, math.floor(burst / 2)) - 1)
 local tat = math.max(tonumber(h[1] or now), now)
 local wait = math.max(0, tat - tolerance - now)
 if wait > max_wait then
   return {wait, 0, math.floor(rate * 1000)}
 end
 redis.call('HSET', key, 'tat', tat + interval)
+redis.call('HINCRBY', key, 'sent', 1)
+if not h[1] then redis.call('HSET', key, 'epoch_at', now, 'epoch_sent', 0) end
 return {wait, 1, math.floor(rate * 1000)}
