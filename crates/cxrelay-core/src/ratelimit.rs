@@ -99,7 +99,9 @@ impl Adaptive {
         Self { rate: configured, ceiling: None }
     }
 
-    /// A 429 was seen; `estimate` is [`estimate_limit`]'s answer.
+    /// A 429 was seen; `estimate` is [`estimate_limit`]'s answer, observed from the first send
+    /// after the last pause (or after the budget was created) — not from the pause's end, since
+    /// items come back a little after it while the target's bucket sits full.
     pub fn on_throttle(self, configured: f64, estimate: Option<f64>) -> Self {
         let ceiling = estimate.filter(|e| *e < self.rate).unwrap_or(self.rate);
         let rate = (self.rate * DECREASE).min(ceiling * CRUISE).max(configured * FLOOR);
@@ -110,9 +112,11 @@ impl Adaptive {
     pub fn recover(self, configured: f64, elapsed_us: u64) -> Self {
         let secs = elapsed_us as f64 / 1e6;
         let fast_until = self.ceiling.map(|c| c * CRUISE).unwrap_or(configured);
-        let step = if self.rate < fast_until { FAST_RECOVERY } else { SLOW_RECOVERY };
+        // The tolerance keeps a rate stored at the cruise level from counting as below it.
+        let below = self.rate < fast_until - 1e-6;
+        let step = if below { FAST_RECOVERY } else { SLOW_RECOVERY };
         let mut rate = self.rate + configured * step * secs;
-        if self.rate < fast_until {
+        if below {
             rate = rate.min(fast_until.max(self.rate));
         }
         Self { rate: rate.min(configured), ceiling: self.ceiling }
@@ -224,6 +228,9 @@ mod tests {
         // An estimate above the current rate says nothing new: plain multiplicative cut.
         let cut = Adaptive { rate: 400.0, ceiling: None }.on_throttle(600.0, Some(450.0));
         assert_eq!((cut.rate, cut.ceiling), (360.0, Some(400.0)));
+        // At the cruise level, recovery goes on slowly (probing), not stuck.
+        let cruising = Adaptive { rate: 490.0, ceiling: Some(500.0) }.recover(600.0, 10_000_000);
+        assert!((cruising.rate - 493.0).abs() < 1e-6, "{}", cruising.rate);
     }
 
     #[test]

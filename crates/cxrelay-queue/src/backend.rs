@@ -9,14 +9,20 @@
 //!   logged and retried with backoff (apalis ends a worker on the first backend error).
 //! - Items are decoded here, not by an apalis codec, so an undecodable entry cannot kill a
 //!   worker: the codec is the identity.
-//! - `fetch_next` returns an empty batch only while something is in flight (a completion wakes
-//!   the worker); with nothing in flight it waits for work itself, blocking on Redis.
+//! - `fetch_next` returns an empty batch only while something is in flight; with nothing in
+//!   flight it waits for work itself, blocking on Redis. After an empty batch `Persisted` parks
+//!   the worker until something wakes it, and it drains finished tasks' events only when woken;
+//!   a task that finished *during* the fetch will not wake it again. [`CompletionLayer`] counts
+//!   finished tasks whose events are not drained yet, and `poll_next` wakes the worker itself
+//!   when an empty fetch leaves such events behind.
 //! - A spawned task renews the leases of in-flight entries every third of the lease, because
 //!   `Persisted` only heartbeats between fetches; entries whose lease lapses (their worker died)
 //!   are taken over by any worker with `XAUTOCLAIM`, no worker names involved.
 //! - Fetches are sized to free concurrency, so one worker never hoards a run.
 
 use std::collections::{HashMap, HashSet};
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
@@ -24,7 +30,7 @@ use std::time::{Duration, Instant};
 
 use apalis_core::backend::codec::Codec;
 use apalis_core::backend::finalize::Durable;
-use apalis_core::backend::persistence::{Persisted, Persistence, TaskEvent, TaskPersistLayer};
+use apalis_core::backend::persistence::{Persisted, Persistence, State, TaskEvent, TaskPersistLayer};
 use apalis_core::backend::{Backend, BackendConfig, WireFormatBackend};
 use apalis_core::task::builder::TaskBuilder;
 use apalis_core::task::task_id::TaskId;
@@ -119,6 +125,8 @@ struct Shared {
     inflight_count: AtomicUsize,
     renewer_started: AtomicBool,
     closing: AtomicBool,
+    /// Tasks that finished and whose completion events were not drained yet.
+    undrained: Arc<AtomicUsize>,
 }
 
 /// apalis-core `Persistence` over Redis Streams (see the module docs).
@@ -164,6 +172,7 @@ impl StreamBackend {
             inflight_count: AtomicUsize::new(0),
             renewer_started: AtomicBool::new(false),
             closing: AtomicBool::new(false),
+            undrained: Arc::new(AtomicUsize::new(0)),
         });
         Self { persist: Persisted::new(StreamPersistence { shared }), config }
     }
@@ -188,7 +197,13 @@ impl Backend for StreamBackend {
     }
 
     fn poll_next(&mut self, cx: &mut Context<'_>, worker: &WorkerContext) -> Poll<Option<Result<Self::Task, Self::Error>>> {
-        self.persist.poll_next(cx, worker)
+        let poll = self.persist.poll_next(cx, worker);
+        // An empty fetch parks the worker; if finished tasks' events wait to be drained, no
+        // completion is coming to wake it, so wake it now and let poll_ready drain them.
+        if poll.is_pending() && matches!(self.persist.state(), State::Ready) && self.persist.shared.undrained.load(Ordering::Acquire) > 0 {
+            cx.waker().wake_by_ref();
+        }
+        poll
     }
 
     fn poll_close(&mut self, cx: &mut Context<'_>, worker: &WorkerContext) -> Poll<Result<(), Self::Error>> {
@@ -202,14 +217,17 @@ impl BackendConfig for StreamBackend {
     type Id = String;
     type Kind = Durable;
     type Config = StreamConfig;
-    type Layer = TaskPersistLayer<Identity, Checkpoint>;
+    type Layer = tower_layer::Stack<CompletionLayer, TaskPersistLayer<Identity, Checkpoint>>;
 
     fn config(&self) -> &Self::Config {
         &self.config
     }
 
     fn middleware(&mut self, _worker: &mut WorkerContext) -> Self::Layer {
-        self.persist.layer(Identity, self.config.fetch_batch).persist_results(true)
+        let persist = self.persist.layer(Identity, self.config.fetch_batch).persist_results(true);
+        // CompletionLayer sits inside the persist layer: a task is counted just before its event
+        // is sent, so the count never lags the events `handle_events` subtracts.
+        tower_layer::Stack::new(CompletionLayer { undrained: self.persist.shared.undrained.clone() }, persist)
     }
 }
 
@@ -218,6 +236,50 @@ impl WireFormatBackend for StreamBackend {
     type Compact = ItemJob;
     fn codec(&self) -> &Self::Codec {
         &Identity
+    }
+}
+
+/// Counts finished tasks whose completion events `handle_events` has not drained yet.
+#[derive(Clone, Debug)]
+pub struct CompletionLayer {
+    undrained: Arc<AtomicUsize>,
+}
+
+impl<S> tower_layer::Layer<S> for CompletionLayer {
+    type Service = CompletionService<S>;
+    fn layer(&self, inner: S) -> Self::Service {
+        CompletionService { inner, undrained: self.undrained.clone() }
+    }
+}
+
+/// The service of [`CompletionLayer`].
+#[derive(Clone, Debug)]
+pub struct CompletionService<S> {
+    inner: S,
+    undrained: Arc<AtomicUsize>,
+}
+
+impl<S, Req> tower_service::Service<Req> for CompletionService<S>
+where
+    S: tower_service::Service<Req>,
+    S::Future: Send + 'static,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<S::Response, S::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Req) -> Self::Future {
+        let fut = self.inner.call(req);
+        let undrained = self.undrained.clone();
+        Box::pin(async move {
+            let out = fut.await;
+            undrained.fetch_add(1, Ordering::Release);
+            out
+        })
     }
 }
 
@@ -468,6 +530,9 @@ impl Persistence for StreamPersistence {
 
     async fn handle_events(&mut self, events: Vec<TaskEvent<Checkpoint>>, _worker: &WorkerContext) -> Result<(), QueueError> {
         let shared = &self.shared;
+        let completions = events.iter().filter(|e| matches!(e, TaskEvent::Complete(_))).count();
+        // Every drained event was counted first (CompletionLayer runs inside the persist layer).
+        let _ = shared.undrained.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| Some(n.saturating_sub(completions)));
         let mut by_run: HashMap<RunId, (Arc<RunMeta>, Vec<Checkpoint>)> = HashMap::new();
         for event in events {
             let TaskEvent::Complete(result) = event else { continue };

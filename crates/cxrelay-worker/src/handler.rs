@@ -73,6 +73,10 @@ impl ItemHandler {
         if let Err(e) = template.check(job.index, &job.item) {
             return fail(e.to_string());
         }
+        // Have a token before taking a send slot, so a reserved slot is not spent waiting for the
+        // token endpoint (the rate budget reads the gap between slots as the target's pace).
+        // Failures surface in `execute`, which asks again.
+        let _ = self.client.tokens().token().await;
         let probe = match self.gate.admit(&job.run.action).await {
             Admission::Send { probe } => probe,
             // Not sent, so not an attempt: the item waits in Redis, not in this worker.

@@ -5,8 +5,9 @@
 --   ceiling      rate at the last 429 (adaptive mode)
 --   adjusted     when the rate was last recovered (us)
 --   pause_until  no sends before this (us), set by throttle.lua on a 429
---   sent         slots reserved so far; epoch_at / epoch_sent: time and count when the last
---                pause ended (throttle.lua estimates the target's limit from them)
+--   sent         slots reserved so far; epoch_at / epoch_sent: time and count of the first
+--                reservation after the last pause (0 = not yet); throttle.lua estimates the
+--                target's limit from them
 -- ARGV: configured rate (req/s), burst, adaptive (1|0), max wait (us)
 -- Returns {wait_us, reserved (1 reserved | 0 too far | 2 paused), rate in force x1000}. Time comes from the Redis server, one
 -- clock for every pod. While paused, or when the slot is further than max wait, nothing is
@@ -17,7 +18,7 @@ local key = KEYS[1]
 local conf, burst, adaptive, max_wait = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3] == '1', tonumber(ARGV[4])
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-local h = redis.call('HMGET', key, 'tat', 'rate', 'ceiling', 'adjusted', 'pause_until')
+local h = redis.call('HMGET', key, 'tat', 'rate', 'ceiling', 'adjusted', 'pause_until', 'epoch_at', 'sent')
 local pause_until = tonumber(h[5] or '0')
 local rate = conf
 if adaptive then
@@ -29,13 +30,14 @@ if adaptive then
     local secs = (now - adjusted) / 1000000
     local fast_until = conf
     if ceiling then fast_until = ceiling * 0.98 end
-    if rate < fast_until then
+    -- The tolerance keeps a rate stored at the cruise level from counting as below it.
+    if rate < fast_until - 0.000001 then
       rate = math.min(rate + conf * 0.05 * secs, math.max(fast_until, rate))
     else
       rate = rate + conf * 0.0005 * secs
     end
     rate = math.min(rate, conf)
-    redis.call('HSET', key, 'rate', tostring(rate), 'adjusted', now)
+    redis.call('HSET', key, 'rate', string.format('%.9f', rate), 'adjusted', now)
   end
 end
 redis.call('EXPIRE', key, 86400)
@@ -50,6 +52,8 @@ if wait > max_wait then
   return {wait, 0, math.floor(rate * 1000)}
 end
 redis.call('HSET', key, 'tat', tat + interval)
+if tonumber(h[6] or '0') == 0 then
+  redis.call('HSET', key, 'epoch_at', now + wait, 'epoch_sent', tonumber(h[7] or '0'))
+end
 redis.call('HINCRBY', key, 'sent', 1)
-if not h[1] then redis.call('HSET', key, 'epoch_at', now, 'epoch_sent', 0) end
 return {wait, 1, math.floor(rate * 1000)}
