@@ -18,7 +18,7 @@
 //! - A spawned task renews the leases of in-flight entries every third of the lease, because
 //!   `Persisted` only heartbeats between fetches; entries whose lease lapses (their worker died)
 //!   are taken over by any worker with `XAUTOCLAIM`, no worker names involved.
-//! - Fetches are sized to free concurrency, so one worker never hoards a run.
+//! - Fetches are sized to free concurrency plus a small prefetch, so one worker never hoards a run.
 
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
@@ -489,7 +489,11 @@ impl Persistence for StreamPersistence {
                 return Ok(Vec::new());
             }
             let inflight = shared.inflight_count.load(Ordering::Relaxed);
-            let budget = shared.config.concurrency.saturating_sub(inflight).clamp(1, shared.config.fetch_batch);
+            // A small prefetch (a quarter of the concurrency) waits in apalis's buffer, so a slot
+            // that frees up starts its next item at once instead of after a fetch round trip;
+            // more would hoard items another worker could run.
+            let prefetch = (shared.config.concurrency / 4).max(1);
+            let budget = (shared.config.concurrency + prefetch).saturating_sub(inflight).clamp(1, shared.config.fetch_batch);
             match shared.fetch_pass(budget).await {
                 Ok(jobs) if !jobs.is_empty() => {
                     shared.track(&jobs);

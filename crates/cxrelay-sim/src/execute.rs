@@ -121,7 +121,8 @@ pub(crate) async fn execute(
         status: arrival_status,
     });
     if !delay.is_zero() {
-        tokio::time::sleep(delay).await;
+        // Measured from arrival, so the simulator's own parsing and checks are not added on top.
+        tokio::time::sleep_until(tokio::time::Instant::from_std(arrived) + delay).await;
     }
 
     match outcome {
