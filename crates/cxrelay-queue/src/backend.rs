@@ -182,10 +182,6 @@ impl StreamBackend {
         &self.persist.shared.store
     }
 
-    /// Items currently held by this process (fetched and not yet checkpointed).
-    pub fn in_flight(&self) -> usize {
-        self.persist.shared.inflight_count.load(Ordering::Relaxed)
-    }
 }
 
 impl Backend for StreamBackend {

@@ -134,7 +134,7 @@ pub(crate) async fn token(
         None => (req.client_id.as_deref(), req.client_secret.as_deref()),
     };
     let authenticated = matches!((id, secret), (Some(id), Some(secret))
-        if ct_eq(id, &sim.config.client_id) & ct_eq(secret, &sim.config.client_secret));
+        if ct_eq(id, &sim.config.client_id) & ct_eq(secret, sim.config.client_secret.expose()));
     if !authenticated {
         let mut res = reply::static_json(StatusCode::UNAUTHORIZED, r#"{"error":"invalid_client"}"#);
         res.headers_mut().insert(

@@ -5,12 +5,14 @@ use std::io::Write as _;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
+use cxrelay_core::Secret;
+
 use crate::config::SimConfig;
 use crate::error::SimError;
 use crate::server::SimServer;
 
 /// Flags of `cxrelay sim`.
-#[derive(Clone, clap::Args)]
+#[derive(Clone, Debug, clap::Args)]
 pub struct SimArgs {
     /// TCP port to listen on.
     #[arg(long, default_value_t = 8089)]
@@ -28,7 +30,7 @@ pub struct SimArgs {
         hide_env_values = true,
         default_value = "sim-secret"
     )]
-    pub client_secret: String,
+    pub client_secret: Secret,
     /// Lifetime of issued tokens in seconds.
     #[arg(long, default_value_t = 3600, value_parser = clap::value_parser!(u64).range(1..))]
     pub token_ttl_secs: u64,
@@ -56,26 +58,6 @@ pub struct SimArgs {
     /// Probability of dropping the connection without an answer.
     #[arg(long, default_value_t = 0.0, value_parser = parse_probability)]
     pub reset_rate: f64,
-}
-
-impl std::fmt::Debug for SimArgs {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SimArgs")
-            .field("port", &self.port)
-            .field("host", &self.host)
-            .field("client_id", &self.client_id)
-            .field("client_secret", &"<redacted>")
-            .field("token_ttl_secs", &self.token_ttl_secs)
-            .field("rate", &self.rate)
-            .field("burst", &self.burst)
-            .field("no_retry_after", &self.no_retry_after)
-            .field("latency_ms", &self.latency_ms)
-            .field("spike_probability", &self.spike_probability)
-            .field("spike_ms", &self.spike_ms)
-            .field("error_rate", &self.error_rate)
-            .field("reset_rate", &self.reset_rate)
-            .finish()
-    }
 }
 
 impl SimArgs {

@@ -1,11 +1,11 @@
 //! Simulator configuration: the start-up [`SimConfig`], the runtime [`FaultUpdate`] wire type and the
 //! effective fault state (`Faults`) that the execute handler reads on every request.
 
-use std::fmt;
 use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use cxrelay_core::Secret;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use serde::{Deserialize, Serialize};
 
@@ -15,12 +15,12 @@ use crate::error::SimError;
 pub const DEFAULT_SCOPES: &str = "datapoint:actions:execute datapoint:actions:read";
 
 /// Start-up configuration of a simulator instance.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct SimConfig {
     /// OAuth client id accepted by `/oauth/token`.
     pub client_id: String,
     /// OAuth client secret accepted by `/oauth/token` (never logged).
-    pub client_secret: String,
+    pub client_secret: Secret,
     /// Lifetime of issued access tokens.
     pub token_lifetime: Duration,
     /// Scope a token must carry to call the execute endpoint.
@@ -49,7 +49,7 @@ impl Default for SimConfig {
     fn default() -> Self {
         SimConfig {
             client_id: "sim-client".to_owned(),
-            client_secret: "sim-secret".to_owned(),
+            client_secret: Secret::new("sim-secret"),
             token_lifetime: Duration::from_secs(3600),
             required_scope: "datapoint:actions:execute".to_owned(),
             max_payload_bytes: 256 * 1024,
@@ -62,26 +62,6 @@ impl Default for SimConfig {
             error_rate: 0.0,
             reset_rate: 0.0,
         }
-    }
-}
-
-impl fmt::Debug for SimConfig {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SimConfig")
-            .field("client_id", &self.client_id)
-            .field("client_secret", &"<redacted>")
-            .field("token_lifetime", &self.token_lifetime)
-            .field("required_scope", &self.required_scope)
-            .field("max_payload_bytes", &self.max_payload_bytes)
-            .field("rate_per_second", &self.rate_per_second)
-            .field("burst", &self.burst)
-            .field("retry_after", &self.retry_after)
-            .field("latency", &self.latency)
-            .field("spike_probability", &self.spike_probability)
-            .field("spike", &self.spike)
-            .field("error_rate", &self.error_rate)
-            .field("reset_rate", &self.reset_rate)
-            .finish()
     }
 }
 
