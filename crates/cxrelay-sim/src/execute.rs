@@ -122,7 +122,7 @@ pub(crate) async fn execute(
     });
     if !delay.is_zero() {
         // Measured from arrival, so the simulator's own parsing and checks are not added on top.
-        tokio::time::sleep_until(tokio::time::Instant::from_std(arrived) + delay).await;
+        crate::timer::sleep_until(arrived + delay).await;
     }
 
     match outcome {

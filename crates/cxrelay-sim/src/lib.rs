@@ -19,6 +19,7 @@ mod reply;
 mod server;
 mod state;
 mod stats;
+mod timer;
 
 pub use cli::{run, SimArgs};
 pub use config::{FaultUpdate, ForceStatus, SimConfig, DEFAULT_SCOPES};
