@@ -19,6 +19,9 @@
 //!   `Persisted` only heartbeats between fetches; entries whose lease lapses (their worker died)
 //!   are taken over by any worker with `XAUTOCLAIM`, no worker names involved.
 //! - Fetches are sized to free concurrency plus a small prefetch, so one worker never hoards a run.
+//! - Checkpoints run in the background (at most [`BACKGROUND_CHECKPOINTS`] at a time), so a slot
+//!   that frees up waits for one fetch round trip at most, not for a checkpoint first. Their
+//!   entries stay leased and pending until the checkpoint lands; closing waits for all of them.
 
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
@@ -36,11 +39,16 @@ use apalis_core::task::builder::TaskBuilder;
 use apalis_core::task::task_id::TaskId;
 use apalis_core::task::Task;
 use apalis_core::worker::context::WorkerContext;
+use tokio::sync::Semaphore;
 use cxrelay_core::{ItemOutcome, OutcomeKind, RunId};
 
 use crate::conn::{connect, RedisConn};
 use crate::job::{Checkpoint, ItemJob, RunMeta};
 use crate::store::{QueueError, Store};
+
+/// Checkpoint batches that may be written in the background at once; one more waits in
+/// `handle_events`, which holds the worker back while Redis is slow (backpressure).
+pub const BACKGROUND_CHECKPOINTS: u32 = 2;
 
 /// How a worker uses the queue.
 #[derive(Clone, Debug)]
@@ -122,7 +130,10 @@ struct Shared {
     blocking: RedisConn,
     runs: Mutex<RunCache>,
     inflight: Mutex<InFlight>,
-    inflight_count: AtomicUsize,
+    /// Items fetched and not finished yet (running or buffered): what the fetch budget counts.
+    unfinished: AtomicUsize,
+    /// Permits for background checkpoints; all of them free means none is running.
+    checkpoints: Arc<Semaphore>,
     renewer_started: AtomicBool,
     closing: AtomicBool,
     /// Tasks that finished and whose completion events were not drained yet.
@@ -139,11 +150,14 @@ pub struct StreamPersistence {
 pub struct StreamBackend {
     persist: Persisted<StreamPersistence>,
     config: StreamConfig,
+    /// While closing: resolves once every background checkpoint has landed (in a `Mutex` only
+    /// because apalis wants the backend `Sync`; it is reached through `&mut self`, never locked).
+    checkpoints_landed: Option<Mutex<Pin<Box<dyn Future<Output = ()> + Send>>>>,
 }
 
 impl Clone for StreamBackend {
     fn clone(&self) -> Self {
-        Self { persist: self.persist.clone(), config: self.config.clone() }
+        Self { persist: self.persist.clone(), config: self.config.clone(), checkpoints_landed: None }
     }
 }
 
@@ -169,12 +183,13 @@ impl StreamBackend {
             blocking,
             runs: Mutex::default(),
             inflight: Mutex::default(),
-            inflight_count: AtomicUsize::new(0),
+            unfinished: AtomicUsize::new(0),
+            checkpoints: Arc::new(Semaphore::new(BACKGROUND_CHECKPOINTS as usize)),
             renewer_started: AtomicBool::new(false),
             closing: AtomicBool::new(false),
             undrained: Arc::new(AtomicUsize::new(0)),
         });
-        Self { persist: Persisted::new(StreamPersistence { shared }), config }
+        Self { persist: Persisted::new(StreamPersistence { shared }), config, checkpoints_landed: None }
     }
 
     /// The store the backend uses (shares its connection).
@@ -204,7 +219,16 @@ impl Backend for StreamBackend {
 
     fn poll_close(&mut self, cx: &mut Context<'_>, worker: &WorkerContext) -> Poll<Result<(), Self::Error>> {
         self.persist.shared.closing.store(true, Ordering::Relaxed);
-        self.persist.poll_close(cx, worker)
+        std::task::ready!(self.persist.poll_close(cx, worker))?;
+        // The last events were checkpointed inline; earlier batches may still be in the background.
+        let checkpoints = self.persist.shared.checkpoints.clone();
+        let landed = self.checkpoints_landed.get_or_insert_with(|| {
+            Mutex::new(Box::pin(async move {
+                // Taking every permit means no background checkpoint is left.
+                let _all = checkpoints.acquire_many(BACKGROUND_CHECKPOINTS).await;
+            }))
+        });
+        landed.get_mut().expect("close future").as_mut().poll(cx).map(Ok)
     }
 }
 
@@ -413,23 +437,50 @@ impl Shared {
                 .1
                 .insert(job.entry_id.clone());
         }
-        self.inflight_count.fetch_add(jobs.len(), Ordering::Relaxed);
+        self.unfinished.fetch_add(jobs.len(), Ordering::Relaxed);
     }
 
+    /// `n` fetched items finished (or were handed back): they no longer count against fetches.
+    fn finished(&self, n: usize) {
+        let _ = self.unfinished.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |u| Some(u.saturating_sub(n)));
+    }
+
+    /// Stops renewing the leases of entries that were acknowledged or released.
     fn untrack(&self, run: &RunId, entry_ids: impl IntoIterator<Item = String>) {
         let mut inflight = self.inflight.lock().expect("inflight");
-        let mut n = 0;
         if let Some((_, set)) = inflight.by_run.get_mut(run) {
             for id in entry_ids {
-                if set.remove(&id) {
-                    n += 1;
-                }
+                set.remove(&id);
             }
             if set.is_empty() {
                 inflight.by_run.remove(run);
             }
         }
-        self.inflight_count.fetch_sub(n, Ordering::Relaxed);
+    }
+
+    /// Records each run's batch with one `checkpoint` call, retrying until Redis takes it.
+    async fn checkpoint_batches(&self, by_run: HashMap<RunId, (Arc<RunMeta>, Vec<Checkpoint>)>) {
+        for (run, (meta, batch)) in by_run {
+            let mut delay = Duration::from_millis(50);
+            let counts = loop {
+                match self.store.checkpoint(&meta, &batch).await {
+                    Ok(c) => break c,
+                    // The deliveries stay pending in Redis until this succeeds, so retrying is
+                    // always safe; if the process dies meanwhile, another worker takes them over.
+                    Err(e) => {
+                        tracing::warn!(run = %run, error = %e, "checkpoint failed; retrying in {delay:?}");
+                        backoff_sleep(&mut delay).await;
+                    }
+                }
+            };
+            if counts.run_finished {
+                tracing::info!(run = %run, "run finished");
+                if let Err(e) = self.store.deactivate(run.as_str()).await {
+                    tracing::warn!(run = %run, error = %e, "could not remove finished run from the active set");
+                }
+            }
+            self.untrack(&run, batch.into_iter().map(|cp| cp.entry_id));
+        }
     }
 
     fn meta_of(&self, run: &RunId) -> Option<Arc<RunMeta>> {
@@ -484,7 +535,7 @@ impl Persistence for StreamPersistence {
             if worker.is_shutting_down() || shared.closing.load(Ordering::Relaxed) {
                 return Ok(Vec::new());
             }
-            let inflight = shared.inflight_count.load(Ordering::Relaxed);
+            let inflight = shared.unfinished.load(Ordering::Relaxed);
             // A small prefetch (a quarter of the concurrency) waits in apalis's buffer, so a slot
             // that frees up starts its next item at once instead of after a fetch round trip;
             // more would hoard items another worker could run.
@@ -525,6 +576,7 @@ impl Persistence for StreamPersistence {
             }
             shared.untrack(&run, ids);
         }
+        shared.finished(tasks.len());
         Ok(tasks.len() as u64)
     }
 
@@ -533,6 +585,7 @@ impl Persistence for StreamPersistence {
         let completions = events.iter().filter(|e| matches!(e, TaskEvent::Complete(_))).count();
         // Every drained event was counted first (CompletionLayer runs inside the persist layer).
         let _ = shared.undrained.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| Some(n.saturating_sub(completions)));
+        shared.finished(completions);
         let mut by_run: HashMap<RunId, (Arc<RunMeta>, Vec<Checkpoint>)> = HashMap::new();
         for event in events {
             let TaskEvent::Complete(result) = event else { continue };
@@ -556,27 +609,23 @@ impl Persistence for StreamPersistence {
             };
             by_run.entry(cp.run.run.clone()).or_insert_with(|| (cp.run.clone(), Vec::new())).1.push(cp);
         }
-        for (run, (meta, batch)) in by_run {
-            let mut delay = Duration::from_millis(50);
-            let counts = loop {
-                match shared.store.checkpoint(&meta, &batch).await {
-                    Ok(c) => break c,
-                    // The deliveries stay pending in Redis until this succeeds, so retrying is
-                    // always safe; if the process dies meanwhile, another worker takes them over.
-                    Err(e) => {
-                        tracing::warn!(run = %run, error = %e, "checkpoint failed; retrying in {delay:?}");
-                        backoff_sleep(&mut delay).await;
-                    }
-                }
-            };
-            if counts.run_finished {
-                tracing::info!(run = %run, "run finished");
-                if let Err(e) = shared.store.deactivate(run.as_str()).await {
-                    tracing::warn!(run = %run, error = %e, "could not remove finished run from the active set");
-                }
-            }
-            shared.untrack(&run, batch.into_iter().map(|cp| cp.entry_id));
+        if by_run.is_empty() {
+            return Ok(());
         }
+        if shared.closing.load(Ordering::Relaxed) {
+            shared.checkpoint_batches(by_run).await;
+            return Ok(());
+        }
+        let Ok(permit) = shared.checkpoints.clone().acquire_owned().await else {
+            // Closed: only poll_close takes every permit, so write this batch inline.
+            shared.checkpoint_batches(by_run).await;
+            return Ok(());
+        };
+        let shared = shared.clone();
+        tokio::spawn(async move {
+            shared.checkpoint_batches(by_run).await;
+            drop(permit);
+        });
         Ok(())
     }
 
