@@ -57,6 +57,40 @@ async fn gcra_script_semantics() {
 }
 
 /// Largest number of arrivals in any 1 s window starting at an arrival.
+/// The scripts mirror `Adaptive`'s confirmation rule: a 429 at a rate within 3% of the known
+/// ceiling confirms it (probing 4x slower, cruising at 99.5% of it); a moved ceiling does not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_confirmed_ceiling_slows_probing_in_the_scripts() {
+    use cxrelay_core::ratelimit::{Adaptive, CONFIRMED_CRUISE};
+    let env = TestEnv::start(SimConfig::default()).await;
+    let mut conn = env.store().await.conn();
+    let limits = FleetLimits::new(conn.clone(), "t");
+    let key = cxrelay_queue::limits::budget_key("t", "e");
+    let reader = conn.clone();
+    let field = |name: &'static str| {
+        let (key, mut conn) = (key.clone(), reader.clone());
+        async move { redis::cmd("HGET").arg(&key).arg(name).query_async::<Option<f64>>(&mut conn).await.unwrap() }
+    };
+    // A fleet that learned a 100/s ceiling and has probed up to 102/s meets a 429 (no sends to
+    // estimate from, so the rate itself becomes the ceiling: 102, within 3% of 100).
+    let _: () = redis::cmd("HSET").arg(&key).arg("ceiling").arg(100.0).arg("rate").arg(102.0).arg("probe").arg(1.0).query_async(&mut conn).await.unwrap();
+    limits.throttle("e", Duration::from_millis(1), true, 200.0, 10).await.unwrap();
+    let model = Adaptive { rate: 102.0, ceiling: Some(100.0), probe: 1.0 }.on_throttle(200.0, None);
+    assert_eq!(field("probe").await, Some(model.probe));
+    assert_eq!(model.probe, 0.25);
+    assert!((field("rate").await.unwrap() - model.rate).abs() < 1e-6);
+    assert!((model.cruise(200.0) - 102.0 * CONFIRMED_CRUISE).abs() < 1e-9);
+    // Recovery after the cut runs fast up to the confirmed cruise level, as in the model.
+    let _: () = redis::cmd("HSET").arg(&key).arg("adjusted").arg(0).arg("cut_at").arg(0).query_async(&mut conn).await.unwrap();
+    let r = limits.acquire("e", 200.0, 10, true, Duration::from_secs(1)).await.unwrap();
+    assert_eq!(r.rate_milli, (102.0 * CONFIRMED_CRUISE * 1000.0) as u64);
+    // The limit moved (a 429 at 60/s against a 102/s ceiling): probing is fast again.
+    let _: () = redis::cmd("HSET").arg(&key).arg("rate").arg(60.0).arg("cut_at").arg(0).query_async(&mut conn).await.unwrap();
+    limits.throttle("e", Duration::from_millis(1), true, 200.0, 10).await.unwrap();
+    assert_eq!(field("probe").await, Some(1.0));
+    assert_eq!(field("ceiling").await, Some(60.0));
+}
+
 fn max_per_second(times_us: &[u64]) -> usize {
     let mut t = times_us.to_vec();
     t.sort_unstable();

@@ -65,24 +65,40 @@ pub fn schedule(tat: Option<u64>, now: u64, rate: f64, burst: u32) -> Slot {
 /// a usable estimate the ceiling is the rate at which the 429 came. Recovery is quick up to
 /// [`CRUISE`] × ceiling and very slow above it, so a limit configured too high converges to the
 /// real one in a few 429s and then stays just under it; every 429 costs a fleet-wide pause.
+///
+/// Probing above the ceiling is how a raised limit is found again, but each probe that reaches
+/// the limit costs a pause. So a 429 that lands within [`CONFIRM_WITHIN`] of the known ceiling
+/// (the limit has not moved) divides the probing speed by [`PROBE_SLOWDOWN`]; a different
+/// ceiling restores it. A fleet on a steady limit thus meets 429s ever more rarely.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Adaptive {
     /// The rate now in force.
     pub rate: f64,
     /// Learned limit (None before the first 429).
     pub ceiling: Option<f64>,
+    /// Multiplier of [`SLOW_RECOVERY`]: 1, divided on each confirmation of the ceiling.
+    pub probe: f64,
 }
 
 /// Largest factor applied to the rate on a 429 (the cut is at least 10%).
 pub const DECREASE: f64 = 0.9;
 /// Fraction of the learned ceiling below which recovery is fast.
 pub const CRUISE: f64 = 0.98;
+/// The same for a confirmed ceiling (met again by a later 429): its estimate came from a long
+/// observation, so less margin is needed.
+pub const CONFIRMED_CRUISE: f64 = 0.995;
 /// Fast recovery, as a fraction of the configured rate per second.
 pub const FAST_RECOVERY: f64 = 0.05;
 /// Slow recovery (probing above the ceiling), as a fraction of the configured rate per second.
 pub const SLOW_RECOVERY: f64 = 0.0005;
 /// The rate never drops below this fraction of the configured rate.
 pub const FLOOR: f64 = 0.05;
+/// A new ceiling this close (as a fraction) to the last one confirms it.
+pub const CONFIRM_WITHIN: f64 = 0.03;
+/// Each confirmation divides the probing speed above the ceiling by this.
+pub const PROBE_SLOWDOWN: f64 = 4.0;
+/// Slowest probing, as a multiplier of [`SLOW_RECOVERY`].
+pub const MIN_PROBE: f64 = 1.0 / 64.0;
 /// Shortest observation (seconds) from which the limit is estimated.
 pub const MIN_ESTIMATE_SECS: f64 = 0.2;
 
@@ -96,7 +112,7 @@ pub fn estimate_limit(sent: f64, burst: u32, elapsed_secs: f64) -> Option<f64> {
 impl Adaptive {
     /// Starts at the configured rate.
     pub fn new(configured: f64) -> Self {
-        Self { rate: configured, ceiling: None }
+        Self { rate: configured, ceiling: None, probe: 1.0 }
     }
 
     /// A 429 was seen; `estimate` is [`estimate_limit`]'s answer, observed from the first send
@@ -104,22 +120,34 @@ impl Adaptive {
     /// items come back a little after it while the target's bucket sits full.
     pub fn on_throttle(self, configured: f64, estimate: Option<f64>) -> Self {
         let ceiling = estimate.filter(|e| *e < self.rate).unwrap_or(self.rate);
-        let rate = (self.rate * DECREASE).min(ceiling * CRUISE).max(configured * FLOOR);
-        Self { rate, ceiling: Some(ceiling) }
+        let confirmed = self.ceiling.is_some_and(|old| (ceiling - old).abs() <= CONFIRM_WITHIN * old);
+        let probe = if confirmed { (self.probe / PROBE_SLOWDOWN).max(MIN_PROBE) } else { 1.0 };
+        let cut = Self { rate: self.rate, ceiling: Some(ceiling), probe };
+        let rate = (self.rate * DECREASE).min(cut.cruise(configured)).max(configured * FLOOR);
+        Self { rate, ..cut }
+    }
+
+    /// The rate up to which recovery is fast: just under the ceiling, or the configured rate.
+    pub fn cruise(self, configured: f64) -> f64 {
+        match self.ceiling {
+            Some(c) if self.probe < 1.0 => c * CONFIRMED_CRUISE,
+            Some(c) => c * CRUISE,
+            None => configured,
+        }
     }
 
     /// `elapsed_us` passed without a 429.
     pub fn recover(self, configured: f64, elapsed_us: u64) -> Self {
         let secs = elapsed_us as f64 / 1e6;
-        let fast_until = self.ceiling.map(|c| c * CRUISE).unwrap_or(configured);
+        let fast_until = self.cruise(configured);
         // The tolerance keeps a rate stored at the cruise level from counting as below it.
         let below = self.rate < fast_until - 1e-6;
-        let step = if below { FAST_RECOVERY } else { SLOW_RECOVERY };
+        let step = if below { FAST_RECOVERY } else { SLOW_RECOVERY * self.probe };
         let mut rate = self.rate + configured * step * secs;
         if below {
             rate = rate.min(fast_until.max(self.rate));
         }
-        Self { rate: rate.min(configured), ceiling: self.ceiling }
+        Self { rate: rate.min(configured), ..self }
     }
 }
 
@@ -211,6 +239,37 @@ mod tests {
     }
 
     #[test]
+    fn on_a_steady_limit_429s_grow_rare() {
+        // Ten minutes. Cruising 2% under the limit and probing at one speed, a fleet reaches the
+        // limit about every 75 s, each time paying a one-second pause (8 throttles, 97.5%).
+        let (goodput, throttles) = simulate(600.0, 500.0, 600.0);
+        assert!(throttles <= 5, "{throttles} throttles, goodput {goodput}");
+        assert!(goodput > 0.985 * 500.0, "goodput {goodput}");
+    }
+
+    #[test]
+    fn a_confirmed_ceiling_slows_probing_and_a_moved_one_restores_it() {
+        let first = Adaptive::new(600.0).on_throttle(600.0, Some(500.0));
+        assert_eq!(first.probe, 1.0, "a first ceiling confirms nothing");
+        let again = Adaptive { rate: 505.0, ..first }.on_throttle(600.0, Some(497.0));
+        assert_eq!(again.probe, 0.25);
+        // A confirmed ceiling is cruised closer to, and probed above four times slower.
+        let cruise = 497.0 * CONFIRMED_CRUISE;
+        let cruising = again.recover(600.0, 10_000_000);
+        assert!((cruising.rate - cruise).abs() < 1e-6, "{}", cruising.rate);
+        let slow = cruising.recover(600.0, 10_000_000);
+        assert!((slow.rate - (cruise + 600.0 * SLOW_RECOVERY * 0.25 * 10.0)).abs() < 1e-6, "{}", slow.rate);
+        let mut a = again;
+        for _ in 0..10 {
+            a = Adaptive { rate: 505.0, ..a }.on_throttle(600.0, Some(500.0));
+        }
+        assert_eq!(a.probe, MIN_PROBE);
+        // The limit fell: probing is fast again.
+        let moved = Adaptive { rate: 505.0, ..a }.on_throttle(600.0, Some(300.0));
+        assert_eq!((moved.probe, moved.ceiling), (1.0, Some(300.0)));
+    }
+
+    #[test]
     fn adaptive_at_the_right_rate_never_throttles() {
         let (goodput, throttles) = simulate(500.0, 500.0, 60.0);
         assert_eq!(throttles, 0);
@@ -226,10 +285,10 @@ mod tests {
         assert_eq!(cut.ceiling, Some(500.0));
         assert!((cut.rate - 490.0).abs() < 1e-9);
         // An estimate above the current rate says nothing new: plain multiplicative cut.
-        let cut = Adaptive { rate: 400.0, ceiling: None }.on_throttle(600.0, Some(450.0));
+        let cut = Adaptive { rate: 400.0, ceiling: None, probe: 1.0 }.on_throttle(600.0, Some(450.0));
         assert_eq!((cut.rate, cut.ceiling), (360.0, Some(400.0)));
         // At the cruise level, recovery goes on slowly (probing), not stuck.
-        let cruising = Adaptive { rate: 490.0, ceiling: Some(500.0) }.recover(600.0, 10_000_000);
+        let cruising = Adaptive { rate: 490.0, ceiling: Some(500.0), probe: 1.0 }.recover(600.0, 10_000_000);
         assert!((cruising.rate - 493.0).abs() < 1e-6, "{}", cruising.rate);
     }
 
@@ -240,7 +299,8 @@ mod tests {
             a = a.on_throttle(100.0, None);
         }
         assert!((a.rate - 5.0).abs() < 1e-9);
-        for _ in 0..10_000 {
+        // Cut at the floor again and again, the ceiling looks confirmed: probing is slowest.
+        for _ in 0..200_000 {
             a = a.recover(100.0, 1_000_000);
         }
         assert_eq!(a.rate, 100.0);

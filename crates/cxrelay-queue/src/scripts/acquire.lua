@@ -2,7 +2,8 @@
 -- KEYS[1] budget hash  cxr:{rl:TENANT:ACTION}
 --   tat          theoretical arrival time (us, Redis clock)
 --   rate         rate in force (adaptive mode), requests/s
---   ceiling      rate at the last 429 (adaptive mode)
+--   ceiling      learned limit at the last 429 (adaptive mode)
+--   probe        speed of probing above the ceiling (1, divided on each confirmation of it)
 --   adjusted     when the rate was last recovered (us)
 --   pause_until  no sends before this (us), set by throttle.lua on a 429
 --   sent         slots reserved so far; epoch_at / epoch_sent: time and count of the first
@@ -18,7 +19,7 @@ local key = KEYS[1]
 local conf, burst, adaptive, max_wait = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3] == '1', tonumber(ARGV[4])
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-local h = redis.call('HMGET', key, 'tat', 'rate', 'ceiling', 'adjusted', 'pause_until', 'epoch_at', 'sent')
+local h = redis.call('HMGET', key, 'tat', 'rate', 'ceiling', 'adjusted', 'pause_until', 'epoch_at', 'sent', 'probe')
 local pause_until = tonumber(h[5] or '0')
 local rate = conf
 if adaptive then
@@ -28,13 +29,15 @@ if adaptive then
   -- After a cut, recovery starts only when the pause is over (throttle.lua sets adjusted ahead).
   if now > adjusted then
     local secs = (now - adjusted) / 1000000
+    local probe = tonumber(h[8] or '1')
     local fast_until = conf
-    if ceiling then fast_until = ceiling * 0.98 end
+    -- Cruise just under the ceiling; closer to a confirmed one (probe < 1), see Adaptive::cruise.
+    if ceiling and probe < 1 then fast_until = ceiling * 0.995 elseif ceiling then fast_until = ceiling * 0.98 end
     -- The tolerance keeps a rate stored at the cruise level from counting as below it.
     if rate < fast_until - 0.000001 then
       rate = math.min(rate + conf * 0.05 * secs, math.max(fast_until, rate))
     else
-      rate = rate + conf * 0.0005 * secs
+      rate = rate + conf * 0.0005 * probe * secs
     end
     rate = math.min(rate, conf)
     redis.call('HSET', key, 'rate', string.format('%.9f', rate), 'adjusted', now)

@@ -1,5 +1,7 @@
 -- throttle: a 429 was seen; pause the whole fleet for this budget and (adaptive) lower its rate.
--- KEYS[1] budget hash  cxr:{rl:TENANT:ACTION}  (fields: see acquire.lua; cut_at = last rate cut)
+-- KEYS[1] budget hash  cxr:{rl:TENANT:ACTION}  (fields: see acquire.lua; cut_at = last rate cut;
+--         cut_sent, cut_secs, cut_future = the observation the last cut estimated the limit from,
+--         kept so an operator can see why the rate is where it is)
 -- ARGV: pause (us; the Retry-After, or a backoff when absent), adaptive (1|0), configured rate,
 --       burst
 -- Adaptive: the target's bucket is empty now and was full when the last pause ended, so its
@@ -12,7 +14,8 @@ local key = KEYS[1]
 local pause, adaptive, conf, burst = tonumber(ARGV[1]), ARGV[2] == '1', tonumber(ARGV[3]), tonumber(ARGV[4])
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-local h = redis.call('HMGET', key, 'pause_until', 'rate', 'cut_at', 'tat', 'sent', 'epoch_at', 'epoch_sent')
+local h = redis.call('HMGET', key, 'pause_until', 'rate', 'cut_at', 'tat', 'sent', 'epoch_at', 'epoch_sent',
+  'ceiling', 'probe')
 local until_ = math.max(tonumber(h[1] or '0'), now + pause)
 local tat = tonumber(h[4] or '0')
 local cut = 0
@@ -31,9 +34,20 @@ if adaptive and conf > 0 and now - tonumber(h[3] or '0') > math.max(pause, 10000
   if secs >= 0.2 and sent - burst > 0 and (sent - burst) / secs < rate then
     ceiling = (sent - burst) / secs
   end
-  local new_rate = math.max(math.min(rate * 0.9, ceiling * 0.98), conf * 0.05)
+  -- A ceiling met again within 3% is confirmed: probe above it 4x slower (down to 1/64) and
+  -- cruise closer to it; a moved ceiling restores fast probing (Adaptive::on_throttle).
+  local old_ceiling, probe = tonumber(h[8] or ''), tonumber(h[9] or '1')
+  local cruise = 0.98
+  if old_ceiling and math.abs(ceiling - old_ceiling) <= 0.03 * old_ceiling then
+    probe = math.max(probe / 4, 1 / 64)
+    cruise = 0.995
+  else
+    probe = 1
+  end
+  local new_rate = math.max(math.min(rate * 0.9, ceiling * cruise), conf * 0.05)
   redis.call('HSET', key, 'ceiling', string.format('%.9f', ceiling), 'rate', string.format('%.9f', new_rate),
-    'cut_at', now, 'adjusted', until_)
+    'probe', string.format('%.9f', probe),
+    'cut_at', now, 'adjusted', until_, 'cut_sent', sent, 'cut_secs', string.format('%.6f', secs), 'cut_future', future)
   cut = 1
 end
 -- The next observation starts at the first send after the pause (the bucket has refilled).
