@@ -616,11 +616,8 @@ impl Persistence for StreamPersistence {
             shared.checkpoint_batches(by_run).await;
             return Ok(());
         }
-        let Ok(permit) = shared.checkpoints.clone().acquire_owned().await else {
-            // Closed: only poll_close takes every permit, so write this batch inline.
-            shared.checkpoint_batches(by_run).await;
-            return Ok(());
-        };
+        // Waiting here while two batches are still being written holds the worker back.
+        let permit = shared.checkpoints.clone().acquire_owned().await.expect("the checkpoint semaphore is never closed");
         let shared = shared.clone();
         tokio::spawn(async move {
             shared.checkpoint_batches(by_run).await;
