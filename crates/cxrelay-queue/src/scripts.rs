@@ -1,5 +1,6 @@
 //! The Lua scripts, one per atomic operation; each `.lua` file beside this one documents the
 //! keys it touches. Scripts are sent by hash and reloaded transparently after a Redis restart.
+//! `deliverable.lua` is a prelude shared by the two scripts that hand out stream entries.
 
 use std::sync::LazyLock;
 
@@ -12,9 +13,11 @@ pub static ENQUEUE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!
 /// Make a fully loaded run visible to workers.
 pub static SEAL: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("scripts/seal.lua")));
 /// Promote due retries and deliver new items, skipping recorded successes.
-pub static FETCH: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("scripts/fetch.lua")));
+pub static FETCH: LazyLock<Script> =
+    LazyLock::new(|| Script::new(concat!(include_str!("scripts/deliverable.lua"), include_str!("scripts/fetch.lua"))));
 /// Take over items whose lease expired.
-pub static RECLAIM: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("scripts/reclaim.lua")));
+pub static RECLAIM: LazyLock<Script> =
+    LazyLock::new(|| Script::new(concat!(include_str!("scripts/deliverable.lua"), include_str!("scripts/reclaim.lua"))));
 /// Record outcomes and acknowledge deliveries in one step.
 pub static CHECKPOINT: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("scripts/checkpoint.lua")));
 /// Reserve the next send slot of a fleet-wide rate budget.

@@ -26,13 +26,9 @@ local out = {status}
 local reply = redis.call('XREADGROUP', 'GROUP', group, consumer, 'COUNT', count, 'STREAMS', items, '>')
 if not reply then return out end
 for _, entry in ipairs(reply[1][2]) do
-  local id, fields = entry[1], entry[2]
-  local f = {}
-  for k = 1, #fields, 2 do f[fields[k]] = fields[k + 1] end
-  if f['i'] and redis.call('GETBIT', done, tonumber(f['i'])) == 1 then
-    redis.call('XACK', items, group, id)
-    redis.call('XDEL', items, id)
-  else
+  local id = entry[1]
+  local f = deliverable(items, group, done, id, entry[2])
+  if f then
     out[#out + 1] = id
     out[#out + 1] = f['i'] or '-1'
     out[#out + 1] = f['a'] or '0'

@@ -13,20 +13,15 @@ local reply = redis.call('XAUTOCLAIM', items, group, consumer, lease, '0-0', 'CO
 local out = {}
 for _, entry in ipairs(reply[2]) do
   local id, fields = entry[1], entry[2]
-  if fields then
-    local f = {}
-    for k = 1, #fields, 2 do f[fields[k]] = fields[k + 1] end
-    if f['i'] and redis.call('GETBIT', done, tonumber(f['i'])) == 1 then
-      redis.call('XACK', items, group, id)
-      redis.call('XDEL', items, id)
-    else
-      local n = redis.call('HINCRBY', redeliveries, f['i'] or '-1', 1)
-      out[#out + 1] = id
-      out[#out + 1] = f['i'] or '-1'
-      out[#out + 1] = f['a'] or '0'
-      out[#out + 1] = f['d'] or ''
-      out[#out + 1] = n
-    end
+  -- A deleted entry still pending comes back without fields: nothing to deliver.
+  local f = fields and deliverable(items, group, done, id, fields)
+  if f then
+    local n = redis.call('HINCRBY', redeliveries, f['i'] or '-1', 1)
+    out[#out + 1] = id
+    out[#out + 1] = f['i'] or '-1'
+    out[#out + 1] = f['a'] or '0'
+    out[#out + 1] = f['d'] or ''
+    out[#out + 1] = n
   end
 end
 return out
