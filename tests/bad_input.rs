@@ -19,9 +19,9 @@ fn enqueue_bytes(env: &TestEnv, run: &str, bytes: &[u8]) -> (i32, String) {
 /// No key of the run exists and it is not listed as active.
 async fn assert_nothing_left(env: &TestEnv, run: &str) {
     let mut conn = env.redis().await;
-    let keys: Vec<String> = conn.keys(format!("cxr:{{run:{run}}}:*")).await.unwrap();
+    let keys: Vec<String> = conn.keys(format!("{}:{{run:{run}}}:*", env.namespace)).await.unwrap();
     assert!(keys.is_empty(), "run {run} left keys behind: {keys:?}");
-    let listed: bool = conn.sismember("cxr:runs:active", run).await.unwrap();
+    let listed: bool = conn.sismember(env.keys().active_runs("default"), run).await.unwrap();
     assert!(!listed, "run {run} still listed as active");
 }
 

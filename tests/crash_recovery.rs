@@ -36,7 +36,8 @@ async fn killed_workers_items_are_rerun_within_the_lease() {
     // Let it get going, then kill it while it holds items.
     env.wait_report("crash", Duration::from_secs(30), |r| r.succeeded >= 200).await;
     let mut conn = env.redis().await;
-    let stream = "cxr:{run:crash}:items";
+    let stream = env.run_keys("crash").items;
+    let stream = stream.as_str();
     let held = pending_of(&mut conn, stream, victim.pid()).await.expect("victim's consumer");
     assert!(held > 0, "the victim must hold in-flight items when killed");
     let pid = victim.pid();

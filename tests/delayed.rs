@@ -30,18 +30,27 @@ async fn fifty_thousand_due_retries_do_not_break_fetching() {
             .into_iter()
             .map(|d| {
                 let job = d.into_job(&meta);
-                let outcome = ItemOutcome { kind: OutcomeKind::Retry { delay_ms: 3_600_000 }, attempts: 1, status: Some(503), latency_us: 1000, error: Some("HTTP 503".into()) };
+                let outcome = ItemOutcome {
+                    kind: OutcomeKind::Retry { delay_ms: 3_600_000 },
+                    attempts: 1,
+                    throttled: 0,
+                    status: Some(503),
+                    class: Some(cxrelay_core::classify::FailureClass::Server),
+                    latency_us: 1000,
+                    error: Some("HTTP 503".into()),
+                };
                 Checkpoint::of(&job, outcome)
             })
             .collect();
-        parked += store.checkpoint(&meta, &batch).await.unwrap().requeued;
+        parked += store.checkpoint(&meta, &batch, "stand-in").await.unwrap().requeued;
     }
     assert_eq!(parked, N as u64);
     // Parked an hour ahead (so the stand-in's own fetches do not promote them); now make every
     // one of them due at the same instant: score 0.
     let mut conn = env.redis().await;
-    let _: u64 = redis::cmd("ZUNIONSTORE").arg("cxr:{run:due}:delayed").arg(1).arg("cxr:{run:due}:delayed").arg("WEIGHTS").arg(0).query_async(&mut conn).await.unwrap();
-    let due: u64 = conn.zcount("cxr:{run:due}:delayed", 0, 0).await.unwrap();
+    let delayed = env.run_keys("due").delayed;
+    let _: u64 = redis::cmd("ZUNIONSTORE").arg(&delayed).arg(1).arg(&delayed).arg("WEIGHTS").arg(0).query_async(&mut conn).await.unwrap();
+    let due: u64 = conn.zcount(&delayed, 0, 0).await.unwrap();
     assert_eq!(due, N as u64, "all retries are due at once");
 
     let _w = env.spawn_worker(64);

@@ -21,7 +21,8 @@ async fn two_workers_deliver_each_item_exactly_once() {
     let ledger = env.sim.ledger();
     let stats = env.sim.stats();
     let keys: HashSet<String> = ledger.entries.iter().map(|e| e.key.clone()).collect();
-    let expected: HashSet<String> = (0..2000).map(|i| format!("two-workers:{i}")).collect();
+    let nonce: String = redis::cmd("HGET").arg(env.run_keys("two-workers").state).arg("nonce").query_async(&mut env.redis().await).await.unwrap();
+    let expected: HashSet<String> = (0..2000).map(|i| format!("two-workers:{nonce}:{i}")).collect();
     assert_eq!(keys, expected, "ledger keys must be exactly the run's items");
     assert_eq!(ledger.applied, 2000);
     assert_eq!(ledger.duplicates, 0, "no item may be sent twice");
@@ -121,10 +122,11 @@ async fn recorded_success_is_never_posted_again() {
 
     // Re-open the run and put a second entry for index 3 in its stream (as a replay tool would).
     let mut conn = env.redis().await;
-    let _: () = redis::cmd("HSET").arg("cxr:{run:once}:state").arg("status").arg("active").query_async(&mut conn).await.unwrap();
-    let _: () = redis::cmd("SADD").arg("cxr:runs:active").arg("once").query_async(&mut conn).await.unwrap();
+    let keys = env.run_keys("once");
+    let _: () = redis::cmd("HSET").arg(&keys.state).arg("status").arg("active").query_async(&mut conn).await.unwrap();
+    let _: () = redis::cmd("SADD").arg(env.keys().active_runs("default")).arg("once").query_async(&mut conn).await.unwrap();
     let _: String = redis::cmd("XADD")
-        .arg("cxr:{run:once}:items")
+        .arg(&keys.items)
         .arg("*")
         .arg(&["i", "3", "a", "0", "d", "{\"customer_id\":\"c3\"}"])
         .query_async(&mut conn)
@@ -133,7 +135,7 @@ async fn recorded_success_is_never_posted_again() {
     let _w2 = env.spawn_worker(4);
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     loop {
-        let len: u64 = redis::cmd("XLEN").arg("cxr:{run:once}:items").query_async(&mut conn).await.unwrap();
+        let len: u64 = redis::cmd("XLEN").arg(&keys.items).query_async(&mut conn).await.unwrap();
         if len == 0 {
             break;
         }
@@ -154,7 +156,8 @@ async fn finished_runs_expire_after_retention() {
     let _w = env.spawn_worker(4);
     env.wait_finished("kept", Duration::from_secs(30)).await;
     let mut conn = env.redis().await;
-    for key in ["cxr:{run:kept}:results", "cxr:{run:kept}:done", "cxr:{run:kept}:finished", "cxr:{run:kept}:state"] {
+    let keys = env.run_keys("kept");
+    for key in [&keys.results, &keys.done, &keys.finished, &keys.state] {
         let ttl: i64 = redis::cmd("TTL").arg(key).query_async(&mut conn).await.unwrap();
         assert!(ttl > 0 && ttl <= 120, "{key}: ttl {ttl}");
     }

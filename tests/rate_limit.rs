@@ -4,21 +4,28 @@ mod harness;
 
 use std::time::Duration;
 
-use cxrelay_queue::FleetLimits;
+use cxrelay_queue::{BudgetConfig, FleetLimits};
 use cxrelay_sim::{FaultUpdate, ForceStatus, SimConfig};
 use harness::TestEnv;
+
+/// A configured (not discovered) budget.
+fn fixed(rate: f64, burst: u32, adaptive: bool) -> BudgetConfig {
+    BudgetConfig { rate, burst, adaptive, discover: false, initial: rate }
+}
 
 /// The acquire/throttle scripts follow `cxrelay_core::ratelimit`: a burst goes at once, then
 /// slots are spaced by the interval; far slots are not reserved; a 429 pauses and cuts the rate.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gcra_script_semantics() {
     let env = TestEnv::start(SimConfig::default()).await;
-    let limits = FleetLimits::new(env.store().await.conn(), "t");
+    let conn = env.store().await.conn();
+    let tenant = |t: &str| FleetLimits::new(conn.clone(), env.keys(), t);
+    let limits = tenant("t");
     let max_wait = Duration::from_secs(1);
     let mut waits = Vec::new();
     for _ in 0..8 {
         // Burst 10: half of it is spent at once, half kept as slack for jitter.
-        let r = limits.acquire("a", 50.0, 10, false, max_wait).await.unwrap();
+        let r = limits.acquire(None, &fixed(50.0, 10, false), max_wait).await.unwrap();
         assert!(r.reserved && !r.paused);
         waits.push(r.wait.as_millis() as i64);
     }
@@ -28,32 +35,35 @@ async fn gcra_script_semantics() {
     }
     // 50 more slots are 1 s+ away: beyond max_wait, so not reserved, and the budget is unchanged.
     for _ in 0..50 {
-        limits.acquire("a", 50.0, 10, false, Duration::from_secs(10)).await.unwrap();
+        limits.acquire(None, &fixed(50.0, 10, false), Duration::from_secs(10)).await.unwrap();
     }
-    let far = limits.acquire("a", 50.0, 10, false, max_wait).await.unwrap();
+    let far = limits.acquire(None, &fixed(50.0, 10, false), max_wait).await.unwrap();
     assert!(!far.reserved && far.wait > max_wait, "{far:?}");
-    let again = limits.acquire("a", 50.0, 10, false, max_wait).await.unwrap();
+    let again = limits.acquire(None, &fixed(50.0, 10, false), max_wait).await.unwrap();
     assert!(!again.reserved && again.wait.abs_diff(far.wait) < Duration::from_millis(20), "nothing was reserved: {again:?}");
 
-    // Another action has its own budget.
-    assert!(limits.acquire("b", 50.0, 5, false, max_wait).await.unwrap().wait.is_zero());
+    // An action's sub-limit and another tenant have budgets of their own.
+    assert!(limits.acquire(Some("b"), &fixed(50.0, 5, false), max_wait).await.unwrap().wait.is_zero());
+    assert!(tenant("t2").acquire(None, &fixed(50.0, 5, false), max_wait).await.unwrap().wait.is_zero());
 
     // A 429: the fleet pauses for the Retry-After and the adaptive rate is cut by 10%.
-    let first = limits.acquire("c", 100.0, 10, true, max_wait).await.unwrap();
+    let c = tenant("c");
+    let first = c.acquire(None, &fixed(100.0, 10, true), max_wait).await.unwrap();
     assert_eq!(first.rate_milli, 100_000);
-    let paused = limits.throttle("c", Duration::from_millis(800), true, 100.0, 10).await.unwrap();
+    let paused = c.throttle(Duration::from_millis(800), &fixed(100.0, 10, true)).await.unwrap();
     assert!(paused > Duration::from_millis(700), "{paused:?}");
-    let during = limits.acquire("c", 100.0, 10, true, max_wait).await.unwrap();
+    let during = c.acquire(None, &fixed(100.0, 10, true), max_wait).await.unwrap();
     assert!(during.paused && !during.reserved && during.wait > Duration::from_millis(600), "{during:?}");
     assert_eq!(during.rate_milli, 90_000, "cut once, and no recovery while paused");
-    assert!(limits.pause_remaining("c").await.unwrap() > Duration::from_millis(600));
+    assert!(c.pause_remaining().await.unwrap() > Duration::from_millis(600));
     // A second 429 within the same pause window does not cut again.
-    limits.throttle("c", Duration::from_millis(800), true, 100.0, 10).await.unwrap();
-    let rate = limits.acquire("c", 100.0, 10, true, max_wait).await.unwrap().rate_milli;
+    c.throttle(Duration::from_millis(800), &fixed(100.0, 10, true)).await.unwrap();
+    let rate = c.acquire(None, &fixed(100.0, 10, true), max_wait).await.unwrap().rate_milli;
     assert_eq!(rate, 90_000, "one cut per pause window");
     // Without adaptive mode the rate stays as configured.
-    limits.throttle("d", Duration::from_millis(100), false, 100.0, 10).await.unwrap();
-    assert!(limits.pause_remaining("d").await.unwrap() > Duration::ZERO);
+    let d = tenant("d");
+    d.throttle(Duration::from_millis(100), &fixed(100.0, 10, false)).await.unwrap();
+    assert!(d.pause_remaining().await.unwrap() > Duration::ZERO);
 }
 
 /// Largest number of arrivals in any 1 s window starting at an arrival.
@@ -64,8 +74,8 @@ async fn a_confirmed_ceiling_slows_probing_in_the_scripts() {
     use cxrelay_core::ratelimit::{Adaptive, CONFIRMED_CRUISE};
     let env = TestEnv::start(SimConfig::default()).await;
     let mut conn = env.store().await.conn();
-    let limits = FleetLimits::new(conn.clone(), "t");
-    let key = cxrelay_queue::limits::budget_key("t", "e");
+    let limits = FleetLimits::new(conn.clone(), env.keys(), "t");
+    let key = env.keys().budget("t", None);
     let reader = conn.clone();
     let field = |name: &'static str| {
         let (key, mut conn) = (key.clone(), reader.clone());
@@ -74,7 +84,7 @@ async fn a_confirmed_ceiling_slows_probing_in_the_scripts() {
     // A fleet that learned a 100/s ceiling and has probed up to 102/s meets a 429 (no sends to
     // estimate from, so the rate itself becomes the ceiling: 102, within 3% of 100).
     let _: () = redis::cmd("HSET").arg(&key).arg("ceiling").arg(100.0).arg("rate").arg(102.0).arg("probe").arg(1.0).query_async(&mut conn).await.unwrap();
-    limits.throttle("e", Duration::from_millis(1), true, 200.0, 10).await.unwrap();
+    limits.throttle(Duration::from_millis(1), &fixed(200.0, 10, true)).await.unwrap();
     let model = Adaptive { rate: 102.0, ceiling: Some(100.0), probe: 1.0 }.on_throttle(200.0, None);
     assert_eq!(field("probe").await, Some(model.probe));
     assert_eq!(model.probe, 0.25);
@@ -82,11 +92,11 @@ async fn a_confirmed_ceiling_slows_probing_in_the_scripts() {
     assert!((model.cruise(200.0) - 102.0 * CONFIRMED_CRUISE).abs() < 1e-9);
     // Recovery after the cut runs fast up to the confirmed cruise level, as in the model.
     let _: () = redis::cmd("HSET").arg(&key).arg("adjusted").arg(0).arg("cut_at").arg(0).query_async(&mut conn).await.unwrap();
-    let r = limits.acquire("e", 200.0, 10, true, Duration::from_secs(1)).await.unwrap();
+    let r = limits.acquire(None, &fixed(200.0, 10, true), Duration::from_secs(1)).await.unwrap();
     assert_eq!(r.rate_milli, (102.0 * CONFIRMED_CRUISE * 1000.0) as u64);
     // The limit moved (a 429 at 60/s against a 102/s ceiling): probing is fast again.
     let _: () = redis::cmd("HSET").arg(&key).arg("rate").arg(60.0).arg("cut_at").arg(0).query_async(&mut conn).await.unwrap();
-    limits.throttle("e", Duration::from_millis(1), true, 200.0, 10).await.unwrap();
+    limits.throttle(Duration::from_millis(1), &fixed(200.0, 10, true)).await.unwrap();
     assert_eq!(field("probe").await, Some(1.0));
     assert_eq!(field("ceiling").await, Some(60.0));
 }
@@ -141,4 +151,46 @@ async fn retry_after_pauses_the_whole_fleet() {
     assert!(during.is_empty(), "{} requests sent during the pause (first at +{} ms)", during.len(), (during[0] - first_429) / 1000);
     let throttled = arrivals.iter().filter(|a| a.status == 429).count();
     assert!(throttled <= 40, "{throttled} requests hit the 429 window");
+}
+
+/// With no rate configured (the default), the fleet discovers a limited target's limit: the run
+/// finishes with no item failed, and 429s stay rare.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_no_rate_configured_the_limit_is_discovered() {
+    let mut env = TestEnv::start(SimConfig { rate_per_second: 200, burst: 20, ..SimConfig::default() }).await;
+    env.enqueue_generated("discover", 3000);
+    let _w1 = env.spawn_worker(32);
+    let _w2 = env.spawn_worker(32);
+    let report = env.wait_finished("discover", Duration::from_secs(90)).await;
+    assert_eq!((report.succeeded, report.failed), (3000, 0), "{report:#?}");
+    let stats = env.sim.stats();
+    assert!(stats.status_429 * 100 <= stats.requests * 5, "{} 429s of {} requests", stats.status_429, stats.requests);
+    let mut conn = env.redis().await;
+    let rate: f64 = redis::cmd("HGET").arg(env.keys().budget("default", None)).arg("rate").query_async(&mut conn).await.unwrap();
+    assert!((120.0..=230.0).contains(&rate), "settled at {rate}/s against a 200/s limit");
+}
+
+/// Two actions of one tenant share the tenant's budget: together they stay within the limit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_actions_of_one_tenant_share_one_budget() {
+    let mut env = TestEnv::start(SimConfig { rate_per_second: 100, burst: 10, ..SimConfig::default() }).await;
+    env.set("CXRELAY_RATE", 100).set("CXRELAY_BURST", 10);
+    for (run, action) in [("one", "action-1"), ("two", "action-2")] {
+        let items: Vec<serde_json::Value> = (0..400).map(|i| serde_json::json!({"seq": i})).collect();
+        let file = env.write_items(&format!("{run}.json"), &items);
+        let out = env.cxrelay().args(["enqueue", "--action", action, "--run-id", run]).arg(&file).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+    let _w1 = env.spawn_worker(16);
+    let _w2 = env.spawn_worker(16);
+    for run in ["one", "two"] {
+        let report = env.wait_finished(run, Duration::from_secs(60)).await;
+        assert_eq!((report.succeeded, report.failed), (400, 0));
+    }
+    let arrivals = env.sim.arrivals();
+    let times: Vec<u64> = arrivals.iter().map(|a| a.t_us).collect();
+    let peak = max_per_second(&times);
+    assert!(peak <= 100 + 10, "{peak} requests in one second across both actions (tenant limit 100/s, burst 10)");
+    let throttled = arrivals.iter().filter(|a| a.status == 429).count();
+    assert!(throttled * 100 <= arrivals.len(), "{throttled} 429s of {} requests", arrivals.len());
 }

@@ -2,8 +2,10 @@
 //! port races and no state shared with the machine's Redis), an in-process simulator, and real
 //! `cxrelay` worker processes it can SIGTERM or kill -9.
 //!
-//! `REDIS_URL` set in the environment makes tests use that Redis instead (the `testcontainers`
-//! feature starts one in Docker); tests that restart Redis need the private one.
+//! A `REDIS_URL` in the environment is ignored: tests never touch a Redis they did not start.
+//! `CXRELAY_TEST_REDIS_URL` makes them use that Redis instead (the `testcontainers` feature
+//! starts one in Docker), each test under a fresh namespace; tests that restart Redis always
+//! use a private one. No `CXRELAY_*` variable of the caller reaches the processes a test starts.
 #![allow(dead_code)]
 
 use std::collections::HashMap;
@@ -14,10 +16,15 @@ use std::time::{Duration, Instant};
 
 use cxrelay_core::report::{RunReport, RunStatus};
 use cxrelay_core::RunId;
-use cxrelay_queue::Store;
+use cxrelay_queue::store::StoreOptions;
+use cxrelay_queue::{Keyspace, Store};
 use cxrelay_sim::{SimConfig, SimServer};
 
 static NEXT_DIR: AtomicU32 = AtomicU32::new(0);
+
+fn rand_suffix() -> u32 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0) % 100_000
+}
 
 /// A private `redis-server`, killed when dropped.
 pub struct RedisServer {
@@ -144,6 +151,8 @@ pub struct TestEnv {
     #[cfg(feature = "testcontainers")]
     container: Option<testcontainers::ContainerAsync<testcontainers::GenericImage>>,
     pub redis_url: String,
+    /// The namespace every key of this test lives under.
+    pub namespace: String,
     pub sim: SimServer,
     pub env: HashMap<String, String>,
     workers_started: u32,
@@ -164,7 +173,8 @@ impl TestEnv {
         let (container, container_url) = if aof { (None, None) } else { start_container().await };
         #[cfg(not(feature = "testcontainers"))]
         let container_url: Option<String> = None;
-        let (redis, redis_url) = match std::env::var("REDIS_URL").ok().or(container_url) {
+        let shared = std::env::var("CXRELAY_TEST_REDIS_URL").ok().filter(|u| !u.is_empty()).or(container_url);
+        let (redis, redis_url) = match shared {
             Some(url) if !aof => (None, url),
             _ => {
                 let r = RedisServer::start(&dir, aof);
@@ -172,9 +182,12 @@ impl TestEnv {
                 (Some(r), url)
             }
         };
+        // A fresh namespace per test, so tests sharing one Redis never see each other.
+        let namespace = format!("t{}x{}x{}", std::process::id(), NEXT_DIR.load(Ordering::SeqCst), rand_suffix());
         let sim = SimServer::start(sim, "127.0.0.1:0".parse().unwrap()).await.expect("simulator");
         let mut env = HashMap::new();
         env.insert("REDIS_URL".to_owned(), redis_url.clone());
+        env.insert("CXRELAY_NAMESPACE".to_owned(), namespace.clone());
         env.insert("CXRELAY_API_BASE".to_owned(), sim.base_url());
         env.insert("CXRELAY_CLIENT_ID".to_owned(), "sim-client".to_owned());
         env.insert("CXRELAY_CLIENT_SECRET".to_owned(), "sim-secret".to_owned());
@@ -184,10 +197,21 @@ impl TestEnv {
             #[cfg(feature = "testcontainers")]
             container,
             redis_url,
+            namespace,
             sim,
             env,
             workers_started: 0,
         }
+    }
+
+    /// This test's key layout.
+    pub fn keys(&self) -> Keyspace {
+        Keyspace::new(&self.namespace)
+    }
+
+    /// The keys of run `run` in this test's namespace.
+    pub fn run_keys(&self, run: &str) -> cxrelay_queue::keys::RunKeys {
+        self.keys().run(&RunId::parse(run).unwrap())
     }
 
     /// Sets an environment variable for the processes started from now on.
@@ -199,7 +223,12 @@ impl TestEnv {
     /// A `cxrelay` command with this environment.
     pub fn cxrelay(&self) -> Command {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_cxrelay"));
-        cmd.env_remove("CXRELAY_CONFIG").envs(&self.env).env("RUST_LOG", "info");
+        for (k, _) in std::env::vars() {
+            if k.starts_with("CXRELAY_") || k == "REDIS_URL" {
+                cmd.env_remove(k);
+            }
+        }
+        cmd.envs(&self.env).env("RUST_LOG", "info");
         cmd
     }
 
@@ -241,6 +270,19 @@ impl TestEnv {
             .expect("run cxrelay enqueue")
     }
 
+    /// Enqueues `items` under `run_id` (with extra `args`), asserting success.
+    pub fn enqueue_items(&self, run_id: &str, items: &[serde_json::Value], args: &[&str]) {
+        let file = self.write_items(&format!("{run_id}.json"), items);
+        let out = self
+            .cxrelay()
+            .args(["enqueue", "--json", "--action", "action-1", "--run-id", run_id])
+            .args(args)
+            .arg(&file)
+            .output()
+            .expect("run cxrelay enqueue");
+        assert!(out.status.success(), "enqueue failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+
     /// Enqueues `n` generated items under `run_id`, asserting success.
     pub fn enqueue_generated(&self, run_id: &str, n: usize) {
         let items: Vec<serde_json::Value> = (0..n).map(|i| serde_json::json!({"customer_id": format!("c{i}"), "seq": i})).collect();
@@ -251,9 +293,14 @@ impl TestEnv {
         assert_eq!(summary["accepted"], n as u64);
     }
 
+    /// Store options of this test (its namespace).
+    pub fn store_options(&self) -> StoreOptions {
+        StoreOptions { keys: self.keys(), retention_secs: 3600, history_len: 10 }
+    }
+
     /// A store on this test's Redis.
     pub async fn store(&self) -> Store {
-        Store::connect(&self.redis_url, 3600).await.expect("connect to redis")
+        Store::connect(&self.redis_url, self.store_options()).await.expect("connect to redis")
     }
 
     /// Polls the run's report until `done` holds, or panics after `timeout`.
@@ -268,7 +315,7 @@ impl TestEnv {
                 Err(e) if Instant::now() > deadline => panic!("timed out; last error {e}\n{}", self.logs()),
                 // Redis may be restarting: reconnect.
                 Err(_) => {
-                    if let Ok(s) = Store::connect(&self.redis_url, 3600).await {
+                    if let Ok(s) = Store::connect(&self.redis_url, self.store_options()).await {
                         store = s;
                     }
                 }
@@ -276,6 +323,31 @@ impl TestEnv {
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+    }
+
+    /// Polls `check` until it holds, or panics naming `what` after `timeout`.
+    pub async fn eventually<F, Fut>(&self, what: &str, timeout: Duration, mut check: F)
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = bool>,
+    {
+        let deadline = Instant::now() + timeout;
+        while !check().await {
+            assert!(Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}\n{}", self.logs());
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+
+    /// The run's failed items: index → (summary, payload, history), read through the store.
+    pub async fn failed_items(&self, run: &str) -> Vec<(u64, cxrelay_queue::store::FailedItem, Option<String>, Vec<cxrelay_core::outcome::AttemptRecord>)> {
+        let store = self.store().await;
+        let run = RunId::parse(run).unwrap();
+        let mut out = Vec::new();
+        for (index, _) in store.failed_items(&run, usize::MAX).await.unwrap() {
+            let (summary, payload, history) = store.failed_item(&run, index).await.unwrap().expect("listed as failed");
+            out.push((index, summary, payload, history));
+        }
+        out
     }
 
     /// Waits until the run is finished.

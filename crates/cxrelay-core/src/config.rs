@@ -74,7 +74,8 @@ pub struct TargetSettings {
     pub body: BodyShape,
     /// Per-request timeout in ms.
     pub request_timeout_ms: u64,
-    /// Name of the tenant, for the rate-limit and breaker keys shared by the fleet.
+    /// The tenant: a run belongs to one, a worker delivers only its own tenant's runs, and the
+    /// rate budget and breaker are shared per tenant across the fleet.
     pub tenant: String,
 }
 
@@ -113,11 +114,14 @@ pub struct WorkerSettings {
     pub lease_ms: u64,
     /// On SIGTERM/SIGINT, how long in-flight items may take to finish.
     pub shutdown_timeout_ms: u64,
+    /// An item taken over from a dead or stalled worker more than this many times is failed as
+    /// poison instead of being sent again.
+    pub max_redeliveries: u32,
 }
 
 impl Default for WorkerSettings {
     fn default() -> Self {
-        Self { concurrency: 64, lease_ms: 10_000, shutdown_timeout_ms: 30_000 }
+        Self { concurrency: 64, lease_ms: 10_000, shutdown_timeout_ms: 30_000, max_redeliveries: 5 }
     }
 }
 
@@ -131,12 +135,20 @@ pub struct RetrySettings {
     pub backoff_base_ms: u64,
     /// Largest backoff in ms.
     pub backoff_cap_ms: u64,
+    /// 429 answers an item may meet before it fails; they do not spend `max_attempts`, since
+    /// a 429 says the target is busy, not that the item is wrong.
+    pub max_throttled: u32,
 }
 
 impl Default for RetrySettings {
     fn default() -> Self {
         let p = RetryPolicy::default();
-        Self { max_attempts: p.max_attempts, backoff_base_ms: p.base.as_millis() as u64, backoff_cap_ms: p.cap.as_millis() as u64 }
+        Self {
+            max_attempts: p.max_attempts,
+            backoff_base_ms: p.base.as_millis() as u64,
+            backoff_cap_ms: p.cap.as_millis() as u64,
+            max_throttled: p.max_throttled,
+        }
     }
 }
 
@@ -147,17 +159,25 @@ impl RetrySettings {
             max_attempts: self.max_attempts,
             base: Duration::from_millis(self.backoff_base_ms),
             cap: Duration::from_millis(self.backoff_cap_ms),
+            max_throttled: self.max_throttled,
             ..RetryPolicy::default()
         }
     }
 }
 
-/// The fleet-wide request budget for one (tenant, action).
+/// The fleet-wide request budget of one tenant (every action of the tenant shares it, as real
+/// tenants are limited), with optional per-action sub-limits.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RateSettings {
-    /// Requests per second for the whole fleet; 0 = no limit.
-    pub rate: f64,
+    /// Requests per second for the whole fleet. Absent (the default): discover the target's
+    /// limit, starting at `initial_rate` and growing until 429s reveal it. `0`: no limit at all
+    /// (429s still pause the fleet). A number: at most that, lowered on 429s when `adaptive`.
+    pub rate: Option<f64>,
+    /// Where discovery starts, requests per second.
+    pub initial_rate: f64,
+    /// Discovery never goes above this, requests per second.
+    pub max_rate: f64,
     /// Requests allowed above the rate at once.
     pub burst: u32,
     /// Lower the rate on 429s and recover it slowly.
@@ -167,41 +187,90 @@ pub struct RateSettings {
     pub max_wait_ms: u64,
     /// Fleet-wide pause after a 429 that carries no `Retry-After`.
     pub pause_ms: u64,
+    /// Per-action sub-limits (requests per second), on top of the tenant's budget.
+    pub actions: std::collections::BTreeMap<String, f64>,
 }
 
 impl Default for RateSettings {
     fn default() -> Self {
-        Self { rate: 0.0, burst: 1, adaptive: true, max_wait_ms: 2000, pause_ms: 1000 }
+        Self {
+            rate: None,
+            initial_rate: 50.0,
+            max_rate: 10_000.0,
+            burst: 1,
+            adaptive: true,
+            max_wait_ms: 2000,
+            pause_ms: 1000,
+            actions: Default::default(),
+        }
     }
 }
 
-/// Fleet-wide circuit breaker.
+/// What the rate settings ask of the fleet budget.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum RateMode {
+    /// No budget: only 429 pauses.
+    Unlimited,
+    /// A configured ceiling (adaptive or not).
+    Fixed(f64),
+    /// Discover the limit from the target's answers.
+    Discover {
+        /// Starting rate.
+        initial: f64,
+        /// Highest rate discovery may reach.
+        max: f64,
+    },
+}
+
+impl RateSettings {
+    /// The mode these settings describe.
+    pub fn mode(&self) -> RateMode {
+        match self.rate {
+            None => RateMode::Discover { initial: self.initial_rate, max: self.max_rate },
+            Some(r) if r <= 0.0 => RateMode::Unlimited,
+            Some(r) => RateMode::Fixed(r),
+        }
+    }
+}
+
+/// Fleet-wide circuit breaker (per tenant): opens when, within the last `window_ms`, more than
+/// `threshold` requests failed with a 5xx or no answer AND they were at least `failure_ratio` of
+/// all answers; a healthy target's random errors never reach the ratio.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct BreakerSettings {
-    /// Consecutive 5xx/transport failures above which the breaker opens.
+    /// Failures in the window above which the breaker may open (the seed's "more than 5").
     pub threshold: u32,
+    /// Share of failures among answers in the window needed to open, 0–1.
+    pub failure_ratio: f64,
+    /// The sliding window, in ms (whole seconds are used).
+    pub window_ms: u64,
     /// How long it stays open before one probe, in ms.
     pub cooldown_ms: u64,
 }
 
 impl Default for BreakerSettings {
     fn default() -> Self {
-        Self { threshold: 5, cooldown_ms: 10_000 }
+        Self { threshold: 5, failure_ratio: 0.5, window_ms: 10_000, cooldown_ms: 10_000 }
     }
 }
 
-/// Queue housekeeping.
+/// Where and how long the queue keeps its data.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct QueueSettings {
+    /// Prefix of every Redis key: deployments sharing one Redis with different namespaces never
+    /// see each other's runs, budgets or breakers.
+    pub namespace: String,
     /// Seconds a finished run's per-item data is kept.
     pub retention_secs: u64,
+    /// Attempts kept in an item's history (the last N).
+    pub history_len: u32,
 }
 
 impl Default for QueueSettings {
     fn default() -> Self {
-        Self { retention_secs: 7 * 24 * 3600 }
+        Self { namespace: "cxr".into(), retention_secs: 7 * 24 * 3600, history_len: 10 }
     }
 }
 
@@ -231,8 +300,19 @@ fn parse_env<T: std::str::FromStr>(var: &'static str, value: String, reason: &'s
 
 impl Settings {
     /// Parses a TOML file's text (unknown keys are errors, so typos do not pass silently).
+    ///
+    /// The error names the line and column and says what is wrong, but never quotes the line:
+    /// it may hold a secret (`client_secret = "…`).
     pub fn from_toml(text: &str) -> Result<Self, ConfigError> {
-        toml::from_str(text).map_err(|e| ConfigError::File(e.to_string()))
+        toml::from_str(text).map_err(|e| {
+            let at = e.span().map(|span| {
+                let before = &text[..span.start.min(text.len())];
+                let line = before.matches('\n').count() + 1;
+                let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+                format!("line {line}, column {column}: ")
+            });
+            ConfigError::File(format!("{}{}", at.unwrap_or_default(), crate::redact::redact(e.message().trim())))
+        })
     }
 
     /// Applies environment overrides, then validates.
@@ -274,7 +354,14 @@ impl Settings {
             };
         }
         if let Some(v) = env("CXRELAY_RATE") {
-            self.rate_limit.rate = parse_env("CXRELAY_RATE", v, "expected requests per second, e.g. 500 (0 = no limit)")?;
+            self.rate_limit.rate = if v.trim() == "auto" {
+                None
+            } else {
+                Some(parse_env("CXRELAY_RATE", v, "expected requests per second, e.g. 500 (0 = no limit, auto = discover)")?)
+            };
+        }
+        if let Some(v) = env("CXRELAY_INITIAL_RATE") {
+            self.rate_limit.initial_rate = parse_env("CXRELAY_INITIAL_RATE", v, "expected requests per second")?;
         }
         if let Some(v) = env("CXRELAY_BURST") {
             self.rate_limit.burst = parse_env("CXRELAY_BURST", v, "expected a whole number of requests")?;
@@ -285,11 +372,20 @@ impl Settings {
         if let Some(v) = env("CXRELAY_MAX_ATTEMPTS") {
             self.retry.max_attempts = parse_env("CXRELAY_MAX_ATTEMPTS", v, "expected a whole number ≥ 1")?;
         }
+        if let Some(v) = env("CXRELAY_MAX_THROTTLED") {
+            self.retry.max_throttled = parse_env("CXRELAY_MAX_THROTTLED", v, "expected a whole number ≥ 1")?;
+        }
         if let Some(v) = env("CXRELAY_BACKOFF_BASE_MS") {
             self.retry.backoff_base_ms = parse_env("CXRELAY_BACKOFF_BASE_MS", v, "expected milliseconds")?;
         }
         if let Some(v) = env("CXRELAY_LEASE_MS") {
             self.worker.lease_ms = parse_env("CXRELAY_LEASE_MS", v, "expected milliseconds")?;
+        }
+        if let Some(v) = env("CXRELAY_MAX_REDELIVERIES") {
+            self.worker.max_redeliveries = parse_env("CXRELAY_MAX_REDELIVERIES", v, "expected a whole number")?;
+        }
+        if let Some(v) = env("CXRELAY_REQUEST_TIMEOUT_MS") {
+            self.target.request_timeout_ms = parse_env("CXRELAY_REQUEST_TIMEOUT_MS", v, "expected milliseconds")?;
         }
         if let Some(v) = env("CXRELAY_CONCURRENCY") {
             self.worker.concurrency = parse_env("CXRELAY_CONCURRENCY", v, "expected a whole number ≥ 1")?;
@@ -299,6 +395,12 @@ impl Settings {
         }
         if let Some(v) = env("CXRELAY_BREAKER_COOLDOWN_MS") {
             self.breaker.cooldown_ms = parse_env("CXRELAY_BREAKER_COOLDOWN_MS", v, "expected milliseconds")?;
+        }
+        if let Some(v) = env("CXRELAY_BREAKER_WINDOW_MS") {
+            self.breaker.window_ms = parse_env("CXRELAY_BREAKER_WINDOW_MS", v, "expected milliseconds")?;
+        }
+        if let Some(v) = env("CXRELAY_NAMESPACE") {
+            self.queue.namespace = v;
         }
         if let Some(v) = env("CXRELAY_RETENTION_SECS") {
             self.queue.retention_secs = parse_env("CXRELAY_RETENTION_SECS", v, "expected seconds")?;
@@ -319,11 +421,38 @@ impl Settings {
         if self.retry.max_attempts == 0 {
             return bad("retry.max_attempts", "must be at least 1");
         }
-        if !(self.rate_limit.rate >= 0.0 && self.rate_limit.rate.is_finite()) {
-            return bad("rate_limit.rate", "must be a non-negative number (0 = no limit)");
+        if let Some(r) = self.rate_limit.rate {
+            if !(r >= 0.0 && r.is_finite()) {
+                return bad("rate_limit.rate", "must be a non-negative number (0 = no limit; leave it out to discover the limit)");
+            }
         }
-        if self.rate_limit.rate > 0.0 && self.rate_limit.burst == 0 {
-            return bad("rate_limit.burst", "must be at least 1 when a rate is set");
+        let r = &self.rate_limit;
+        if !(r.initial_rate > 0.0 && r.initial_rate.is_finite() && r.max_rate >= r.initial_rate && r.max_rate.is_finite()) {
+            return bad("rate_limit.initial_rate", "must be a positive number no larger than rate_limit.max_rate");
+        }
+        if let Some((action, _)) = r.actions.iter().find(|(_, v)| !(**v > 0.0 && v.is_finite())) {
+            return Err(ConfigError::Invalid { key: "rate_limit.actions", reason: format!("{action:?}: must be a positive number of requests per second") });
+        }
+        if r.burst == 0 {
+            return bad("rate_limit.burst", "must be at least 1");
+        }
+        if !(self.breaker.failure_ratio > 0.0 && self.breaker.failure_ratio <= 1.0) {
+            return bad("breaker.failure_ratio", "must be in (0, 1]");
+        }
+        if self.breaker.window_ms < 1000 {
+            return bad("breaker.window_ms", "must be at least 1000 ms");
+        }
+        if self.retry.max_throttled == 0 {
+            return bad("retry.max_throttled", "must be at least 1");
+        }
+        if let Err(reason) = crate::ids::check_name(&self.queue.namespace) {
+            return Err(ConfigError::Invalid { key: "queue.namespace", reason });
+        }
+        if let Err(reason) = crate::ids::check_name(&self.target.tenant) {
+            return Err(ConfigError::Invalid { key: "target.tenant", reason });
+        }
+        if !(1..=1000).contains(&self.queue.history_len) {
+            return bad("queue.history_len", "must be between 1 and 1000");
         }
         if !self.target.execute_path.contains("{action}") {
             return bad("target.execute_path", "must contain the {action} placeholder");
@@ -356,11 +485,43 @@ mod tests {
             .unwrap();
         assert_eq!(s.redis_url.as_deref(), Some("redis://a"));
         assert_eq!(s.target.token_url(), "http://x/oauth/token");
-        assert_eq!(s.rate_limit.rate, 500.0);
+        assert_eq!(s.rate_limit.rate, Some(500.0));
         assert_eq!(s.rate_limit.burst, 2);
         assert!(!s.rate_limit.adaptive);
         assert_eq!(s.worker.lease_ms, 3000);
         assert!(!format!("{s:?}").contains("s3cret"));
+    }
+
+    #[test]
+    fn rate_defaults_to_discovery() {
+        let s = Settings::default().with_env(env(&[])).unwrap();
+        assert!(matches!(s.rate_limit.mode(), RateMode::Discover { .. }));
+        let s = Settings::default().with_env(env(&[("CXRELAY_RATE", "0")])).unwrap();
+        assert_eq!(s.rate_limit.mode(), RateMode::Unlimited);
+        let s = Settings::default().with_env(env(&[("CXRELAY_RATE", "auto")])).unwrap();
+        assert!(matches!(s.rate_limit.mode(), RateMode::Discover { .. }));
+        let s = Settings::from_toml("[rate_limit]\nrate = 200\n[rate_limit.actions]\nslow = 20\n").unwrap();
+        assert_eq!(s.rate_limit.mode(), RateMode::Fixed(200.0));
+        assert_eq!(s.rate_limit.actions.get("slow"), Some(&20.0));
+    }
+
+    #[test]
+    fn namespace_and_tenant_are_checked() {
+        let s = Settings::default().with_env(env(&[("CXRELAY_NAMESPACE", "team-a"), ("CXRELAY_TENANT", "t1")])).unwrap();
+        assert_eq!((s.queue.namespace.as_str(), s.target.tenant.as_str()), ("team-a", "t1"));
+        let e = Settings::default().with_env(env(&[("CXRELAY_NAMESPACE", "a{b}")])).unwrap_err().to_string();
+        assert!(e.contains("queue.namespace"), "{e}");
+        let e = Settings::default().with_env(env(&[("CXRELAY_TENANT", "")])).unwrap_err().to_string();
+        assert!(e.contains("target.tenant"), "{e}");
+    }
+
+    #[test]
+    fn toml_errors_never_quote_the_line() {
+        let e = Settings::from_toml("[target]\nclient_secret = \"hunter2-very-secret\n").unwrap_err().to_string();
+        assert!(!e.contains("hunter2"), "{e}");
+        assert!(e.contains("line 2"), "{e}");
+        let e = Settings::from_toml("[target]\nclient_secret = hunter2\n").unwrap_err().to_string();
+        assert!(!e.contains("hunter2"), "{e}");
     }
 
     #[test]

@@ -80,9 +80,57 @@ fn base36(mut n: u64) -> String {
     String::from_utf8(out).expect("ascii digits")
 }
 
-/// The `Idempotency-Key` of one item: `{run}:{index}`, stable across retries and re-deliveries.
-pub fn idempotency_key(run: &RunId, index: u64) -> String {
-    format!("{}:{}", run.0, index)
+/// Checks a tenant or namespace name: 1–64 characters of `[A-Za-z0-9_.-]` (safe inside Redis
+/// hash tags and key names); the error says what is wrong.
+pub fn check_name(s: &str) -> Result<(), String> {
+    RunId::parse(s).map(|_| ()).map_err(|e| e.to_string().replacen("run id", "name", 1))
+}
+
+/// A random token drawn when a run is created: part of every Idempotency-Key of that run, so a
+/// run id reused after its data expired never repeats a key the target may have cached.
+pub fn run_nonce() -> String {
+    let mut s = String::with_capacity(10);
+    for _ in 0..10 {
+        s.push(char::from(b"0123456789abcdefghijklmnopqrstuvwxyz"[rand::random_range(0..36)]));
+    }
+    s
+}
+
+/// Where an item's `Idempotency-Key` comes from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum IdempotencyKey {
+    /// `{run}:{nonce}:{index}`: one key per item of one run incarnation, the same across
+    /// retries, take-overs and restarts.
+    PerRun {
+        /// The run's nonce ([`run_nonce`]).
+        nonce: String,
+    },
+    /// `{action}:{value}` of an item field: the same record gets the same key across runs, so
+    /// the target de-duplicates it.
+    Field(String),
+}
+
+impl IdempotencyKey {
+    /// The key of item `index` of `run` for `action`; `item` is its JSON (only read for `Field`).
+    /// `None` when the field is missing or not a string or number.
+    pub fn key(&self, run: &RunId, action: &str, index: u64, item: &str) -> Option<String> {
+        match self {
+            IdempotencyKey::PerRun { nonce } => Some(format!("{}:{nonce}:{index}", run.0)),
+            IdempotencyKey::Field(name) => field_value(item, name).map(|v| format!("{action}:{v}")),
+        }
+    }
+}
+
+/// The string form of a top-level string or number field of a JSON object.
+pub fn field_value(item: &str, name: &str) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct Any(std::collections::HashMap<String, serde_json::Value>);
+    let Any(map) = serde_json::from_str(item).ok()?;
+    match map.get(name)? {
+        serde_json::Value::String(s) if !s.is_empty() && s.len() <= 200 => Some(s.clone()),
+        serde_json::Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
 }
 
 #[cfg(test)]
@@ -107,8 +155,24 @@ mod tests {
     }
 
     #[test]
-    fn key_is_run_and_index() {
+    fn keys_are_per_incarnation_or_per_field() {
         let run = RunId::parse("abc").unwrap();
-        assert_eq!(idempotency_key(&run, 42), "abc:42");
+        let a = IdempotencyKey::PerRun { nonce: run_nonce() };
+        let b = IdempotencyKey::PerRun { nonce: run_nonce() };
+        assert_eq!(a.key(&run, "x", 42, "{}"), a.key(&run, "x", 42, "{}"), "stable for one incarnation");
+        assert_ne!(a.key(&run, "x", 42, "{}"), b.key(&run, "x", 42, "{}"), "a reused run id gets new keys");
+        assert!(a.key(&run, "x", 42, "{}").unwrap().starts_with("abc:") && a.key(&run, "x", 42, "{}").unwrap().ends_with(":42"));
+        let f = IdempotencyKey::Field("id".into());
+        assert_eq!(f.key(&run, "act", 1, r#"{"id":"c-7"}"#).as_deref(), Some("act:c-7"));
+        assert_eq!(f.key(&run, "act", 1, r#"{"id":7}"#).as_deref(), Some("act:7"));
+        assert_eq!(f.key(&run, "act", 1, r#"{"id":null}"#), None);
+        assert_eq!(f.key(&run, "act", 1, r#"{"other":1}"#), None);
+    }
+
+    #[test]
+    fn names_are_checked() {
+        assert!(check_name("tenant-a").is_ok());
+        assert!(check_name("").unwrap_err().contains("empty"));
+        assert!(check_name("a b").unwrap_err().contains("name contains"));
     }
 }

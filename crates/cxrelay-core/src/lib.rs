@@ -15,12 +15,13 @@ pub mod latency;
 pub mod outcome;
 pub mod payload;
 pub mod ratelimit;
+pub mod redact;
 pub mod report;
 pub mod retry;
 pub mod secret;
 
 pub use classify::{classify, Disposition};
-pub use ids::{idempotency_key, RunId, RunIdError};
+pub use ids::{IdempotencyKey, RunId, RunIdError};
 pub use outcome::{ItemOutcome, OutcomeKind};
 pub use payload::{PayloadError, MAX_PAYLOAD_BYTES};
 pub use secret::Secret;

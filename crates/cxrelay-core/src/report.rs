@@ -1,6 +1,6 @@
 //! A run's state matrix (as stored in its Redis hash) and the report computed from it.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use serde::Serialize;
 
@@ -37,6 +37,8 @@ pub struct RunSnapshot {
     pub run_id: String,
     /// Target action id.
     pub action: String,
+    /// The tenant the run belongs to.
+    pub tenant: String,
     /// Where the input came from (file name or `stdin`).
     pub source: String,
     /// Life-cycle status.
@@ -77,6 +79,7 @@ impl RunSnapshot {
         Some(Self {
             run_id: f.get("id")?.clone(),
             action: f.get("action").cloned().unwrap_or_default(),
+            tenant: f.get("tenant").cloned().unwrap_or_else(|| "default".into()),
             source: f.get("source").cloned().unwrap_or_default(),
             status: RunStatus::parse(f.get("status")?)?,
             accepted: n("accepted"),
@@ -106,6 +109,55 @@ impl RunSnapshot {
     }
 }
 
+/// How a run's failed items failed: counts by class and by status code, and the top reasons.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct FailureSummary {
+    /// Failed items per class (`4xx`, `5xx`, `429`, `transport`, `auth`, `permission`, `poison`, `local`).
+    pub by_class: BTreeMap<String, u64>,
+    /// Failed items per last HTTP status (`"503"`), or per class when no answer arrived.
+    pub by_status: BTreeMap<String, u64>,
+    /// The most common reasons, most frequent first (at most [`TOP_REASONS`]).
+    pub top_reasons: Vec<ReasonCount>,
+}
+
+/// A failure reason and how many failed items it accounts for.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ReasonCount {
+    /// The reason (first line of the last error, shortened).
+    pub reason: String,
+    /// Failed items with this reason.
+    pub count: u64,
+}
+
+/// Reasons listed in a report.
+pub const TOP_REASONS: usize = 5;
+/// Distinct reasons counted per run; further ones are counted under [`OTHER_REASONS`].
+pub const MAX_DISTINCT_REASONS: u64 = 100;
+/// The reason under which reasons beyond [`MAX_DISTINCT_REASONS`] are counted.
+pub const OTHER_REASONS: &str = "(other reasons)";
+
+impl FailureSummary {
+    /// Reads the run's failure counters (`c:CLASS`, `s:STATUS`, `r:REASON` → count).
+    pub fn from_fields(f: &HashMap<String, String>) -> Self {
+        let mut out = FailureSummary::default();
+        let mut reasons = Vec::new();
+        for (k, v) in f {
+            let Ok(n) = v.parse::<u64>() else { continue };
+            if let Some(c) = k.strip_prefix("c:") {
+                out.by_class.insert(c.to_owned(), n);
+            } else if let Some(s) = k.strip_prefix("s:") {
+                out.by_status.insert(s.to_owned(), n);
+            } else if let Some(r) = k.strip_prefix("r:") {
+                reasons.push(ReasonCount { reason: r.to_owned(), count: n });
+            }
+        }
+        reasons.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.reason.cmp(&b.reason)));
+        reasons.truncate(TOP_REASONS);
+        out.top_reasons = reasons;
+        out
+    }
+}
+
 /// The report `cxrelay report` prints: counters plus rates, latency percentiles, throughput, ETA.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct RunReport {
@@ -115,6 +167,8 @@ pub struct RunReport {
     pub status: RunStatus,
     /// Target action id.
     pub action: String,
+    /// The tenant the run belongs to.
+    pub tenant: String,
     /// Where the input came from.
     pub source: String,
     /// Items considered (accepted + validation failures).
@@ -159,11 +213,13 @@ pub struct RunReport {
     pub finished_ms: Option<u64>,
     /// Last checkpoint, ms since the epoch.
     pub last_snapshot_ms: Option<u64>,
+    /// How the failed items failed.
+    pub failures: FailureSummary,
 }
 
 impl RunReport {
-    /// Computes the report from a snapshot, the latency histogram and the current time.
-    pub fn new(s: &RunSnapshot, latency: &[(u32, u64)], now_ms: u64) -> Self {
+    /// Computes the report from a snapshot, the latency histogram, the failure counters and the current time.
+    pub fn new(s: &RunSnapshot, latency: &[(u32, u64)], failures: FailureSummary, now_ms: u64) -> Self {
         let total = s.total();
         let finished = s.succeeded + s.failed;
         let end = s.finished_ms.unwrap_or(now_ms);
@@ -181,6 +237,7 @@ impl RunReport {
             run_id: s.run_id.clone(),
             status: s.status,
             action: s.action.clone(),
+            tenant: s.tenant.clone(),
             source: s.source.clone(),
             total,
             accepted: s.accepted,
@@ -203,6 +260,7 @@ impl RunReport {
             started_ms: s.started_ms,
             finished_ms: s.finished_ms,
             last_snapshot_ms: s.last_snapshot_ms,
+            failures,
         }
     }
 
@@ -210,7 +268,10 @@ impl RunReport {
     pub fn to_text(&self) -> String {
         let ms = |v: Option<f64>| v.map(|x| format!("{x:.1} ms")).unwrap_or_else(|| "-".into());
         let mut out = String::new();
-        out.push_str(&format!("run {}  [{:?}]  action {}  source {}\n", self.run_id, self.status, self.action, self.source));
+        out.push_str(&format!(
+            "run {}  [{:?}]  tenant {}  action {}  source {}\n",
+            self.run_id, self.status, self.tenant, self.action, self.source
+        ));
         out.push_str(&format!(
             "  total {}  succeeded {}  failed {}  pending {}  validation failures {}\n",
             self.total, self.succeeded, self.failed, self.pending, self.validation_failures
@@ -230,6 +291,15 @@ impl RunReport {
                 self.break_condition.as_deref().unwrap_or("-"),
                 self.skipped_beyond_max
             ));
+        }
+        if self.failed > 0 {
+            let join = |m: &BTreeMap<String, u64>| m.iter().map(|(k, v)| format!("{k} {v}")).collect::<Vec<_>>().join(", ");
+            out.push_str(&format!("  failed by class: {}\n", join(&self.failures.by_class)));
+            out.push_str(&format!("  failed by status: {}\n", join(&self.failures.by_status)));
+            out.push_str("  top reasons:\n");
+            for r in &self.failures.top_reasons {
+                out.push_str(&format!("    {:>7}  {}\n", r.count, r.reason));
+            }
         }
         out
     }
@@ -253,19 +323,26 @@ mod tests {
         let s = RunSnapshot::from_fields(&f).unwrap();
         assert_eq!(s.total(), 100);
         assert_eq!(s.pending(), 27);
-        let r = RunReport::new(&s, &[(100, 5)], 5000);
+        let failures = FailureSummary::from_fields(&fields(&[
+            ("c:4xx", "2"), ("c:5xx", "1"), ("s:400", "2"), ("s:503", "1"),
+            ("r:HTTP 400: bad", "2"), ("r:gave up after 8 attempts", "1"), ("nreasons", "2"),
+        ]));
+        assert_eq!(failures.top_reasons[0], ReasonCount { reason: "HTTP 400: bad".into(), count: 2 });
+        let r = RunReport::new(&s, &[(100, 5)], failures, 5000);
         assert_eq!(r.completion_rate, 0.6);
         assert_eq!(r.elapsed_s, 3.0);
         assert!((r.throughput_per_s - 21.0).abs() < 1e-9);
         assert!((r.eta_s.unwrap() - 27.0 / 21.0).abs() < 1e-9);
         assert!(r.latency_p50_ms.is_some());
         assert!(r.to_text().contains("pending 27"));
+        assert!(r.to_text().contains("failed by status: 400 2, 503 1"), "{}", r.to_text());
+        assert!(r.to_text().contains("      2  HTTP 400: bad"), "{}", r.to_text());
     }
 
     #[test]
     fn finished_run_has_zero_eta_and_frozen_elapsed() {
         let f = fields(&[("id", "r"), ("status", "finished"), ("accepted", "4"), ("succeeded", "4"), ("started_ms", "0"), ("finished_ms", "2000")]);
-        let r = RunReport::new(&RunSnapshot::from_fields(&f).unwrap(), &[], 99_000);
+        let r = RunReport::new(&RunSnapshot::from_fields(&f).unwrap(), &[], FailureSummary::default(), 99_000);
         assert_eq!(r.completion_rate, 1.0);
         assert_eq!(r.eta_s, Some(0.0));
         assert_eq!(r.elapsed_s, 2.0);

@@ -14,6 +14,8 @@ pub struct RetryPolicy {
     pub cap: Duration,
     /// Largest `Retry-After` we obey; longer ones are clamped so an item is never parked for days.
     pub max_retry_after: Duration,
+    /// 429 answers an item may meet before it fails (they do not count as attempts).
+    pub max_throttled: u32,
 }
 
 impl Default for RetryPolicy {
@@ -23,6 +25,7 @@ impl Default for RetryPolicy {
             base: Duration::from_millis(500),
             cap: Duration::from_secs(60),
             max_retry_after: Duration::from_secs(3600),
+            max_throttled: 100,
         }
     }
 }

@@ -5,8 +5,10 @@
 //! sending it, and turning the answer into a token value and lifetime. Caching, refresh timing
 //! and single-flight live in [`crate::token`].
 //!
-//! Errors never carry a secret: token endpoint bodies are cut to 300 characters with the client
-//! secret redacted, and a 2xx body that cannot be parsed is never quoted (it may hold a token).
+//! Errors never carry a secret: token endpoint bodies and transport errors are scrubbed (the
+//! client secret, and anything shaped like a credential, see [`cxrelay_core::redact`]) and cut
+//! to 300 characters; configured URLs are shown redacted; a 2xx body that cannot be parsed is
+//! never quoted (it may hold a token).
 
 use std::time::{Duration, Instant};
 
@@ -15,8 +17,10 @@ use reqwest::Url;
 use serde::Deserialize;
 
 use crate::client::{classify, TransportError};
-use cxrelay_core::Secret;
 use crate::text;
+use crate::token::Clock;
+use cxrelay_core::redact::redact;
+use cxrelay_core::Secret;
 
 /// Lifetime assumed when a token response has no `expires_in` (CXone tokens live 3600 s).
 pub const DEFAULT_TOKEN_LIFETIME: Duration = Duration::from_secs(3600);
@@ -115,12 +119,17 @@ impl AuthConfig {
                 if client_id.is_empty() {
                     return Err(AuthError::Config("client_id is empty".into()));
                 }
+                // The URL may carry credentials (userinfo, `?client_secret=`): show it redacted.
                 let url = Url::parse(token_url).map_err(|e| {
-                    AuthError::Config(format!("token_url {token_url:?} is not a URL: {e}"))
+                    AuthError::Config(format!(
+                        "token_url {:?} is not a URL: {e}",
+                        redact(token_url)
+                    ))
                 })?;
                 if !matches!(url.scheme(), "http" | "https") {
                     return Err(AuthError::Config(format!(
-                        "token_url {token_url:?} is not http(s)"
+                        "token_url {:?} is not http(s)",
+                        redact(token_url)
                     )));
                 }
                 Ok(Some(url))
@@ -137,7 +146,7 @@ pub enum AuthError {
     Rejected {
         /// HTTP status of the token endpoint.
         status: u16,
-        /// Excerpt of the response body (≤ 300 chars, client secret redacted).
+        /// Excerpt of the response body (≤ 300 chars, client secret and credentials redacted).
         body: String,
     },
     /// The token endpoint could not be reached or did not answer in time.
@@ -145,7 +154,7 @@ pub enum AuthError {
     Transport {
         /// Classification of the transport failure.
         kind: TransportError,
-        /// Description of the cause (≤ 300 chars).
+        /// Description of the cause (≤ 300 chars, credentials redacted).
         detail: String,
     },
     /// The token endpoint answered 2xx but the body was not a usable token response.
@@ -238,11 +247,13 @@ pub(crate) fn bearer_header(token: &str) -> Result<HeaderValue, ()> {
     Ok(header)
 }
 
-/// Requests one token for a client-credentials profile from `url`.
+/// Requests one token for a client-credentials profile from `url`; `clock` dates the request
+/// (the token's lifetime counts from it).
 pub(crate) async fn request_token(
     http: &reqwest::Client,
     url: &Url,
     auth: &AuthConfig,
+    clock: &Clock,
 ) -> Result<IssuedToken, AuthError> {
     let request = match auth {
         AuthConfig::ClientCredentialsForm {
@@ -282,19 +293,20 @@ pub(crate) async fn request_token(
         }
     };
     let secrets = auth.secrets();
-    let requested_at = Instant::now();
+    let requested_at = clock.now();
     let resp = request
         .header(ACCEPT, HeaderValue::from_static("application/json"))
         .send()
         .await
         .map_err(|e| AuthError::Transport {
             kind: classify(&e),
-            detail: text::excerpt(&text::redact(text::describe(&e), &secrets)),
+            detail: text::excerpt(&text::scrub(&text::describe(&e), &secrets)),
         })?;
     let status = resp.status();
     if !status.is_success() {
         let body = text::read_prefix(resp, 4 * 1024).await;
-        let body = text::redact(String::from_utf8_lossy(&body).into_owned(), &secrets);
+        // Scrubbed before the cut, so a secret straddling the 300th character is still seen.
+        let body = text::scrub(&String::from_utf8_lossy(&body), &secrets);
         let body = if body.trim().is_empty() {
             status.canonical_reason().unwrap_or("no body").to_owned()
         } else {
@@ -389,6 +401,21 @@ mod tests {
         };
         let err = auth.validate().unwrap_err();
         assert!(!err.to_string().contains("topsecret"));
+        // Credentials in the URL itself are not shown either.
+        for token_url in [
+            "ftp://id:url-pw@auth.example.com/token",
+            "https://auth example.com/token?client_secret=url-pw",
+        ] {
+            let auth = AuthConfig::ClientCredentialsJson {
+                token_url: token_url.into(),
+                client_id: "id".into(),
+                client_secret: Secret::new("topsecret"),
+                scope: String::new(),
+            };
+            let err = auth.validate().unwrap_err().to_string();
+            assert!(!err.contains("url-pw"), "{err}");
+            assert!(err.contains("[redacted]"), "{err}");
+        }
         let auth = AuthConfig::StaticBearer {
             token: Secret::new("bad\ntoken"),
         };

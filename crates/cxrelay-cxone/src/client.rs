@@ -6,6 +6,9 @@
 //! failures ([`TransportError`]). It does not retry anything else or interpret statuses: that is
 //! the caller's policy.
 //!
+//! Every text taken from the network — a non-2xx body, a transport error — is scrubbed of
+//! secrets before it reaches an [`Attempt`] (see `text::scrub`): targets echo requests back.
+//!
 //! Hot path (≈ 15k executes/s on 2 cores is the target): the token comes from the cache without
 //! allocating, the URL for an action is cloned from a small cache, the four headers are
 //! pre-built or cloned, the body `Bytes` is shared (refcount) between the request and a possible
@@ -23,6 +26,7 @@ use reqwest::{Method, StatusCode, Url};
 use crate::auth::{AuthConfig, AuthError};
 use crate::text;
 use crate::token::{AccessToken, TokenCache, DEFAULT_REFRESH_MARGIN};
+use cxrelay_core::redact::redact;
 
 /// Default execute path template; `{action}` is replaced by the (percent-encoded) action id.
 pub const DEFAULT_EXECUTE_PATH: &str = "/api/v1/datapoint/actions/{action}/execute";
@@ -85,7 +89,7 @@ pub enum ClientError {
     /// `api_base` is not an http(s) URL.
     #[error("invalid api_base {url:?}: {reason}")]
     InvalidApiBase {
-        /// The configured value.
+        /// The configured value, credentials redacted.
         url: String,
         /// What is wrong with it.
         reason: String,
@@ -181,7 +185,8 @@ pub struct Attempt {
     pub latency: Duration,
     /// The raw `Retry-After` header of the (last) response, if present.
     pub retry_after: Option<String>,
-    /// Bounded (≤ 300 chars) body excerpt for a non-2xx answer, or the failure description.
+    /// Bounded (≤ 300 chars) body excerpt for a non-2xx answer, or the failure description;
+    /// secrets redacted.
     pub error: Option<String>,
     /// Classification of the transport failure when no HTTP response was received.
     pub transport: Option<TransportError>,
@@ -222,14 +227,21 @@ impl Attempt {
             status: None,
             latency: start.elapsed(),
             retry_after: None,
-            error: Some(text::excerpt(&text::describe(err))),
+            error: Some(text::excerpt(&text::scrub(&text::describe(err), &[]))),
             transport: Some(classify(err)),
             auth_failed: false,
             reauthenticated,
         }
     }
 
-    async fn response(start: Instant, resp: reqwest::Response, reauthenticated: bool) -> Attempt {
+    /// `sent` is the token the request carried: a body echoing it is redacted even where the
+    /// token has no recognisable shape.
+    async fn response(
+        start: Instant,
+        resp: reqwest::Response,
+        reauthenticated: bool,
+        sent: &AccessToken,
+    ) -> Attempt {
         let status = resp.status();
         let retry_after = resp
             .headers()
@@ -245,7 +257,8 @@ impl Attempt {
             Some(if body.trim().is_empty() {
                 format!("HTTP {status}")
             } else {
-                text::excerpt(&body)
+                // Scrubbed before the cut, so a secret straddling the cut is still recognised.
+                text::excerpt(&text::scrub(&body, &[sent.secret().expose()]))
             })
         };
         Attempt {
@@ -304,21 +317,17 @@ impl TargetClient {
             pool_max_idle_per_host,
             refresh_margin,
         } = config;
-        let base = Url::parse(&api_base).map_err(|e| ClientError::InvalidApiBase {
-            url: api_base.clone(),
-            reason: e.to_string(),
-        })?;
+        // The URL may carry credentials (userinfo, a query): errors show it redacted.
+        let bad_base = |reason: String| ClientError::InvalidApiBase {
+            url: redact(&api_base).into_owned(),
+            reason,
+        };
+        let base = Url::parse(&api_base).map_err(|e| bad_base(e.to_string()))?;
         if !matches!(base.scheme(), "http" | "https") || base.cannot_be_a_base() {
-            return Err(ClientError::InvalidApiBase {
-                url: api_base,
-                reason: "not an http(s) URL".into(),
-            });
+            return Err(bad_base("not an http(s) URL".into()));
         }
         if base.query().is_some() || base.fragment().is_some() {
-            return Err(ClientError::InvalidApiBase {
-                url: api_base,
-                reason: "must not have a query or fragment".into(),
-            });
+            return Err(bad_base("must not have a query or fragment".into()));
         }
         let bad_path = |reason: &str| ClientError::InvalidExecutePath {
             template: execute_path.clone(),
@@ -351,7 +360,9 @@ impl TargetClient {
             .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("cxrelay/", env!("CARGO_PKG_VERSION")))
             .build()
-            .map_err(|e| ClientError::Http(text::excerpt(&text::describe(&e))))?;
+            .map_err(|e| {
+                ClientError::Http(text::excerpt(&text::scrub(&text::describe(&e), &[])))
+            })?;
         let tokens = TokenCache::new(http.clone(), auth, refresh_margin)?;
         Ok(TargetClient {
             inner: Arc::new(ClientInner {
@@ -430,7 +441,7 @@ impl TargetClient {
             Err(e) => return Attempt::transport(start, &e, false),
         };
         if resp.status() != StatusCode::UNAUTHORIZED || !tokens.can_refresh() {
-            return Attempt::response(start, resp, false).await;
+            return Attempt::response(start, resp, false, &token).await;
         }
 
         // 401: the token was rejected. Drop it (unless someone already replaced it), get a
@@ -450,7 +461,7 @@ impl TargetClient {
             return Attempt::refused(start, "action id or Idempotency-Key");
         };
         match self.send(url, &token, key, body).await {
-            Ok(resp) => Attempt::response(start, resp, true).await,
+            Ok(resp) => Attempt::response(start, resp, true, &token).await,
             Err(e) => Attempt::transport(start, &e, true),
         }
     }

@@ -2,7 +2,7 @@
 //!
 //! - [`Secret`] (from `cxrelay-core`): the only holder of client secrets and tokens.
 //! - [`auth`]: authentication profiles ([`AuthConfig`]) and the token endpoint exchange.
-//! - [`token`]: the process-wide, single-flight [`TokenCache`].
+//! - [`token`]: the process-wide, single-flight [`TokenCache`], and the [`Clock`] it reads.
 //! - [`client`]: [`TargetClient`], which executes one item as one POST and reports an
 //!   [`Attempt`] (never an error).
 //!
@@ -22,4 +22,6 @@ pub use client::{
     DEFAULT_EXECUTE_PATH, DEFAULT_POOL_MAX_IDLE_PER_HOST, DEFAULT_REQUEST_TIMEOUT,
 };
 pub use cxrelay_core::Secret;
-pub use token::{AccessToken, TokenCache, DEFAULT_REFRESH_MARGIN, FAILURE_COOLDOWN};
+pub use token::{
+    AccessToken, Clock, ManualClock, TokenCache, DEFAULT_REFRESH_MARGIN, FAILURE_COOLDOWN,
+};

@@ -1,8 +1,15 @@
 //! Small text helpers shared by the token and execute paths: bounded excerpts of response
 //! bodies, secret redaction, reading a response body within a byte budget, and describing a
 //! transport error by its cause chain.
+//!
+//! Every text built from something the network sent us (a body, a transport error) goes
+//! through [`scrub`] before it becomes an error, an [`crate::Attempt`] field or a log line:
+//! targets echo requests back, and an echoed request carries our credentials.
 
+use std::borrow::Cow;
 use std::error::Error as _;
+
+use cxrelay_core::redact::redact;
 
 /// Most characters an error excerpt may hold (the ellipsis included).
 pub(crate) const MAX_EXCERPT_CHARS: usize = 300;
@@ -31,14 +38,24 @@ pub(crate) fn excerpt(text: &str) -> String {
     out
 }
 
-/// Replaces every occurrence of each non-empty secret in `text` with `***`.
-pub(crate) fn redact(mut text: String, secrets: &[&str]) -> String {
-    for secret in secrets {
+/// `text` with every occurrence of each non-empty `known` secret (the client secret, the token
+/// just sent) replaced by `***`, then whatever else looks secret (`Bearer …`, `"access_token":
+/// "…"`, URL passwords, …) replaced by `[redacted]` ([`cxrelay_core::redact::redact`]).
+///
+/// Known values go first: a secret echoed in a harmless-looking field (`"detail": "bad secret
+/// s3cr3t"`) has no shape the patterns could recognise.
+pub(crate) fn scrub(text: &str, known: &[&str]) -> String {
+    let mut text = Cow::Borrowed(text);
+    for secret in known {
         if !secret.is_empty() && text.contains(secret) {
-            text = text.replace(secret, "***");
+            text = Cow::Owned(text.replace(secret, "***"));
         }
     }
-    text
+    let redacted = match redact(&text) {
+        Cow::Owned(redacted) => Some(redacted),
+        Cow::Borrowed(_) => None,
+    };
+    redacted.unwrap_or_else(|| text.into_owned())
 }
 
 /// Reads up to `keep` bytes of the body and drains the rest (up to [`DRAIN_LIMIT`]) so the
@@ -117,10 +134,25 @@ mod tests {
     }
 
     #[test]
-    fn redacts_secrets() {
+    fn scrubs_known_secrets_and_secret_shapes() {
         assert_eq!(
-            redact("bad secret s3cr3t!".into(), &["s3cr3t", ""]),
+            scrub("bad secret s3cr3t!", &["s3cr3t", ""]),
             "bad secret ***!"
+        );
+        assert_eq!(
+            scrub(
+                r#"{"error":"denied","echo":"Bearer tok-1","access_token":"tok-1"}"#,
+                &[]
+            ),
+            r#"{"error":"denied","echo":"Bearer [redacted]","access_token":"[redacted]"}"#
+        );
+        assert_eq!(
+            scrub(r#"{"client_secret":"s3cr3t","x":"s3cr3t"}"#, &["s3cr3t"]),
+            r#"{"client_secret":"***","x":"***"}"#
+        );
+        assert_eq!(
+            scrub("HTTP 503: upstream busy", &["s3cr3t"]),
+            "HTTP 503: upstream busy"
         );
     }
 }

@@ -17,6 +17,8 @@
 //!   token, while it is still valid) without a new request.
 //! - [`TokenCache::invalidate`] drops the cached token only if it is still the one that failed,
 //!   so 50 concurrent 401s on the same token cause one refresh.
+//! - Every time reading goes through a [`Clock`]: the system clock, or a [`ManualClock`] that
+//!   tests advance instead of sleeping while a token ages.
 
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -35,6 +37,74 @@ pub const DEFAULT_REFRESH_MARGIN: Duration = Duration::from_secs(30);
 /// After a failed token request, how long callers get that failure without a new request.
 pub const FAILURE_COOLDOWN: Duration = Duration::from_secs(1);
 
+/// Where the token cache reads the time. Cheap to clone.
+#[derive(Clone, Debug, Default)]
+pub enum Clock {
+    /// The monotonic system clock ([`Instant::now`]).
+    #[default]
+    System,
+    /// A clock that moves only when [`ManualClock::advance`] is called (for tests).
+    Manual(Arc<ManualClock>),
+}
+
+impl Clock {
+    /// A manual clock starting now, and the handle that advances it.
+    pub fn manual() -> (Clock, Arc<ManualClock>) {
+        let manual = Arc::new(ManualClock::new());
+        (Clock::Manual(manual.clone()), manual)
+    }
+
+    /// The current time of this clock.
+    pub fn now(&self) -> Instant {
+        match self {
+            Clock::System => Instant::now(),
+            Clock::Manual(manual) => manual.now(),
+        }
+    }
+}
+
+/// A clock that stands still until advanced; shared through an `Arc`.
+#[derive(Debug)]
+pub struct ManualClock {
+    /// The real time the clock was created at (an `Instant` cannot be built from nothing).
+    start: Instant,
+    /// How far the clock has been advanced, in nanoseconds (an atomic, so that `now` takes no
+    /// lock on the cache's hot path).
+    advanced_ns: AtomicU64,
+}
+
+impl ManualClock {
+    /// A manual clock reading the current system time until advanced.
+    pub fn new() -> Self {
+        ManualClock {
+            start: Instant::now(),
+            advanced_ns: AtomicU64::new(0),
+        }
+    }
+
+    /// The current time of this clock.
+    pub fn now(&self) -> Instant {
+        self.start + Duration::from_nanos(self.advanced_ns.load(Ordering::Acquire))
+    }
+
+    /// Moves the clock forward by `by` (saturating at about 584 years).
+    pub fn advance(&self, by: Duration) {
+        let ns = u64::try_from(by.as_nanos()).unwrap_or(u64::MAX);
+        // `fetch_add` would wrap around and move the clock backwards.
+        let _ = self
+            .advanced_ns
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |t| {
+                Some(t.saturating_add(ns))
+            });
+    }
+}
+
+impl Default for ManualClock {
+    fn default() -> Self {
+        ManualClock::new()
+    }
+}
+
 /// A bearer token handed out by [`TokenCache::token`]; cheap to clone (an `Arc`).
 #[derive(Clone)]
 pub struct AccessToken(Arc<TokenInner>);
@@ -48,6 +118,8 @@ struct TokenInner {
     expires_at: Option<Instant>,
     /// `None` for a static token.
     refresh_at: Option<Instant>,
+    /// The cache's clock, so that `Debug` shows the time left by the same clock.
+    clock: Clock,
 }
 
 impl AccessToken {
@@ -93,7 +165,7 @@ impl PartialEq for AccessToken {
 
 impl fmt::Debug for AccessToken {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let now = Instant::now();
+        let now = self.0.clock.now();
         let left = |t: Option<Instant>| t.map(|t| t.saturating_duration_since(now));
         f.debug_struct("AccessToken")
             .field("id", &self.0.id)
@@ -135,6 +207,8 @@ pub struct TokenCache {
 struct Inner {
     source: Source,
     margin: Duration,
+    /// Every time reading of the cache goes through here.
+    clock: Clock,
     /// The current token (absent before the first request and after an invalidation).
     current: RwLock<Option<AccessToken>>,
     /// Held while a token request is in flight; remembers the last flight's result.
@@ -185,6 +259,16 @@ impl TokenCache {
         auth: AuthConfig,
         refresh_margin: Duration,
     ) -> Result<Self, AuthError> {
+        Self::with_clock(http, auth, refresh_margin, Clock::System)
+    }
+
+    /// Like [`new`](Self::new), reading the time from `clock` (a [`Clock::Manual`] in tests).
+    pub fn with_clock(
+        http: reqwest::Client,
+        auth: AuthConfig,
+        refresh_margin: Duration,
+        clock: Clock,
+    ) -> Result<Self, AuthError> {
         let source = match auth.validate()? {
             None => {
                 let AuthConfig::StaticBearer { token } = auth else {
@@ -198,6 +282,7 @@ impl TokenCache {
                     header,
                     expires_at: None,
                     refresh_at: None,
+                    clock: clock.clone(),
                 })))
             }
             Some(url) => Source::Endpoint { http, url, auth },
@@ -206,6 +291,7 @@ impl TokenCache {
             inner: Arc::new(Inner {
                 source,
                 margin: refresh_margin,
+                clock,
                 current: RwLock::new(None),
                 flight: tokio::sync::Mutex::new(LastFlight::default()),
                 completed: AtomicU64::new(0),
@@ -222,7 +308,7 @@ impl TokenCache {
             Source::Static(token) => return Ok(token.clone()),
             Source::Endpoint { http, url, auth } => (http, url, auth),
         };
-        let now = Instant::now();
+        let now = inner.clock.now();
         let cached = {
             let current = inner.current.read().unwrap_or_else(PoisonError::into_inner);
             match &*current {
@@ -242,7 +328,7 @@ impl TokenCache {
                 inner.flight.lock().await
             }
         };
-        let now = Instant::now();
+        let now = inner.clock.now();
         let cached = inner
             .current
             .read()
@@ -270,23 +356,26 @@ impl TokenCache {
 
         let number = inner.requests.fetch_add(1, Ordering::Relaxed) + 1;
         tracing::debug!(request = number, "requesting access token");
-        let result = request_token(http, url, auth).await.map(|issued| {
-            let usable = usable_for(issued.lifetime, inner.margin);
-            let token = AccessToken(Arc::new(TokenInner {
-                id: number,
-                value: issued.value,
-                header: issued.header,
-                expires_at: issued.requested_at.checked_add(issued.lifetime),
-                refresh_at: issued.requested_at.checked_add(usable),
-            }));
-            tracing::debug!(
-                token = number,
-                lifetime_s = issued.lifetime.as_secs_f64(),
-                refresh_in_s = usable.as_secs_f64(),
-                "access token obtained"
-            );
-            token
-        });
+        let result = request_token(http, url, auth, &inner.clock)
+            .await
+            .map(|issued| {
+                let usable = usable_for(issued.lifetime, inner.margin);
+                let token = AccessToken(Arc::new(TokenInner {
+                    id: number,
+                    value: issued.value,
+                    header: issued.header,
+                    expires_at: issued.requested_at.checked_add(issued.lifetime),
+                    refresh_at: issued.requested_at.checked_add(usable),
+                    clock: inner.clock.clone(),
+                }));
+                tracing::debug!(
+                    token = number,
+                    lifetime_s = issued.lifetime.as_secs_f64(),
+                    refresh_in_s = usable.as_secs_f64(),
+                    "access token obtained"
+                );
+                token
+            });
         match &result {
             Ok(token) => {
                 *inner
@@ -297,12 +386,12 @@ impl TokenCache {
             }
             Err(e) => {
                 tracing::warn!(error = %e, "token request failed");
-                flight.failed_at = Some(Instant::now());
+                flight.failed_at = Some(inner.clock.now());
             }
         }
         flight.result = Some(result.clone());
         inner.completed.fetch_add(1, Ordering::Release);
-        or_still_valid(result, cached, Instant::now())
+        or_still_valid(result, cached, inner.clock.now())
     }
 
     /// Drops the cached token if it is still `failed` (the target answered 401 to it), so the
@@ -325,6 +414,11 @@ impl TokenCache {
     /// Number of token requests sent so far.
     pub fn token_requests(&self) -> u64 {
         self.inner.requests.load(Ordering::Relaxed)
+    }
+
+    /// The clock this cache reads the time from.
+    pub fn clock(&self) -> &Clock {
+        &self.inner.clock
     }
 
     /// The configured refresh margin.
@@ -362,6 +456,39 @@ mod tests {
             Duration::from_secs(5)
         );
         assert_eq!(usable_for(Duration::ZERO, m), Duration::ZERO);
+    }
+
+    #[test]
+    fn manual_clock_moves_only_when_advanced() {
+        let (clock, manual) = Clock::manual();
+        let t0 = clock.now();
+        assert_eq!(clock.now(), t0, "it does not follow real time");
+        manual.advance(Duration::from_millis(1500));
+        assert_eq!(clock.now(), t0 + Duration::from_millis(1500));
+        assert_eq!(manual.now(), clock.now());
+        let system = Clock::default();
+        assert!(matches!(system, Clock::System));
+        assert!(system.now() >= t0);
+    }
+
+    #[test]
+    fn token_debug_reads_the_cache_clock() {
+        let (clock, manual) = Clock::manual();
+        let now = clock.now();
+        let token = AccessToken(Arc::new(TokenInner {
+            id: 1,
+            value: Secret::new("tok"),
+            header: bearer_header("tok").unwrap(),
+            expires_at: Some(now + Duration::from_secs(60)),
+            refresh_at: Some(now + Duration::from_secs(30)),
+            clock,
+        }));
+        assert!(token.is_fresh(now) && token.is_unexpired(now));
+        manual.advance(Duration::from_secs(45));
+        let shown = format!("{token:?}");
+        assert!(shown.contains("expires_in: Some(15s)"), "{shown}");
+        assert!(shown.contains("refresh_in: Some(0ns)"), "{shown}");
+        assert!(!shown.contains("\"tok\""), "{shown}");
     }
 
     #[tokio::test]

@@ -1,5 +1,7 @@
 //! End-to-end tests of the token cache and the execute path against a small axum stub of the
 //! target API (token endpoint + execute endpoint) on 127.0.0.1:0.
+//!
+//! Token ageing is driven by a manual clock ([`Clock::manual`]), not by sleeping.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -13,7 +15,8 @@ use axum::routing::post;
 use axum::Router;
 use base64::Engine as _;
 use cxrelay_cxone::{
-    AuthConfig, AuthError, ClientConfig, Secret, TargetClient, TokenCache, TransportError,
+    AuthConfig, AuthError, ClientConfig, Clock, ManualClock, Secret, TargetClient, TokenCache,
+    TransportError,
 };
 use tokio::task::JoinSet;
 
@@ -28,6 +31,9 @@ struct Stub {
     token_delay_ms: AtomicU64,
     /// Token endpoint answers 401 with a body echoing the client secret.
     token_fail: AtomicBool,
+    /// Token endpoint answers 400 with a body echoing the request (Authorization header and
+    /// body) and a stale `access_token`.
+    token_echo: AtomicBool,
     /// Execute answers 401 to tokens `tok-N` with N below this.
     reject_below: AtomicU64,
     /// Execute always answers 401.
@@ -42,10 +48,21 @@ async fn token_endpoint(
     body: Bytes,
 ) -> Response {
     let n = stub.token_calls.fetch_add(1, Ordering::SeqCst) + 1;
-    *stub.last_token_request.lock().unwrap() = Some((headers, body));
+    *stub.last_token_request.lock().unwrap() = Some((headers.clone(), body.clone()));
     let delay = stub.token_delay_ms.load(Ordering::SeqCst);
     if delay > 0 {
         tokio::time::sleep(Duration::from_millis(delay)).await;
+    }
+    if stub.token_echo.load(Ordering::SeqCst) {
+        let authorization = headers
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        let sent = serde_json::to_string(&String::from_utf8_lossy(&body)).unwrap();
+        let body = format!(
+            r#"{{"error":"invalid_scope","error_description":"scope not allowed","access_token":"tok-stale","received":{{"authorization":"{authorization}","body":{sent}}}}}"#
+        );
+        return (StatusCode::BAD_REQUEST, body).into_response();
     }
     if stub.token_fail.load(Ordering::SeqCst) {
         let body =
@@ -92,6 +109,24 @@ async fn execute_endpoint(
     if stub.always_401.load(Ordering::SeqCst) || token_no < stub.reject_below.load(Ordering::SeqCst)
     {
         return (StatusCode::UNAUTHORIZED, "{\"error\":\"invalid_token\"}").into_response();
+    }
+    // Echo the request's credentials back in an error, as some gateways do.
+    if action == "echo-json" || action == "echo-text" {
+        let authorization = headers
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        let token = authorization.strip_prefix("Bearer ").unwrap_or("");
+        if action == "echo-json" {
+            let body = format!(
+                r#"{{"error":"invalid_envelope","field":"inputs","access_token":"{token}","request":{{"headers":{{"Authorization":"{authorization}"}}}}}}"#
+            );
+            return (StatusCode::BAD_REQUEST, body).into_response();
+        }
+        let body = format!(
+            "upstream rejected the request\nPOST /execute HTTP/1.1\nAuthorization: {authorization}\n\nerror=quota_exceeded access_token={token} echoed={token}"
+        );
+        return (StatusCode::SERVICE_UNAVAILABLE, body).into_response();
     }
     (StatusCode::OK, "{\"ok\":true}").into_response()
 }
@@ -141,6 +176,13 @@ fn cache(auth: AuthConfig, margin: Duration) -> TokenCache {
     TokenCache::new(reqwest::Client::new(), auth, margin).unwrap()
 }
 
+/// A cache reading a manual clock, and the clock's handle.
+fn manual_cache(auth: AuthConfig, margin: Duration) -> (TokenCache, Arc<ManualClock>) {
+    let (clock, manual) = Clock::manual();
+    let tokens = TokenCache::with_clock(reqwest::Client::new(), auth, margin, clock).unwrap();
+    (tokens, manual)
+}
+
 fn body() -> bytes::Bytes {
     bytes::Bytes::from_static(br#"{"index":0,"action":"act-1","inputs":{"a":1}}"#)
 }
@@ -169,12 +211,15 @@ async fn cold_cache_100_concurrent_callers_cause_one_token_request() {
 async fn refreshes_within_the_margin_and_not_before() {
     let (stub, base) = start_stub().await;
     stub.expires_in.store(31, Ordering::SeqCst);
-    let tokens = cache(form_auth(&base), Duration::from_secs(30));
+    let (tokens, clock) = manual_cache(form_auth(&base), Duration::from_secs(30));
     let t1 = tokens.token().await.unwrap();
+    assert_eq!(t1.refresh_at(), Some(clock.now() + Duration::from_secs(1)));
+    assert_eq!(t1.expires_at(), Some(clock.now() + Duration::from_secs(31)));
+    clock.advance(Duration::from_millis(999));
     let t2 = tokens.token().await.unwrap();
     assert_eq!(t1, t2, "still outside the margin: cached");
     assert_eq!(stub.token_calls.load(Ordering::SeqCst), 1);
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+    clock.advance(Duration::from_millis(1)); // exactly 30 s before expiry
     let t3 = tokens.token().await.unwrap();
     assert_ne!(t1, t3, "inside the margin: refreshed");
     assert_eq!(t3.secret().expose(), "tok-2");
@@ -184,16 +229,36 @@ async fn refreshes_within_the_margin_and_not_before() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_hour_token_is_refreshed_30_s_before_expiry() {
+    let (stub, base) = start_stub().await; // expires_in 3600
+    let (tokens, clock) = manual_cache(form_auth(&base), cxrelay_cxone::DEFAULT_REFRESH_MARGIN);
+    let t1 = tokens.token().await.unwrap();
+    clock.advance(Duration::from_secs(3569));
+    assert_eq!(tokens.token().await.unwrap(), t1);
+    assert_eq!(stub.token_calls.load(Ordering::SeqCst), 1);
+    clock.advance(Duration::from_secs(1));
+    let t2 = tokens.token().await.unwrap();
+    assert_ne!(t2, t1);
+    assert_eq!(stub.token_calls.load(Ordering::SeqCst), 2);
+    // The new token's lifetime counts from its own request.
+    clock.advance(Duration::from_secs(3569));
+    assert_eq!(tokens.token().await.unwrap(), t2);
+    assert_eq!(stub.token_calls.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn short_lifetime_is_used_for_half_of_it() {
     let (stub, base) = start_stub().await;
     stub.expires_in.store(2, Ordering::SeqCst); // shorter than the 30 s margin
-    let tokens = cache(form_auth(&base), Duration::from_secs(30));
+    let (tokens, clock) = manual_cache(form_auth(&base), Duration::from_secs(30));
     let t1 = tokens.token().await.unwrap();
     for _ in 0..10 {
         assert_eq!(tokens.token().await.unwrap(), t1);
     }
+    clock.advance(Duration::from_millis(999));
+    assert_eq!(tokens.token().await.unwrap(), t1);
     assert_eq!(stub.token_calls.load(Ordering::SeqCst), 1);
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+    clock.advance(Duration::from_millis(1)); // half of the 2 s lifetime
     assert_ne!(tokens.token().await.unwrap(), t1);
     assert_eq!(stub.token_calls.load(Ordering::SeqCst), 2);
 }
@@ -425,7 +490,7 @@ async fn a_failing_token_endpoint_is_not_hammered() {
     let (stub, base) = start_stub().await;
     stub.token_fail.store(true, Ordering::SeqCst);
     stub.token_delay_ms.store(50, Ordering::SeqCst);
-    let tokens = cache(form_auth(&base), Duration::from_secs(30));
+    let (tokens, clock) = manual_cache(form_auth(&base), Duration::from_secs(30));
     let mut set = JoinSet::new();
     for _ in 0..20 {
         let tokens = tokens.clone();
@@ -437,9 +502,13 @@ async fn a_failing_token_endpoint_is_not_hammered() {
     // Right after a failure, callers get the failure without a new request.
     assert!(tokens.token().await.is_err());
     assert_eq!(stub.token_calls.load(Ordering::SeqCst), 1);
-    // After the cooldown, and once the endpoint recovers, a token is obtained again.
+    // Until the cooldown is over, even once the endpoint recovers.
     stub.token_fail.store(false, Ordering::SeqCst);
-    tokio::time::sleep(cxrelay_cxone::FAILURE_COOLDOWN + Duration::from_millis(50)).await;
+    clock.advance(cxrelay_cxone::FAILURE_COOLDOWN - Duration::from_millis(1));
+    assert!(tokens.token().await.is_err());
+    assert_eq!(stub.token_calls.load(Ordering::SeqCst), 1);
+    // After the cooldown a token is obtained again.
+    clock.advance(Duration::from_millis(1));
     assert!(tokens.token().await.is_ok());
     assert_eq!(stub.token_calls.load(Ordering::SeqCst), 2);
 }
@@ -506,4 +575,123 @@ async fn secrets_never_appear_in_debug_output_or_errors() {
     let c = client(&closed, json_auth(&closed));
     let a = c.execute("act-1", "k", body()).await;
     assert!(!format!("{a:?}").contains(CLIENT_SECRET));
+}
+
+/// Asserts that an attempt's error names no credential: neither the token sent (`tok-N`), nor
+/// the client secret, nor the Basic credentials built from it.
+#[track_caller]
+fn assert_no_credentials(a: &cxrelay_cxone::Attempt) {
+    let basic =
+        base64::engine::general_purpose::STANDARD.encode(format!("my-client:{CLIENT_SECRET}"));
+    let all = format!("{:?} {a:?}", a.error);
+    for secret in ["tok-1", "tok-2", "tok-stale", CLIENT_SECRET, basic.as_str()] {
+        assert!(!all.contains(secret), "{secret} in {all}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_execute_error_echoing_the_token_is_redacted() {
+    let (_stub, base) = start_stub().await;
+    let c = client(&base, form_auth(&base));
+
+    // JSON body quoting the Authorization header and the token as `access_token`.
+    let a = c.execute("echo-json", "k", body()).await;
+    assert_eq!(a.status, Some(400));
+    assert_no_credentials(&a);
+    let err = a.error.clone().unwrap();
+    assert!(
+        err.starts_with(r#"{"error":"invalid_envelope","field":"inputs","access_token":"#),
+        "{err}"
+    );
+    assert!(err.contains(r#""Authorization":"[redacted]""#), "{err}");
+
+    // Plain-text body with a header dump and logfmt pairs (a 5xx, retried by the caller).
+    let a = c.execute("echo-text", "k", body()).await;
+    assert_eq!(a.status, Some(503));
+    assert_no_credentials(&a);
+    let err = a.error.clone().unwrap();
+    assert!(
+        err.starts_with("upstream rejected the request POST /execute HTTP/1.1"),
+        "{err}"
+    );
+    assert!(err.contains("Authorization: [redacted]"), "{err}");
+    assert!(err.contains("error=quota_exceeded"), "{err}");
+    // The token sent is known, so it is replaced by value (`***`) wherever it appears, even in
+    // a field with no secret-looking name.
+    assert!(err.ends_with("access_token=*** echoed=***"), "{err}");
+
+    // After a 401 and a refresh, the echoed token is the new one: redacted as well.
+    let (stub, base) = start_stub().await;
+    stub.reject_below.store(2, Ordering::SeqCst); // tok-1 is rejected, tok-2 echoed
+    let c = client(&base, form_auth(&base));
+    let a = c.execute("echo-text", "k", body()).await;
+    assert_eq!((a.status, a.reauthenticated), (Some(503), true));
+    assert_no_credentials(&a);
+    assert!(a.error.unwrap().ends_with("echoed=***"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_endpoint_error_echoing_the_request_is_redacted() {
+    let (stub, base) = start_stub().await;
+    stub.token_echo.store(true, Ordering::SeqCst);
+
+    // Form profile: the client secret travels as Basic credentials, echoed back.
+    let c = client(&base, form_auth(&base));
+    let a = c.execute("act-1", "k", body()).await;
+    assert!(a.auth_failed);
+    assert_eq!(a.status, Some(400));
+    assert_no_credentials(&a);
+    let err = a.error.clone().unwrap();
+    assert!(
+        err.starts_with(
+            r#"token request failed: token endpoint answered HTTP 400: {"error":"invalid_scope","error_description":"scope not allowed","access_token":"[redacted]""#
+        ),
+        "{err}"
+    );
+    assert!(err.contains(r#""authorization":"[redacted]""#), "{err}");
+    assert!(err.contains("grant_type=client_credentials"), "{err}");
+    assert_eq!(stub.execute_calls.load(Ordering::SeqCst), 0);
+
+    // JSON profile: the client secret travels in the body, echoed back as a JSON string.
+    let tokens = cache(json_auth(&base), Duration::from_secs(30));
+    let e = tokens.token().await.unwrap_err();
+    assert!(
+        matches!(e, AuthError::Rejected { status: 400, .. }),
+        "{e:?}"
+    );
+    let shown = format!("{e} {e:?}");
+    assert!(!shown.contains(CLIENT_SECRET), "{shown}");
+    assert!(!shown.contains("tok-stale"), "{shown}");
+    assert!(shown.contains("invalid_scope"), "{shown}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn configured_urls_are_shown_redacted() {
+    let e = TargetClient::new(ClientConfig::new(
+        "ftp://user:url-pw@api.example.com",
+        AuthConfig::StaticBearer {
+            token: Secret::new("t"),
+        },
+    ))
+    .unwrap_err();
+    let shown = format!("{e} {e:?}");
+    assert!(!shown.contains("url-pw"), "{shown}");
+    assert!(
+        shown.contains("ftp://user:[redacted]@api.example.com"),
+        "{shown}"
+    );
+
+    let e = TargetClient::new(ClientConfig::new(
+        "https://api.example.com",
+        AuthConfig::ClientCredentialsForm {
+            token_url: "ftp://auth.example.com/token?client_secret=url-pw".into(),
+            client_id: "id".into(),
+            client_secret: Secret::new(CLIENT_SECRET),
+            scope: String::new(),
+        },
+    ))
+    .unwrap_err();
+    let shown = format!("{e} {e:?}");
+    assert!(!shown.contains("url-pw"), "{shown}");
+    assert!(shown.contains("client_secret=[redacted]"), "{shown}");
 }

@@ -44,7 +44,8 @@ use cxrelay_core::{ItemOutcome, OutcomeKind, RunId};
 
 use crate::conn::{connect, RedisConn};
 use crate::job::{Checkpoint, ItemJob, RunMeta};
-use crate::store::{QueueError, Store};
+use crate::keys::Keyspace;
+use crate::store::{QueueError, Store, StoreOptions};
 
 /// Checkpoint batches that may be written in the background at once; one more waits in
 /// `handle_events`, which holds the worker back while Redis is slow (backpressure).
@@ -55,6 +56,12 @@ pub const BACKGROUND_CHECKPOINTS: u32 = 2;
 pub struct StreamConfig {
     /// Redis URL.
     pub redis_url: String,
+    /// Key layout (namespace).
+    pub keys: Keyspace,
+    /// The tenant whose runs this worker delivers (and no other).
+    pub tenant: String,
+    /// Attempts kept per item history.
+    pub history_len: u32,
     /// Items in flight at most (the worker's concurrency); fetches never exceed what is free.
     pub concurrency: usize,
     /// Largest fetch.
@@ -76,6 +83,9 @@ impl StreamConfig {
     pub fn new(redis_url: impl Into<String>, concurrency: usize) -> Self {
         Self {
             redis_url: redis_url.into(),
+            keys: Keyspace::default(),
+            tenant: "default".into(),
+            history_len: 10,
             concurrency,
             fetch_batch: 100,
             lease: Duration::from_secs(10),
@@ -169,7 +179,10 @@ impl StreamBackend {
             let main = connect(&config.redis_url, Duration::from_secs(10)).await;
             let blocking = connect(&config.redis_url, config.idle_wait + Duration::from_secs(10)).await;
             match (main, blocking) {
-                (Ok(m), Ok(b)) => break (Store::with_conn(m, config.retention_secs), b),
+                (Ok(m), Ok(b)) => {
+                    let opts = StoreOptions { keys: config.keys.clone(), retention_secs: config.retention_secs, history_len: config.history_len };
+                    break (Store::with_conn(m, opts), b);
+                }
                 (Err(e), _) | (_, Err(e)) => {
                     tracing::warn!(error = %e, "redis not reachable; retrying in {delay:?}");
                     tokio::time::sleep(delay).await;
@@ -329,7 +342,8 @@ impl Shared {
         if fresh {
             return Ok(());
         }
-        let ids = self.store.active_runs().await?;
+        let tenant = &self.config.tenant;
+        let ids = self.store.active_runs(tenant).await?;
         let known: HashSet<String> = self.runs.lock().expect("run cache").runs.iter().map(|(m, _)| m.run.to_string()).collect();
         let mut new_runs = Vec::new();
         for id in ids.iter().filter(|id| !known.contains(*id)) {
@@ -338,9 +352,10 @@ impl Shared {
                 continue;
             };
             match self.store.run_meta(&run).await? {
-                Some(meta) => new_runs.push(Arc::new(meta)),
+                Some(meta) if &meta.tenant == tenant => new_runs.push(Arc::new(meta)),
+                Some(meta) => tracing::warn!(run = %id, run_tenant = %meta.tenant, "a run of another tenant is listed under this tenant; skipping it"),
                 // The run expired or was discarded; drop it from the active set.
-                None => self.store.deactivate(id).await?,
+                None => self.store.deactivate(tenant, id).await?,
             }
         }
         let listed: HashSet<&String> = ids.iter().collect();
@@ -388,7 +403,7 @@ impl Shared {
                 "loading" => {}
                 _ => {
                     // Finished or gone: nothing more to deliver from it.
-                    self.store.deactivate(meta.run.as_str()).await?;
+                    self.store.deactivate(&meta.tenant, meta.run.as_str()).await?;
                     self.runs.lock().expect("run cache").runs.retain(|(m, _)| m.run != meta.run);
                 }
             }
@@ -463,7 +478,7 @@ impl Shared {
         for (run, (meta, batch)) in by_run {
             let mut delay = Duration::from_millis(50);
             let counts = loop {
-                match self.store.checkpoint(&meta, &batch).await {
+                match self.store.checkpoint(&meta, &batch, &self.config.consumer).await {
                     Ok(c) => break c,
                     // The deliveries stay pending in Redis until this succeeds, so retrying is
                     // always safe; if the process dies meanwhile, another worker takes them over.
@@ -475,7 +490,7 @@ impl Shared {
             };
             if counts.run_finished {
                 tracing::info!(run = %run, "run finished");
-                if let Err(e) = self.store.deactivate(run.as_str()).await {
+                if let Err(e) = self.store.deactivate(&meta.tenant, run.as_str()).await {
                     tracing::warn!(run = %run, error = %e, "could not remove finished run from the active set");
                 }
             }
@@ -600,11 +615,13 @@ impl Persistence for StreamPersistence {
                     let outcome = ItemOutcome {
                         kind: OutcomeKind::Deferred { delay_ms: 1000 },
                         attempts: 0,
+                        throttled: 0,
                         status: None,
+                        class: Some(cxrelay_core::classify::FailureClass::Deferred),
                         latency_us: 0,
-                        error: Some(cxrelay_core::outcome::bound_text(&error, cxrelay_core::outcome::MAX_ERROR_LEN)),
+                        error: Some(cxrelay_core::outcome::error_text(&error.to_string())),
                     };
-                    Checkpoint { run: meta, entry_id, index, outcome }
+                    Checkpoint { run: meta, entry_id, index, outcome, fresh: false }
                 }
             };
             by_run.entry(cp.run.run.clone()).or_insert_with(|| (cp.run.clone(), Vec::new())).1.push(cp);

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use cxrelay_core::{ItemOutcome, RunId};
+use cxrelay_core::{IdempotencyKey, ItemOutcome, RunId};
 
 use crate::keys::RunKeys;
 
@@ -17,6 +17,10 @@ pub struct RunMeta {
     pub action: String,
     /// Where the input came from (goes into the envelope's metadata).
     pub source: String,
+    /// The tenant the run belongs to.
+    pub tenant: String,
+    /// How the run's items are keyed for the target's idempotency.
+    pub idempotency: IdempotencyKey,
 }
 
 /// One delivery of one item to this worker.
@@ -28,8 +32,12 @@ pub struct ItemJob {
     pub entry_id: String,
     /// Index in the run's input.
     pub index: u64,
-    /// Attempts already made before this delivery.
+    /// Attempts already made before this delivery (429s excluded).
     pub attempts: u32,
+    /// 429 answers met before this delivery.
+    pub throttled: u32,
+    /// Times the item was deferred (not sent) before this delivery.
+    pub deferrals: u32,
     /// The item's JSON text.
     pub item: String,
     /// Times this item was taken over after a worker's lease expired.
@@ -47,11 +55,22 @@ pub struct Checkpoint {
     pub index: u64,
     /// What happened.
     pub outcome: ItemOutcome,
+    /// The delivery was the item's first ([`ItemJob::is_fresh`]): a success then keeps no history.
+    pub fresh: bool,
+}
+
+impl ItemJob {
+    /// True when this is the item's first delivery: it never failed, waited or changed hands.
+    /// Such an item keeps no history when it succeeds, and a failure of it is news about the
+    /// target rather than about the item.
+    pub fn is_fresh(&self) -> bool {
+        self.attempts == 0 && self.throttled == 0 && self.deferrals == 0 && self.redeliveries == 0
+    }
 }
 
 impl Checkpoint {
     /// The checkpoint for `job` with `outcome`.
     pub fn of(job: &ItemJob, outcome: ItemOutcome) -> Self {
-        Self { run: job.run.clone(), entry_id: job.entry_id.clone(), index: job.index, outcome }
+        Self { run: job.run.clone(), entry_id: job.entry_id.clone(), index: job.index, outcome, fresh: job.is_fresh() }
     }
 }

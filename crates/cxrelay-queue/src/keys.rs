@@ -1,20 +1,71 @@
-//! Redis key names. Every key of a run shares the `{run:ID}` hash tag, so a run's scripts touch
-//! one hash slot: atomic on a single Redis and valid on Redis Cluster.
+//! Redis key names. Every key starts with the deployment's namespace (`cxr` by default), so two
+//! deployments sharing one Redis never see each other. Every key of a run shares the `{run:ID}`
+//! hash tag, so a run's scripts touch one hash slot: atomic on a single Redis and valid on
+//! Redis Cluster. A tenant's rate budget and breaker live under `{rl:TENANT}` / `{brk:TENANT}`.
 
 use cxrelay_core::RunId;
 
 /// Consumer group every worker reads a run's stream through.
 pub const GROUP: &str = "workers";
 
-/// Set of runs workers should look at (loading runs are skipped until sealed).
-pub const ACTIVE_RUNS: &str = "cxr:runs:active";
+/// The key layout of one namespace.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Keyspace {
+    ns: String,
+}
+
+impl Default for Keyspace {
+    fn default() -> Self {
+        Self::new("cxr")
+    }
+}
+
+impl Keyspace {
+    /// Keys under `namespace` (validated by the settings: `[A-Za-z0-9_.-]`).
+    pub fn new(namespace: &str) -> Self {
+        Self { ns: namespace.to_owned() }
+    }
+
+    /// The namespace.
+    pub fn namespace(&self) -> &str {
+        &self.ns
+    }
+
+    /// The keys of run `run`.
+    pub fn run(&self, run: &RunId) -> RunKeys {
+        RunKeys::new(&self.ns, run)
+    }
+
+    /// Set of a tenant's runs that workers should look at (loading runs are skipped until sealed).
+    pub fn active_runs(&self, tenant: &str) -> String {
+        format!("{}:active:{{t:{tenant}}}", self.ns)
+    }
+
+    /// Rate budget of a tenant (`action` = None) or of one action's sub-limit.
+    pub fn budget(&self, tenant: &str, action: Option<&str>) -> String {
+        match action {
+            None => format!("{}:{{rl:{tenant}}}", self.ns),
+            Some(a) => format!("{}:{{rl:{tenant}:{a}}}", self.ns),
+        }
+    }
+
+    /// Circuit breaker hash of a tenant.
+    pub fn breaker(&self, tenant: &str) -> String {
+        format!("{}:{{brk:{tenant}}}", self.ns)
+    }
+
+    /// Breaker events stream of a tenant (same slot as the breaker).
+    pub fn breaker_events(&self, tenant: &str) -> String {
+        format!("{}:{{brk:{tenant}}}:events", self.ns)
+    }
+}
 
 /// The keys of one run.
 #[derive(Clone, Debug)]
 pub struct RunKeys {
     /// Hash: the run's state matrix and counters.
     pub state: String,
-    /// Stream: one entry per deliverable item (`i` index, `a` attempts, `d` item JSON).
+    /// Stream: one entry per deliverable item (`i` index, `a` attempts, `t` 429s, `n` deferrals, `d` item JSON).
     pub items: String,
     /// Bitmap: indexes that succeeded.
     pub done: String,
@@ -22,8 +73,14 @@ pub struct RunKeys {
     pub finished: String,
     /// Hash: index → `status|attempts|http|latency_us` of the last delivery.
     pub results: String,
-    /// Hash: index → last error text.
-    pub failures: String,
+    /// Hash: index → JSON of a failed item's last failure (class, status, reason, attempts, time).
+    pub failed: String,
+    /// Hash: index → item JSON of a failed item, kept for replay.
+    pub payloads: String,
+    /// Hash: index → JSON array of the item's last attempts (items that did not succeed at once).
+    pub history: String,
+    /// Hash: failure counters: `c:CLASS`, `s:STATUS`, `r:REASON` → failed items.
+    pub failstats: String,
     /// Hash: latency bucket → count.
     pub latency: String,
     /// Sorted set: retries and deferred items by due time.
@@ -35,16 +92,18 @@ pub struct RunKeys {
 }
 
 impl RunKeys {
-    /// The keys of run `run`.
-    pub fn new(run: &RunId) -> Self {
-        let k = |suffix: &str| format!("cxr:{{run:{run}}}:{suffix}");
+    fn new(ns: &str, run: &RunId) -> Self {
+        let k = |suffix: &str| format!("{ns}:{{run:{run}}}:{suffix}");
         Self {
             state: k("state"),
             items: k("items"),
             done: k("done"),
             finished: k("finished"),
             results: k("results"),
-            failures: k("failures"),
+            failed: k("failed"),
+            payloads: k("payloads"),
+            history: k("history"),
+            failstats: k("failstats"),
             latency: k("latency"),
             delayed: k("delayed"),
             invalid: k("invalid"),
@@ -53,13 +112,16 @@ impl RunKeys {
     }
 
     /// Every key of the run, state last: what expires after the retention period.
-    pub fn all(&self) -> [&str; 10] {
+    pub fn all(&self) -> [&str; 13] {
         [
             &self.items,
             &self.done,
             &self.finished,
             &self.results,
-            &self.failures,
+            &self.failed,
+            &self.payloads,
+            &self.history,
+            &self.failstats,
             &self.latency,
             &self.delayed,
             &self.invalid,
@@ -74,10 +136,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn all_keys_share_the_runs_hash_tag() {
-        let keys = RunKeys::new(&RunId::parse("r1").unwrap());
+    fn all_keys_share_the_runs_hash_tag_under_the_namespace() {
+        let keys = Keyspace::new("ns1").run(&RunId::parse("r1").unwrap());
         for k in keys.all() {
-            assert!(k.starts_with("cxr:{run:r1}:"), "{k}");
+            assert!(k.starts_with("ns1:{run:r1}:"), "{k}");
         }
+        let ks = Keyspace::default();
+        assert_eq!(ks.budget("t", None), "cxr:{rl:t}");
+        assert_eq!(ks.budget("t", Some("a")), "cxr:{rl:t:a}");
+        assert!(ks.breaker_events("t").starts_with(&ks.breaker("t")));
+        assert_ne!(ks.active_runs("a"), ks.active_runs("b"));
     }
 }

@@ -1,6 +1,7 @@
 //! Everything Redis for cxrelay.
 //!
-//! - [`keys`]: key names (one `{run:ID}` hash tag per run, so a run lives in one cluster slot).
+//! - [`keys`]: key names under a namespace (one `{run:ID}` hash tag per run, so a run lives in
+//!   one cluster slot).
 //! - [`scripts`]: the Lua scripts, one per atomic operation.
 //! - [`store`]: the [`Store`]: runs, reports and the producer's chunked writes.
 //! - [`producer`]: streams an input file into a run without holding it in memory.
@@ -25,7 +26,8 @@ pub mod store;
 
 pub use backend::{StreamBackend, StreamConfig};
 pub use conn::{connect, RedisConn};
-pub use limits::{BreakerConfig, FleetLimits};
+pub use keys::Keyspace;
+pub use limits::{BreakerConfig, BudgetConfig, FleetLimits, ProbeResult};
 pub use job::{Checkpoint, ItemJob, RunMeta};
 pub use producer::{EnqueueError, EnqueueRequest, EnqueueSummary, Rejection};
 pub use store::{QueueError, Store};

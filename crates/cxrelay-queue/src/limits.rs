@@ -1,12 +1,14 @@
 //! `FleetLimits`: the Redis side of the fleet-wide rate budget and circuit breaker.
 //!
-//! One budget per (tenant, action) in `cxr:{rl:TENANT:ACTION}`, one breaker per target in
-//! `cxr:{brk:TENANT}` with its event stream beside it. Every decision is one script call on the
-//! Redis server clock, so all pods share one view.
+//! One budget per tenant in `NS:{rl:TENANT}` (every action of the tenant shares it, as real
+//! tenants are limited), optional per-action sub-limits in `NS:{rl:TENANT:ACTION}`, one breaker
+//! per tenant in `NS:{brk:TENANT}` with its event stream beside it. Every decision is one script
+//! call on the Redis server clock, so all pods share one view.
 
 use std::time::Duration;
 
 use crate::conn::RedisConn;
+use crate::keys::Keyspace;
 use crate::scripts;
 use crate::store::QueueError;
 
@@ -26,97 +28,145 @@ pub struct Reservation {
 /// What the breaker says.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct BreakerReply {
-    /// `closed`/`probe`/`open` (check), `opened`/`reopened`/`counted` (failure), `closed`/`reset`/`noop` (success).
+    /// `closed`/`probe`/`open` (check); `opened`/`reopened`/`closed`/`inconclusive`/`open`/`counted` (report).
     pub verdict: String,
     /// How long to hold back (open).
     pub wait: Duration,
-    /// Consecutive failures now recorded.
+    /// Failures in the window now.
     pub failures: u64,
+    /// Answers in the window now.
+    pub answers: u64,
+}
+
+/// What a half-open probe came to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ProbeResult {
+    /// Not a probe.
+    None,
+    /// The probe succeeded: the target is back.
+    Success,
+    /// The probe failed, and its item had not failed before: the target is still down.
+    Failure,
+    /// The probe failed, but its item had failed before, so the failure may be the item's own.
+    Inconclusive,
+}
+
+impl ProbeResult {
+    fn as_arg(self) -> &'static str {
+        match self {
+            ProbeResult::None => "",
+            ProbeResult::Success => "success",
+            ProbeResult::Failure => "failure",
+            ProbeResult::Inconclusive => "inconclusive",
+        }
+    }
 }
 
 /// Breaker settings.
 #[derive(Clone, Debug)]
 pub struct BreakerConfig {
-    /// Consecutive failures above which it opens.
+    /// Failures in the window above which it may open.
     pub threshold: u32,
+    /// Share of failures among answers in the window needed to open.
+    pub failure_ratio: f64,
+    /// The sliding window (whole seconds).
+    pub window: Duration,
     /// How long it stays open before a probe.
     pub cooldown: Duration,
+}
+
+/// What the budget is asked to do (from the rate settings).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct BudgetConfig {
+    /// The ceiling: configured rate, or in discovery the highest rate allowed.
+    pub rate: f64,
+    /// Burst above the rate.
+    pub burst: u32,
+    /// Lower the rate on 429s.
+    pub adaptive: bool,
+    /// Discover the limit (start at `initial`, grow until 429s).
+    pub discover: bool,
+    /// Where discovery starts.
+    pub initial: f64,
 }
 
 /// Handle on the fleet-wide limits of one tenant.
 #[derive(Clone)]
 pub struct FleetLimits {
     conn: RedisConn,
+    keys: Keyspace,
     tenant: String,
-    breaker_key: String,
-    events_key: String,
-}
-
-/// Key of the rate budget of `tenant` and `action`.
-pub fn budget_key(tenant: &str, action: &str) -> String {
-    format!("cxr:{{rl:{tenant}:{action}}}")
-}
-
-/// Key of the breaker events stream of `tenant`.
-pub fn breaker_events_key(tenant: &str) -> String {
-    format!("cxr:{{brk:{tenant}}}:events")
 }
 
 impl FleetLimits {
-    /// Limits of `tenant` on `conn`.
-    pub fn new(conn: RedisConn, tenant: &str) -> Self {
-        Self {
-            conn,
-            tenant: tenant.to_owned(),
-            breaker_key: format!("cxr:{{brk:{tenant}}}"),
-            events_key: breaker_events_key(tenant),
-        }
+    /// Limits of `tenant` under `keys` on `conn`.
+    pub fn new(conn: RedisConn, keys: Keyspace, tenant: &str) -> Self {
+        Self { conn, keys, tenant: tenant.to_owned() }
     }
 
-    /// Reserves a send slot of `action`'s budget; `max_wait` bounds a reservation.
-    pub async fn acquire(&self, action: &str, rate: f64, burst: u32, adaptive: bool, max_wait: Duration) -> Result<Reservation, QueueError> {
+    /// Reserves a send slot of the tenant's budget (`action` = None) or of an action's
+    /// sub-limit; `max_wait` bounds a reservation.
+    pub async fn acquire(&self, action: Option<&str>, budget: &BudgetConfig, max_wait: Duration) -> Result<Reservation, QueueError> {
         let (wait, reserved, rate_milli): (u64, u8, u64) = scripts::ACQUIRE
-            .key(budget_key(&self.tenant, action))
-            .arg(rate)
-            .arg(burst)
-            .arg(u8::from(adaptive))
+            .key(self.keys.budget(&self.tenant, action))
+            .arg(budget.rate)
+            .arg(budget.burst)
+            .arg(u8::from(budget.adaptive))
             .arg(max_wait.as_micros() as u64)
+            .arg(u8::from(budget.discover))
+            .arg(budget.initial)
             .invoke_async(&mut self.conn.clone())
             .await?;
         Ok(Reservation { wait: Duration::from_micros(wait), reserved: reserved == 1, paused: reserved == 2, rate_milli })
     }
 
-    /// Records a 429 of `action`: pauses the fleet for `pause`; returns the remaining pause.
-    pub async fn throttle(&self, action: &str, pause: Duration, adaptive: bool, rate: f64, burst: u32) -> Result<Duration, QueueError> {
+    /// Records a 429: pauses the tenant's fleet for `pause` and lowers its rate; returns the
+    /// remaining pause.
+    pub async fn throttle(&self, pause: Duration, budget: &BudgetConfig) -> Result<Duration, QueueError> {
         let (remaining, _cut): (u64, u8) = scripts::THROTTLE
-            .key(budget_key(&self.tenant, action))
+            .key(self.keys.budget(&self.tenant, None))
             .arg(pause.as_micros() as u64)
-            .arg(u8::from(adaptive))
-            .arg(rate)
-            .arg(burst)
+            .arg(u8::from(budget.adaptive))
+            .arg(budget.rate)
+            .arg(budget.burst)
+            .arg(u8::from(budget.discover))
             .invoke_async(&mut self.conn.clone())
             .await?;
         Ok(Duration::from_micros(remaining))
     }
 
-    /// The remaining fleet-wide pause of `action`'s budget.
-    pub async fn pause_remaining(&self, action: &str) -> Result<Duration, QueueError> {
-        let us: u64 = scripts::PAUSE.key(budget_key(&self.tenant, action)).invoke_async(&mut self.conn.clone()).await?;
+    /// The remaining fleet-wide pause of the tenant's budget.
+    pub async fn pause_remaining(&self) -> Result<Duration, QueueError> {
+        let us: u64 = scripts::PAUSE.key(self.keys.budget(&self.tenant, None)).invoke_async(&mut self.conn.clone()).await?;
         Ok(Duration::from_micros(us))
     }
 
-    /// Calls the breaker script in `mode` (`check`, `failure`, `success`).
-    pub async fn breaker(&self, mode: &str, config: &BreakerConfig) -> Result<BreakerReply, QueueError> {
-        let (verdict, wait, failures): (String, u64, u64) = scripts::BREAKER
-            .key(&self.breaker_key)
-            .key(&self.events_key)
+    /// Asks the breaker whether to send (`check`).
+    pub async fn breaker_check(&self, config: &BreakerConfig) -> Result<BreakerReply, QueueError> {
+        self.breaker("check", config, 0, 0, ProbeResult::None).await
+    }
+
+    /// Reports `answers` answers of which `failures` were 5xx or no answer, and a probe's result.
+    pub async fn breaker_report(&self, config: &BreakerConfig, answers: u64, failures: u64, probe: ProbeResult) -> Result<BreakerReply, QueueError> {
+        self.breaker("report", config, answers, failures, probe).await
+    }
+
+    async fn breaker(&self, mode: &str, config: &BreakerConfig, answers: u64, failures: u64, probe: ProbeResult) -> Result<BreakerReply, QueueError> {
+        let (verdict, wait, failures, answers): (String, u64, u64, u64) = scripts::BREAKER
+            .key(self.keys.breaker(&self.tenant))
+            .key(self.keys.breaker_events(&self.tenant))
             .arg(mode)
             .arg(config.threshold)
+            .arg((config.failure_ratio * 1000.0).round() as u64)
+            .arg(config.window.as_secs().max(1))
             .arg(config.cooldown.as_micros() as u64)
             .arg(config.cooldown.max(Duration::from_secs(1)).as_micros() as u64)
             .arg(&self.tenant)
+            .arg(answers)
+            .arg(failures)
+            .arg(probe.as_arg())
             .invoke_async(&mut self.conn.clone())
             .await?;
-        Ok(BreakerReply { verdict, wait: Duration::from_micros(wait), failures })
+        Ok(BreakerReply { verdict, wait: Duration::from_micros(wait), failures, answers })
     }
 }

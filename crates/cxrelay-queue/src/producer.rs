@@ -13,7 +13,7 @@ use cxrelay_core::RunId;
 use serde::Serialize;
 use tokio::sync::mpsc;
 
-use crate::store::{ChunkItem, QueueError, Store};
+use crate::store::{ChunkItem, NewRun, QueueError, Store};
 
 /// Items per chunk (one script call each).
 const CHUNK_ITEMS: usize = 1000;
@@ -29,6 +29,10 @@ pub struct EnqueueRequest {
     pub run_id: Option<RunId>,
     /// Target action id.
     pub action: String,
+    /// The tenant the run belongs to.
+    pub tenant: String,
+    /// Key items on this field's value instead of a per-run key; items without it are rejected.
+    pub idempotency_field: Option<String>,
     /// Where the input comes from (file name or `stdin`), recorded in the run and the payload.
     pub source: String,
     /// Input format.
@@ -105,7 +109,15 @@ where
     R: Read + Send + 'static,
 {
     let run = req.run_id.clone().unwrap_or_else(|| RunId::generate(now_ms()));
-    let created = store.create_run(&run, &req.action, &req.source, req.max_items).await?;
+    let new = NewRun {
+        action: &req.action,
+        tenant: &req.tenant,
+        source: &req.source,
+        max_items: req.max_items,
+        idempotency_field: req.idempotency_field.as_deref(),
+    };
+    let created = store.create_run(&run, &new).await?;
+    let key_field = req.idempotency_field.clone();
     let template = BodyTemplate::new(req.body, &req.action, &req.source, run.as_str());
 
     let (tx, mut rx) = mpsc::channel::<Chunk>(4);
@@ -123,7 +135,13 @@ where
                 return Ok(());
             }
             let json = it.json.get();
-            let entry = match template.check(it.index, json) {
+            let checked = template.check(it.index, json).map_err(|e| e.to_string()).and_then(|()| match &key_field {
+                Some(f) if cxrelay_core::ids::field_value(json, f).is_none() => {
+                    Err(format!("the idempotency field {f:?} is missing, empty or not a string or number"))
+                }
+                _ => Ok(()),
+            });
+            let entry = match checked {
                 Ok(()) => ChunkItem::Valid(json.to_owned()),
                 Err(e) => {
                     rejected += 1;
@@ -183,14 +201,14 @@ where
         Ok(n) => n,
         Err(source) => {
             if created.created {
-                store.discard_run(&run).await?;
+                store.discard_run(&run, &req.tenant).await?;
             }
             return Err(EnqueueError::Input { source });
         }
     };
     if read == 0 {
         if created.created {
-            store.discard_run(&run).await?;
+            store.discard_run(&run, &req.tenant).await?;
         }
         return Err(EnqueueError::Empty);
     }

@@ -6,13 +6,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use cxrelay_core::latency::bucket_of;
-use cxrelay_core::report::{RunReport, RunSnapshot};
-use cxrelay_core::{OutcomeKind, RunId};
+use cxrelay_core::outcome::{reason_of, AttemptRecord};
+use cxrelay_core::report::{FailureSummary, RunReport, RunSnapshot, MAX_DISTINCT_REASONS, OTHER_REASONS};
+use cxrelay_core::{IdempotencyKey, OutcomeKind, RunId};
 use redis::AsyncCommands;
+use serde::Serialize;
 
 use crate::conn::{connect, RedisConn};
 use crate::job::{Checkpoint, ItemJob, RunMeta};
-use crate::keys::{RunKeys, ACTIVE_RUNS, GROUP};
+use crate::keys::{Keyspace, GROUP};
 use crate::scripts;
 
 /// Why a queue operation failed.
@@ -24,6 +26,16 @@ pub enum QueueError {
     /// No run with that id exists (or it expired after its retention period).
     #[error("run {0} not found")]
     RunNotFound(RunId),
+    /// A run id was reused for another tenant.
+    #[error("run {run} already exists for tenant {existing:?}, not {requested:?}")]
+    TenantMismatch {
+        /// The run.
+        run: RunId,
+        /// Its tenant.
+        existing: String,
+        /// The tenant asked for now.
+        requested: String,
+    },
     /// A run id was reused for another action.
     #[error("run {run} already exists for action {existing:?}, not {requested:?}")]
     ActionMismatch {
@@ -54,6 +66,21 @@ pub struct CreatedRun {
     pub status: String,
     /// Indexes below this were enqueued by an earlier producer with the same run id.
     pub next_index: u64,
+}
+
+/// What a new run is: its action, tenant and where its input came from.
+#[derive(Debug, Clone)]
+pub struct NewRun<'a> {
+    /// Target action id.
+    pub action: &'a str,
+    /// The tenant the run belongs to (only that tenant's workers deliver it).
+    pub tenant: &'a str,
+    /// Where the input came from.
+    pub source: &'a str,
+    /// The seed's max-iterations break.
+    pub max_items: Option<u64>,
+    /// Key items on this field instead of a per-run key (`--idempotency-field`).
+    pub idempotency_field: Option<&'a str>,
 }
 
 /// One item of a producer chunk: valid JSON to deliver, or the reason it was rejected.
@@ -100,6 +127,10 @@ pub struct Delivery {
     pub index: u64,
     /// Attempts made before.
     pub attempts: u32,
+    /// 429s met before.
+    pub throttled: u32,
+    /// Deferrals before.
+    pub deferrals: u32,
     /// Item JSON.
     pub item: String,
     /// Lease take-overs so far.
@@ -114,6 +145,8 @@ impl Delivery {
             entry_id: self.entry_id,
             index: self.index,
             attempts: self.attempts,
+            throttled: self.throttled,
+            deferrals: self.deferrals,
             item: self.item,
             redeliveries: self.redeliveries,
         }
@@ -129,11 +162,43 @@ pub struct Fetched {
     pub deliveries: Vec<Delivery>,
 }
 
+/// Where the store keeps things and for how long.
+#[derive(Clone, Debug)]
+pub struct StoreOptions {
+    /// Key layout (namespace).
+    pub keys: Keyspace,
+    /// Seconds a finished run's data is kept.
+    pub retention_secs: u64,
+    /// Attempts kept per item history.
+    pub history_len: u32,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        Self { keys: Keyspace::default(), retention_secs: 7 * 24 * 3600, history_len: 10 }
+    }
+}
+
+/// The summary kept for a failed item (its last failure), as stored in the run's `failed` hash.
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, Eq)]
+pub struct FailedItem {
+    /// Failure class (`4xx`, `5xx`, `429`, `transport`, `auth`, `permission`, `poison`, `local`).
+    pub class: String,
+    /// Last HTTP status, if any.
+    pub status: Option<u16>,
+    /// Why it failed (redacted, bounded).
+    pub reason: String,
+    /// Attempts made.
+    pub attempts: u32,
+    /// When it failed, ms since the epoch.
+    pub at_ms: u64,
+}
+
 /// Handle to the queue in Redis.
 #[derive(Clone)]
 pub struct Store {
     conn: RedisConn,
-    retention_secs: u64,
+    opts: StoreOptions,
 }
 
 fn now_ms() -> u64 {
@@ -142,13 +207,18 @@ fn now_ms() -> u64 {
 
 impl Store {
     /// Connects to Redis at `url`.
-    pub async fn connect(url: &str, retention_secs: u64) -> Result<Self, QueueError> {
-        Ok(Self { conn: connect(url, Duration::from_secs(10)).await?, retention_secs })
+    pub async fn connect(url: &str, opts: StoreOptions) -> Result<Self, QueueError> {
+        Ok(Self { conn: connect(url, Duration::from_secs(10)).await?, opts })
     }
 
     /// A store over an existing connection.
-    pub fn with_conn(conn: RedisConn, retention_secs: u64) -> Self {
-        Self { conn, retention_secs }
+    pub fn with_conn(conn: RedisConn, opts: StoreOptions) -> Self {
+        Self { conn, opts }
+    }
+
+    /// The key layout.
+    pub fn keys(&self) -> &Keyspace {
+        &self.opts.keys
     }
 
     /// The underlying connection (for callers that need a raw command).
@@ -157,31 +227,37 @@ impl Store {
     }
 
     /// Creates a run in `loading` state, or finds the existing one with the same id.
-    pub async fn create_run(&self, run: &RunId, action: &str, source: &str, max_items: Option<u64>) -> Result<CreatedRun, QueueError> {
-        let keys = RunKeys::new(run);
+    pub async fn create_run(&self, run: &RunId, new: &NewRun<'_>) -> Result<CreatedRun, QueueError> {
+        let keys = self.opts.keys.run(run);
         let mut conn = self.conn.clone();
-        let (created, status, existing_action, next_index): (u8, String, String, u64) = scripts::CREATE_RUN
+        let (created, status, existing_action, next_index, existing_tenant): (u8, String, String, u64, String) = scripts::CREATE_RUN
             .key(&keys.state)
             .key(&keys.items)
             .arg(run.as_str())
-            .arg(action)
-            .arg(source)
+            .arg(new.action)
+            .arg(new.source)
             .arg(GROUP)
-            .arg(max_items.map(|m| m.to_string()).unwrap_or_default())
+            .arg(new.max_items.map(|m| m.to_string()).unwrap_or_default())
+            .arg(new.tenant)
+            .arg(cxrelay_core::ids::run_nonce())
+            .arg(new.idempotency_field.unwrap_or(""))
             .invoke_async(&mut conn)
             .await?;
-        if created == 0 && existing_action != action {
-            return Err(QueueError::ActionMismatch { run: run.clone(), existing: existing_action, requested: action.to_owned() });
+        if created == 0 && existing_tenant != new.tenant {
+            return Err(QueueError::TenantMismatch { run: run.clone(), existing: existing_tenant, requested: new.tenant.to_owned() });
+        }
+        if created == 0 && existing_action != new.action {
+            return Err(QueueError::ActionMismatch { run: run.clone(), existing: existing_action, requested: new.action.to_owned() });
         }
         // Listed before it is sealed: workers skip loading runs, and a run cannot be sealed
         // without being listed, so no crash between two steps can strand a run.
-        let _: () = conn.sadd(ACTIVE_RUNS, run.as_str()).await?;
+        let _: () = conn.sadd(self.opts.keys.active_runs(new.tenant), run.as_str()).await?;
         Ok(CreatedRun { created: created == 1, status, next_index })
     }
 
     /// Appends one chunk (all or nothing) starting at index `first`.
     pub async fn enqueue_chunk(&self, run: &RunId, first: u64, items: &[ChunkItem]) -> Result<ChunkCounts, QueueError> {
-        let keys = RunKeys::new(run);
+        let keys = self.opts.keys.run(run);
         let mut inv = scripts::ENQUEUE.prepare_invoke();
         inv.key(&keys.state).key(&keys.items).key(&keys.invalid).key(&keys.finished);
         inv.arg(first).arg(items.len());
@@ -197,52 +273,81 @@ impl Store {
 
     /// Marks a loaded run active (or finished, when nothing is left to deliver).
     pub async fn seal(&self, run: &RunId, beyond_max: u64, break_condition: Option<&str>) -> Result<String, QueueError> {
-        let keys = RunKeys::new(run);
+        let keys = self.opts.keys.run(run);
         let mut inv = scripts::SEAL.prepare_invoke();
-        inv.key(&keys.state).key(&keys.finished);
-        inv.arg(beyond_max).arg(break_condition.unwrap_or("")).arg(self.retention_secs);
         for k in keys.all() {
-            inv.arg(k);
+            inv.key(k);
         }
+        inv.arg(beyond_max).arg(break_condition.unwrap_or("")).arg(self.opts.retention_secs);
         Ok(inv.invoke_async(&mut self.conn.clone()).await?)
     }
 
     /// Deletes every key of a run (used when its input turned out malformed).
-    pub async fn discard_run(&self, run: &RunId) -> Result<(), QueueError> {
-        let keys = RunKeys::new(run);
+    pub async fn discard_run(&self, run: &RunId, tenant: &str) -> Result<(), QueueError> {
+        let keys = self.opts.keys.run(run);
         let mut conn = self.conn.clone();
         let _: () = conn.del(&keys.all()[..]).await?;
-        let _: () = conn.srem(ACTIVE_RUNS, run.as_str()).await?;
+        let _: () = conn.srem(self.opts.keys.active_runs(tenant), run.as_str()).await?;
         Ok(())
     }
 
-    /// The run's state matrix, if the run exists.
-    pub async fn snapshot(&self, run: &RunId) -> Result<Option<RunSnapshot>, QueueError> {
-        let keys = RunKeys::new(run);
-        let fields: HashMap<String, String> = self.conn.clone().hgetall(&keys.state).await?;
-        if fields.is_empty() {
-            return Ok(None);
-        }
-        RunSnapshot::from_fields(&fields).map(Some).ok_or_else(|| QueueError::Corrupt(format!("state of run {run}")))
-    }
-
-    /// The run's report (counters, rates, latency percentiles).
+    /// The run's report (counters, rates, latency percentiles, how its failures failed).
     pub async fn report(&self, run: &RunId) -> Result<RunReport, QueueError> {
-        let keys = RunKeys::new(run);
+        let keys = self.opts.keys.run(run);
         let mut pipe = redis::pipe();
-        pipe.hgetall(&keys.state).hgetall(&keys.latency);
-        let (fields, latency): (HashMap<String, String>, HashMap<u32, u64>) = pipe.query_async(&mut self.conn.clone()).await?;
+        pipe.hgetall(&keys.state).hgetall(&keys.latency).hgetall(&keys.failstats);
+        let (fields, latency, failstats): (HashMap<String, String>, HashMap<u32, u64>, HashMap<String, String>) =
+            pipe.query_async(&mut self.conn.clone()).await?;
         if fields.is_empty() {
             return Err(QueueError::RunNotFound(run.clone()));
         }
         let snap = RunSnapshot::from_fields(&fields).ok_or_else(|| QueueError::Corrupt(format!("state of run {run}")))?;
         let buckets: Vec<(u32, u64)> = latency.into_iter().collect();
-        Ok(RunReport::new(&snap, &buckets, now_ms()))
+        Ok(RunReport::new(&snap, &buckets, FailureSummary::from_fields(&failstats), now_ms()))
+    }
+
+    /// A failed item's summary, payload and attempt history (oldest first), if it failed.
+    pub async fn failed_item(&self, run: &RunId, index: u64) -> Result<Option<(FailedItem, Option<String>, Vec<AttemptRecord>)>, QueueError> {
+        let keys = self.opts.keys.run(run);
+        let mut pipe = redis::pipe();
+        pipe.hget(&keys.failed, index).hget(&keys.payloads, index);
+        let (summary, payload): (Option<String>, Option<String>) = pipe.query_async(&mut self.conn.clone()).await?;
+        let Some(summary) = summary else { return Ok(None) };
+        let summary: FailedItem = serde_json::from_str(&summary).map_err(|e| QueueError::Corrupt(format!("failed item {index}: {e}")))?;
+        Ok(Some((summary, payload, self.history(run, index).await?)))
+    }
+
+    /// An item's attempt history, oldest first (empty for an item that succeeded at once).
+    pub async fn history(&self, run: &RunId, index: u64) -> Result<Vec<AttemptRecord>, QueueError> {
+        let keys = self.opts.keys.run(run);
+        let text: Option<String> = self.conn.clone().hget(&keys.history, index).await?;
+        text.unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).map_err(|e| QueueError::Corrupt(format!("history of item {index}: {e}"))))
+            .collect()
+    }
+
+    /// Failed items of a run: (index, summary), up to `limit`, by index.
+    pub async fn failed_items(&self, run: &RunId, limit: usize) -> Result<Vec<(u64, FailedItem)>, QueueError> {
+        let keys = self.opts.keys.run(run);
+        let mut out = Vec::new();
+        let mut conn = self.conn.clone();
+        let mut iter: redis::AsyncIter<(u64, String)> = conn.hscan(&keys.failed).await?;
+        while let Some(item) = futures::StreamExt::next(&mut iter).await {
+            let (index, json) = item?;
+            let summary = serde_json::from_str(&json).map_err(|e| QueueError::Corrupt(format!("failed item {index}: {e}")))?;
+            out.push((index, summary));
+            if out.len() >= limit {
+                break;
+            }
+        }
+        out.sort_unstable_by_key(|(i, _)| *i);
+        Ok(out)
     }
 
     /// Validation failures of a run: (index, reason), up to `limit`.
     pub async fn invalid_items(&self, run: &RunId, limit: usize) -> Result<Vec<(u64, String)>, QueueError> {
-        let keys = RunKeys::new(run);
+        let keys = self.opts.keys.run(run);
         let mut out: Vec<(u64, String)> = Vec::new();
         let mut conn = self.conn.clone();
         let mut iter: redis::AsyncIter<(u64, String)> = conn.hscan(&keys.invalid).await?;
@@ -256,23 +361,38 @@ impl Store {
         Ok(out)
     }
 
-    /// Run ids listed as active (including loading runs, which workers skip).
-    pub async fn active_runs(&self) -> Result<Vec<String>, QueueError> {
-        Ok(self.conn.clone().smembers(ACTIVE_RUNS).await?)
+    /// Ids of a tenant's active runs (including loading runs, which workers skip).
+    pub async fn active_runs(&self, tenant: &str) -> Result<Vec<String>, QueueError> {
+        Ok(self.conn.clone().smembers(self.opts.keys.active_runs(tenant)).await?)
     }
 
-    /// Removes a run from the active list (it finished or vanished).
-    pub async fn deactivate(&self, run: &str) -> Result<(), QueueError> {
-        let _: () = self.conn.clone().srem(ACTIVE_RUNS, run).await?;
+    /// Removes a run from its tenant's active list (it finished or vanished).
+    pub async fn deactivate(&self, tenant: &str, run: &str) -> Result<(), QueueError> {
+        let _: () = self.conn.clone().srem(self.opts.keys.active_runs(tenant), run).await?;
         Ok(())
     }
 
     /// What a worker needs to know about a run, if it exists.
     pub async fn run_meta(&self, run: &RunId) -> Result<Option<RunMeta>, QueueError> {
-        let keys = RunKeys::new(run);
-        let (action, source): (Option<String>, Option<String>) =
-            redis::cmd("HMGET").arg(&keys.state).arg("action").arg("source").query_async(&mut self.conn.clone()).await?;
-        Ok(action.map(|action| RunMeta { run: run.clone(), keys, action, source: source.unwrap_or_default() }))
+        let keys = self.opts.keys.run(run);
+        let (action, source, tenant, nonce, field): (Option<String>, Option<String>, Option<String>, Option<String>, Option<String>) =
+            redis::cmd("HMGET")
+                .arg(&keys.state)
+                .arg(&["action", "source", "tenant", "nonce", "idem_field"])
+                .query_async(&mut self.conn.clone())
+                .await?;
+        let idempotency = match field.filter(|f| !f.is_empty()) {
+            Some(f) => IdempotencyKey::Field(f),
+            None => IdempotencyKey::PerRun { nonce: nonce.unwrap_or_default() },
+        };
+        Ok(action.map(|action| RunMeta {
+            run: run.clone(),
+            keys,
+            action,
+            source: source.unwrap_or_default(),
+            tenant: tenant.unwrap_or_else(|| "default".into()),
+            idempotency,
+        }))
     }
 
     /// Promotes due retries and delivers up to `count` new items of one run to `consumer`.
@@ -295,7 +415,7 @@ impl Store {
             None => return Err(QueueError::Corrupt("empty fetch reply".into())),
         };
         let rest: Vec<redis::Value> = it.collect();
-        Ok(Fetched { status, deliveries: parse_deliveries(rest, 4)? })
+        Ok(Fetched { status, deliveries: parse_deliveries(rest, false)? })
     }
 
     /// Takes over up to `count` items of one run whose lease (idle time) exceeded `lease`.
@@ -312,7 +432,7 @@ impl Store {
             .arg(count)
             .invoke_async(&mut self.conn.clone())
             .await?;
-        parse_deliveries(reply, 5)
+        parse_deliveries(reply, true)
     }
 
     /// Resets the idle time of entries this consumer still works on, so no one takes them over.
@@ -339,16 +459,15 @@ impl Store {
         Ok(())
     }
 
-    /// Records a batch of outcomes of one run and acknowledges their deliveries, atomically.
-    pub async fn checkpoint(&self, meta: &RunMeta, batch: &[Checkpoint]) -> Result<CheckpointCounts, QueueError> {
-        let k = &meta.keys;
+    /// Records a batch of outcomes of one run and acknowledges their deliveries, atomically;
+    /// `worker` (the consumer name) goes into the attempt histories.
+    pub async fn checkpoint(&self, meta: &RunMeta, batch: &[Checkpoint], worker: &str) -> Result<CheckpointCounts, QueueError> {
         let mut inv = scripts::CHECKPOINT.prepare_invoke();
-        inv.key(&k.state).key(&k.items).key(&k.done).key(&k.finished).key(&k.results).key(&k.failures).key(&k.latency).key(&k.delayed);
-        let all = k.all();
-        inv.arg(GROUP).arg(self.retention_secs).arg(all.len());
-        for key in all {
-            inv.arg(key);
+        for key in meta.keys.all() {
+            inv.key(key);
         }
+        inv.arg(GROUP).arg(self.opts.retention_secs).arg(self.opts.history_len).arg(MAX_DISTINCT_REASONS).arg(OTHER_REASONS);
+        let now = now_ms();
         for cp in batch {
             let o = &cp.outcome;
             let (kind, delay) = match o.kind {
@@ -356,18 +475,47 @@ impl Store {
                 OutcomeKind::Failed => ("F", 0),
                 OutcomeKind::Retry { delay_ms } => ("R", delay_ms),
                 OutcomeKind::Deferred { delay_ms } => ("D", delay_ms),
-                OutcomeKind::AlreadyDone => ("A", 0),
             };
             let bucket = if o.latency_us > 0 { bucket_of(o.latency_us).to_string() } else { String::new() };
+            // A first-try success writes no history: the success path stays as cheap as it was;
+            // neither does waiting for a rate-limit slot (no class), which is routine.
+            let quiet = match o.kind {
+                OutcomeKind::Succeeded => cp.fresh,
+                OutcomeKind::Deferred { .. } => o.class.is_none(),
+                _ => false,
+            };
+            let record = if quiet {
+                String::new()
+            } else {
+                serde_json::to_string(&AttemptRecord::of(o, worker, now)).expect("records serialize")
+            };
+            let (class, reason, summary) = if o.kind == OutcomeKind::Failed {
+                let class = o.class.map(|c| c.as_str()).unwrap_or("local");
+                let reason = reason_of(o.error.as_deref().unwrap_or("failed"));
+                let summary = FailedItem {
+                    class: class.to_owned(),
+                    status: o.status,
+                    reason: o.error.clone().unwrap_or_default(),
+                    attempts: o.attempts,
+                    at_ms: now,
+                };
+                (class, reason, serde_json::to_string(&summary).expect("summaries serialize"))
+            } else {
+                ("", String::new(), String::new())
+            };
             inv.arg(cp.entry_id.as_str())
                 .arg(cp.index)
                 .arg(kind)
                 .arg(o.attempts)
+                .arg(o.throttled)
                 .arg(o.status.map(|s| s.to_string()).unwrap_or_default())
                 .arg(o.latency_us)
                 .arg(bucket)
                 .arg(delay)
-                .arg(o.error.as_deref().unwrap_or(""));
+                .arg(record)
+                .arg(class)
+                .arg(reason)
+                .arg(summary);
         }
         let (succeeded, failed, requeued, ignored, finished): (u64, u64, u64, u64, u8) =
             inv.invoke_async(&mut self.conn.clone()).await?;
@@ -375,7 +523,9 @@ impl Store {
     }
 }
 
-fn parse_deliveries(values: Vec<redis::Value>, width: usize) -> Result<Vec<Delivery>, QueueError> {
+/// Parses `{id, index, attempts, 429s, deferrals, item[, redeliveries]}` groups.
+fn parse_deliveries(values: Vec<redis::Value>, with_redeliveries: bool) -> Result<Vec<Delivery>, QueueError> {
+    let width = if with_redeliveries { 7 } else { 6 };
     if !values.len().is_multiple_of(width) {
         return Err(QueueError::Corrupt(format!("delivery reply of {} values", values.len())));
     }
@@ -385,12 +535,14 @@ fn parse_deliveries(values: Vec<redis::Value>, width: usize) -> Result<Vec<Deliv
         let entry_id: String = redis::from_redis_value(id)?;
         let index: i64 = redis::from_redis_value(it.next().expect("width checked"))?;
         let attempts: u32 = redis::from_redis_value(it.next().expect("width checked"))?;
+        let throttled: u32 = redis::from_redis_value(it.next().expect("width checked"))?;
+        let deferrals: u32 = redis::from_redis_value(it.next().expect("width checked"))?;
         let item: String = redis::from_redis_value(it.next().expect("width checked"))?;
-        let redeliveries: u32 = if width == 5 { redis::from_redis_value(it.next().expect("width checked"))? } else { 0 };
+        let redeliveries: u32 = if with_redeliveries { redis::from_redis_value(it.next().expect("width checked"))? } else { 0 };
         // An entry without a valid index was not written by us; deliver it as index u64::MAX so
         // the handler fails it with a clear reason instead of the worker choking on it.
         let index = u64::try_from(index).unwrap_or(u64::MAX);
-        out.push(Delivery { entry_id, index, attempts, item, redeliveries });
+        out.push(Delivery { entry_id, index, attempts, throttled, deferrals, item, redeliveries });
     }
     Ok(out)
 }

@@ -55,7 +55,7 @@ pub(crate) async fn set_faults(State(sim): State<Arc<SimState>>, body: Bytes) ->
     }
 }
 
-/// `POST /_sim/reset`: clears stats, ledger and arrivals.
+/// `POST /_sim/reset`: clears stats, ledger, arrivals and `_sim.fail_times` counts.
 pub(crate) async fn reset(State(sim): State<Arc<SimState>>) -> Response<Body> {
     sim.reset();
     reply::static_json(StatusCode::OK, r#"{"reset":true}"#)

@@ -102,21 +102,31 @@ struct TokenResponse<'a> {
     scope: &'a str,
 }
 
-/// `POST /oauth/token`.
+/// `POST /oauth/token`; with the `echo_headers` fault on, error answers echo the request headers.
 pub(crate) async fn token(
     State(sim): State<Arc<SimState>>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response<Body> {
+    let res = answer(&sim, &headers, &body);
+    // Faults are read only for errors, so issuing a token stays one lock lighter.
+    if !res.status().is_success() && sim.faults().echo_headers {
+        return reply::with_request_headers(res, &headers).await;
+    }
+    res
+}
+
+/// The answer to one token request.
+fn answer(sim: &SimState, headers: &HeaderMap, body: &[u8]) -> Response<Body> {
     sim.counters.token_requests.fetch_add(1, Relaxed);
     let is_json = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|ct| ct.to_ascii_lowercase().contains("json"));
     let parsed: Result<TokenRequest, String> = if is_json {
-        serde_json::from_slice(&body).map_err(|e| e.to_string())
+        serde_json::from_slice(body).map_err(|e| e.to_string())
     } else {
-        serde_urlencoded::from_bytes(&body).map_err(|e| e.to_string())
+        serde_urlencoded::from_bytes(body).map_err(|e| e.to_string())
     };
     let req = match parsed {
         Ok(r) => r,
@@ -128,7 +138,7 @@ pub(crate) async fn token(
         }
     };
 
-    let basic = basic_credentials(&headers);
+    let basic = basic_credentials(headers);
     let (id, secret) = match &basic {
         Some((id, secret)) => (Some(id.as_str()), Some(secret.as_str())),
         None => (req.client_id.as_deref(), req.client_secret.as_deref()),

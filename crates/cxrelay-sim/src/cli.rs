@@ -58,6 +58,13 @@ pub struct SimArgs {
     /// Probability of dropping the connection without an answer.
     #[arg(long, default_value_t = 0.0, value_parser = parse_probability)]
     pub reset_rate: f64,
+    /// Echo every request header (secrets included) in non-2xx JSON answers as "request_headers".
+    #[arg(long)]
+    pub echo_headers: bool,
+    /// Send X-RateLimit-Limit, RateLimit-Limit and RateLimit-Policy on 2xx and 429 execute answers
+    /// (only with --rate).
+    #[arg(long)]
+    pub rate_limit_headers: bool,
 }
 
 impl SimArgs {
@@ -75,6 +82,8 @@ impl SimArgs {
             spike: Duration::from_millis(self.spike_ms),
             error_rate: self.error_rate,
             reset_rate: self.reset_rate,
+            echo_headers: self.echo_headers,
+            rate_limit_headers: self.rate_limit_headers,
             ..SimConfig::default()
         }
     }
@@ -150,6 +159,10 @@ mod tests {
             (c.client_id, c.token_lifetime, c.retry_after),
             (d.client_id, d.token_lifetime, true)
         );
+        assert_eq!(
+            (c.echo_headers, c.rate_limit_headers),
+            (d.echo_headers, d.rate_limit_headers)
+        );
         assert!(!format!("{:?}", cli.sim).contains("sim-secret"));
     }
 
@@ -170,9 +183,12 @@ mod tests {
             "0.25",
             "--token-ttl-secs",
             "3",
+            "--echo-headers",
+            "--rate-limit-headers",
         ])
         .unwrap();
         let c = cli.sim.to_config();
+        assert!(c.echo_headers && c.rate_limit_headers);
         assert_eq!((c.rate_per_second, c.burst, c.retry_after), (50, 5, false));
         assert_eq!(c.latency, Duration::from_millis(3));
         assert_eq!(c.token_lifetime, Duration::from_secs(3));

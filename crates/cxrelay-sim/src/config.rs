@@ -5,6 +5,7 @@ use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use axum::http::HeaderValue;
 use cxrelay_core::Secret;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use serde::{Deserialize, Serialize};
@@ -43,6 +44,12 @@ pub struct SimConfig {
     pub error_rate: f64,
     /// Probability in `[0, 1]` of dropping the connection without an answer.
     pub reset_rate: f64,
+    /// Whether non-2xx JSON answers (execute and token) echo every request header, secrets included,
+    /// as `"request_headers"`; lets a client's tests prove it redacts what a careless target echoes.
+    pub echo_headers: bool,
+    /// Whether execute answers (2xx and 429) advertise the configured rate in `X-RateLimit-Limit`,
+    /// `RateLimit-Limit` and `RateLimit-Policy` (only while a rate limit is configured).
+    pub rate_limit_headers: bool,
 }
 
 impl Default for SimConfig {
@@ -61,6 +68,8 @@ impl Default for SimConfig {
             spike: Duration::ZERO,
             error_rate: 0.0,
             reset_rate: 0.0,
+            echo_headers: false,
+            rate_limit_headers: false,
         }
     }
 }
@@ -108,6 +117,10 @@ pub struct FaultUpdate {
     pub retry_after: Option<bool>,
     /// Forced status window; in the effective config, the remaining window (or `null`).
     pub force_status: Option<ForceStatus>,
+    /// Whether non-2xx answers echo the request headers as `"request_headers"`.
+    pub echo_headers: Option<bool>,
+    /// Whether execute answers carry the rate-limit headers while a rate limit is configured.
+    pub rate_limit_headers: Option<bool>,
 }
 
 /// A window during which every execute request answers a fixed status.
@@ -143,6 +156,30 @@ pub(crate) struct Faults {
     pub retry_after: bool,
     pub limiter: Option<Arc<DefaultDirectRateLimiter>>,
     pub force: Option<Forced>,
+    pub echo_headers: bool,
+    pub rate_limit_headers: bool,
+    /// The rate-limit header values, built once per update; `None` when off or unlimited.
+    pub limit_headers: Option<LimitHeaders>,
+}
+
+/// Values of the rate-limit headers for the configured rate.
+#[derive(Debug, Clone)]
+pub(crate) struct LimitHeaders {
+    /// `X-RateLimit-Limit` and `RateLimit-Limit`: the rate per second.
+    pub limit: HeaderValue,
+    /// `RateLimit-Policy`: `<rate>;w=1`.
+    pub policy: HeaderValue,
+}
+
+impl LimitHeaders {
+    /// The values for `rate` per second, or `None` when the headers are off or the rate unlimited.
+    fn new(enabled: bool, rate: u32) -> Option<LimitHeaders> {
+        (enabled && rate > 0).then(|| LimitHeaders {
+            limit: HeaderValue::from(rate),
+            policy: HeaderValue::try_from(format!("{rate};w=1"))
+                .expect("digits and ';w=1' are a valid header value"),
+        })
+    }
 }
 
 impl Faults {
@@ -159,6 +196,9 @@ impl Faults {
             retry_after: c.retry_after,
             limiter: build_limiter(c.rate_per_second, c.burst),
             force: None,
+            echo_headers: c.echo_headers,
+            rate_limit_headers: c.rate_limit_headers,
+            limit_headers: LimitHeaders::new(c.rate_limit_headers, c.rate_per_second),
         }
     }
 
@@ -203,6 +243,7 @@ impl Faults {
                 })
             }
         };
+        let rate_limit_headers = u.rate_limit_headers.unwrap_or(self.rate_limit_headers);
         Ok(Faults {
             error_rate,
             reset_rate,
@@ -214,6 +255,9 @@ impl Faults {
             retry_after: u.retry_after.unwrap_or(self.retry_after),
             limiter,
             force,
+            echo_headers: u.echo_headers.unwrap_or(self.echo_headers),
+            rate_limit_headers,
+            limit_headers: LimitHeaders::new(rate_limit_headers, rate_per_second),
         })
     }
 
@@ -238,6 +282,8 @@ impl Faults {
                 for_ms: millis(f.until.saturating_duration_since(now)).max(1),
                 retry_after_secs: f.retry_after_secs,
             }),
+            echo_headers: Some(self.echo_headers),
+            rate_limit_headers: Some(self.rate_limit_headers),
         }
     }
 }
@@ -357,6 +403,48 @@ mod tests {
             )
             .unwrap();
         assert!(h.active_force(now).is_none());
+    }
+
+    #[test]
+    fn header_switches_apply_and_are_reported() {
+        let now = Instant::now();
+        let f = Faults::from_config(&SimConfig {
+            rate_per_second: 20,
+            ..SimConfig::default()
+        });
+        assert!(!f.echo_headers && f.limit_headers.is_none());
+        let g = f
+            .apply(
+                &FaultUpdate {
+                    echo_headers: Some(true),
+                    rate_limit_headers: Some(true),
+                    ..Default::default()
+                },
+                now,
+            )
+            .unwrap();
+        let h = g.limit_headers.as_ref().unwrap();
+        assert_eq!(
+            (h.limit.to_str().unwrap(), h.policy.to_str().unwrap()),
+            ("20", "20;w=1")
+        );
+        let e = g.effective(now);
+        assert_eq!(
+            (e.echo_headers, e.rate_limit_headers),
+            (Some(true), Some(true))
+        );
+        // Lifting the rate limit drops the headers; the switch itself stays on.
+        let unlimited = g
+            .apply(
+                &FaultUpdate {
+                    rate_per_second: Some(0),
+                    ..Default::default()
+                },
+                now,
+            )
+            .unwrap();
+        assert!(unlimited.rate_limit_headers && unlimited.limit_headers.is_none());
+        assert!(unlimited.echo_headers);
     }
 
     #[test]

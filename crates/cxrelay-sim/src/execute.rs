@@ -1,6 +1,8 @@
 //! `POST /api/v1/datapoint/actions/{actionId}/execute`: the hot path. Checks run in the documented
-//! order (token, scope, size, forced fault, rate limit, envelope, idempotency key), then latency,
-//! random 5xx or connection reset, then the idempotency ledger.
+//! order (token, scope, size, forced fault, rate limit, envelope, idempotency key), then the item's
+//! `_sim` directive (see [`crate::directive`]), then latency, random 5xx or connection reset, then
+//! the idempotency ledger. Answers are decorated last (rate-limit headers, echoed request headers)
+//! when those faults are on.
 
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
@@ -17,6 +19,7 @@ use serde::Serialize;
 
 use crate::auth::{bearer, TokenCheck};
 use crate::config::Faults;
+use crate::directive;
 use crate::envelope;
 use crate::ledger::Recorded;
 use crate::reply;
@@ -47,7 +50,12 @@ struct Faulted {
 /// What the request turns into after the cheap checks.
 enum Outcome {
     Apply,
-    Error(StatusCode),
+    /// An error answer instead of applying: a random fault or an item directive.
+    Error {
+        status: StatusCode,
+        error: &'static str,
+        retry_after_secs: Option<u64>,
+    },
     Reset,
 }
 
@@ -62,6 +70,22 @@ pub(crate) async fn execute(
     let arrived = Instant::now();
     let _in_flight = sim.counters.enter();
     sim.counters.requests.fetch_add(1, Relaxed);
+    // One snapshot serves both the checks and the decoration of the answer.
+    let faults = sim.faults();
+    let res = answer(&sim, &faults, &action_id, &conn, &headers, body, arrived).await;
+    decorate(res, &faults, &headers).await
+}
+
+/// The answer to one execute request, counted in the stats and the arrival log.
+async fn answer(
+    sim: &SimState,
+    faults: &Faults,
+    action_id: &str,
+    conn: &ConnHandle,
+    headers: &HeaderMap,
+    body: Body,
+    arrived: Instant,
+) -> Response<Body> {
     let t_us = sim.clock.micros_at(arrived);
     let finish = |res: Response<Body>| {
         sim.counters.count_status(res.status());
@@ -81,7 +105,7 @@ pub(crate) async fn execute(
             ))
         }
     };
-    if let Some(res) = token_rejection(&sim, &headers, arrived) {
+    if let Some(res) = token_rejection(sim, headers, arrived) {
         return finish(res);
     }
     let Some(body) = body else {
@@ -90,11 +114,10 @@ pub(crate) async fn execute(
             r#"{"error":"payload_too_large"}"#,
         ));
     };
-    let faults = sim.faults();
-    if let Some(res) = forced_or_limited(&faults) {
+    if let Some(res) = forced_or_limited(faults) {
         return finish(res);
     }
-    if let Err(e) = envelope::validate(&body, &action_id) {
+    if let Err(e) = envelope::validate(&body, action_id) {
         return finish(reply::bad_field("invalid_envelope", e.field, e.message));
     }
     let key = match headers.get(IDEMPOTENCY_KEY).map(|v| v.to_str()) {
@@ -107,13 +130,30 @@ pub(crate) async fn execute(
             ))
         }
     };
+    let directive = match directive::find(&body) {
+        Ok(d) => d,
+        Err(e) => return finish(reply::bad_field("invalid_directive", e.field, &e.message)),
+    };
 
-    let outcome = roll(&faults);
-    let delay = pick_latency(&faults);
-    drop(faults);
-    let arrival_status = match outcome {
+    // A directive's failure pre-empts the random faults; it never reaches the ledger.
+    let failure = directive
+        .as_ref()
+        .and_then(|d| Some((d.failure(key, &sim.fail_counts)?, d.retry_after_secs)));
+    let outcome = match failure {
+        Some((status, retry_after_secs)) => Outcome::Error {
+            status,
+            error: "item_directive",
+            retry_after_secs,
+        },
+        None => roll(faults),
+    };
+    let mut delay = pick_latency(faults);
+    if let Some(d) = &directive {
+        delay = delay.saturating_add(d.delay);
+    }
+    let arrival_status = match &outcome {
         Outcome::Apply => 200,
-        Outcome::Error(s) => s.as_u16(),
+        Outcome::Error { status, .. } => status.as_u16(),
         Outcome::Reset => 0,
     };
     sim.arrivals.push(Arrival {
@@ -133,15 +173,23 @@ pub(crate) async fn execute(
             // The connection task drops the socket; this future is dropped with it.
             std::future::pending().await
         }
-        Outcome::Error(status) => {
+        Outcome::Error {
+            status,
+            error,
+            retry_after_secs,
+        } => {
             sim.counters.count_status(status);
-            reply::json(
+            let res = reply::json(
                 status,
                 &Faulted {
-                    error: "simulated_fault",
+                    error,
                     status: status.as_u16(),
                 },
-            )
+            );
+            match retry_after_secs {
+                Some(secs) => reply::with_retry_after(res, secs),
+                None => res,
+            }
         }
         Outcome::Apply => {
             let duplicate = match sim.ledger.record(key, sim.clock.millis_now()) {
@@ -165,6 +213,22 @@ pub(crate) async fn execute(
             )
         }
     }
+}
+
+/// Adds what the header faults ask for: rate-limit headers on 2xx and 429 answers while a limit is
+/// configured, and the echoed request headers on every non-2xx answer.
+async fn decorate(res: Response<Body>, faults: &Faults, headers: &HeaderMap) -> Response<Body> {
+    let status = res.status();
+    let res = match &faults.limit_headers {
+        Some(h) if status.is_success() || status == StatusCode::TOO_MANY_REQUESTS => {
+            reply::with_limit_headers(res, h)
+        }
+        _ => res,
+    };
+    if faults.echo_headers && !status.is_success() {
+        return reply::with_request_headers(res, headers).await;
+    }
+    res
 }
 
 /// 401 for a missing, unknown or expired token; 403 for a token without the required scope.
@@ -227,7 +291,11 @@ fn roll(f: &Faults) -> Outcome {
             StatusCode::BAD_GATEWAY,
             StatusCode::SERVICE_UNAVAILABLE,
         ];
-        Outcome::Error(STATUSES[rand::random_range(0..STATUSES.len())])
+        Outcome::Error {
+            status: STATUSES[rand::random_range(0..STATUSES.len())],
+            error: "simulated_fault",
+            retry_after_secs: None,
+        }
     } else if chance(f.reset_rate) {
         Outcome::Reset
     } else {

@@ -1,6 +1,8 @@
 //! cxrelay-sim: an HTTP simulator of the tutorials' "Data Action" API (client-credentials token
 //! endpoint and per-item execute endpoint) with an idempotency ledger, GCRA rate limiting, injectable
-//! faults (latency, spikes, 5xx, connection resets, forced status windows) and `/_sim/*` introspection.
+//! faults (latency, spikes, 5xx, connection resets, forced status windows, echoed request headers,
+//! rate-limit headers), per-item `_sim` directives (poison, fail-K-times and slow items) and `/_sim/*`
+//! introspection.
 //!
 //! Used in-process from integration tests through [`SimServer`] and as the `cxrelay sim` subcommand
 //! through [`SimArgs`] and [`run`].
@@ -11,6 +13,7 @@ mod admin;
 mod auth;
 mod cli;
 mod config;
+mod directive;
 mod envelope;
 mod error;
 mod execute;

@@ -120,7 +120,7 @@ impl SimServer {
         self.state.faults().effective(Instant::now())
     }
 
-    /// Clears stats, ledger and arrivals (like `POST /_sim/reset`).
+    /// Clears stats, ledger, arrivals and `_sim.fail_times` counts (like `POST /_sim/reset`).
     pub fn reset(&self) {
         self.state.reset();
     }

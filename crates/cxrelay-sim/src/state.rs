@@ -5,6 +5,7 @@ use std::time::Instant;
 
 use crate::auth::TokenStore;
 use crate::config::{sanitize, FaultUpdate, Faults, SimConfig};
+use crate::directive::FailCounts;
 use crate::error::SimError;
 use crate::ledger::LedgerStore;
 use crate::stats::{ArrivalLog, Counters, SimClock};
@@ -17,6 +18,8 @@ pub(crate) struct SimState {
     pub counters: Counters,
     pub ledger: LedgerStore,
     pub arrivals: ArrivalLog,
+    /// Failures answered so far per idempotency key for `_sim.fail_times` directives.
+    pub fail_counts: FailCounts,
     faults: RwLock<Arc<Faults>>,
 }
 
@@ -30,6 +33,7 @@ impl SimState {
             counters: Counters::default(),
             ledger: LedgerStore::default(),
             arrivals: ArrivalLog::default(),
+            fail_counts: FailCounts::default(),
             faults: RwLock::new(Arc::new(faults)),
         }
     }
@@ -64,10 +68,11 @@ impl SimState {
         }
     }
 
-    /// Clears counters, ledger and arrivals (tokens and faults stay).
+    /// Clears counters, ledger, arrivals and directive failure counts (tokens and faults stay).
     pub fn reset(&self) {
         self.counters.reset();
         self.ledger.clear();
         self.arrivals.clear();
+        self.fail_counts.clear();
     }
 }

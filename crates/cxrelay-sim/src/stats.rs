@@ -45,6 +45,15 @@ pub struct SimStats {
     pub tokens_issued: u64,
     /// Requests to the token endpoint.
     pub token_requests: u64,
+    /// Execute requests answered 404.
+    #[serde(default)]
+    pub status_404: u64,
+    /// Execute requests answered 422.
+    #[serde(default)]
+    pub status_422: u64,
+    /// Execute requests in flight when the snapshot was taken.
+    #[serde(default)]
+    pub in_flight: u64,
 }
 
 /// One execute request as seen on arrival.
@@ -95,7 +104,9 @@ pub(crate) struct Counters {
     status_400: AtomicU64,
     status_401: AtomicU64,
     status_403: AtomicU64,
+    status_404: AtomicU64,
     status_413: AtomicU64,
+    status_422: AtomicU64,
     status_429: AtomicU64,
     status_5xx: AtomicU64,
     pub resets: AtomicU64,
@@ -115,7 +126,9 @@ impl Counters {
             400 => &self.status_400,
             401 => &self.status_401,
             403 => &self.status_403,
+            404 => &self.status_404,
             413 => &self.status_413,
+            422 => &self.status_422,
             429 => &self.status_429,
             500..=599 => &self.status_5xx,
             _ => return,
@@ -146,10 +159,13 @@ impl Counters {
             max_concurrent: self.max_concurrent.load(Relaxed),
             tokens_issued: self.tokens_issued.load(Relaxed),
             token_requests: self.token_requests.load(Relaxed),
+            status_404: self.status_404.load(Relaxed),
+            status_422: self.status_422.load(Relaxed),
+            in_flight: self.in_flight.load(Relaxed),
         }
     }
 
-    /// Zeroes every counter; the peak restarts from the requests now in flight.
+    /// Zeroes every counter; the peak restarts from the requests now in flight (which stay counted).
     pub fn reset(&self) {
         for c in [
             &self.requests,
@@ -157,7 +173,9 @@ impl Counters {
             &self.status_400,
             &self.status_401,
             &self.status_403,
+            &self.status_404,
             &self.status_413,
+            &self.status_422,
             &self.status_429,
             &self.status_5xx,
             &self.resets,
@@ -237,7 +255,9 @@ mod tests {
     #[test]
     fn counts_by_status_class_and_tracks_peak() {
         let c = Counters::default();
-        for s in [200, 201, 400, 401, 403, 413, 429, 500, 503, 404] {
+        for s in [
+            200, 201, 400, 401, 403, 413, 429, 500, 503, 404, 422, 422, 409,
+        ] {
             c.count_status(StatusCode::from_u16(s).unwrap());
         }
         {
@@ -250,9 +270,11 @@ mod tests {
             (s.ok, s.status_400, s.status_5xx, s.max_concurrent),
             (2, 1, 2, 2)
         );
+        assert_eq!((s.status_404, s.status_422, s.in_flight), (1, 2, 1));
         c.reset();
-        assert_eq!(c.snapshot().max_concurrent, 1);
-        assert_eq!(c.snapshot().ok, 0);
+        let s = c.snapshot();
+        assert_eq!((s.max_concurrent, s.in_flight), (1, 1));
+        assert_eq!((s.ok, s.status_404, s.status_422), (0, 0, 0));
     }
 
     #[test]

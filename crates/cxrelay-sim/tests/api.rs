@@ -589,3 +589,320 @@ async fn shutdown_releases_the_port() {
     let again = SimServer::start(SimConfig::default(), addr).await.unwrap();
     assert_eq!(again.addr(), addr);
 }
+
+fn with_item(index: u64, item: Value) -> Value {
+    json!({"index": index, "action": ACTION, "inputs": item, "metadata": {"source": "test"}})
+}
+
+#[tokio::test]
+async fn poison_item_always_fails_and_is_never_applied() {
+    let sim = start(SimConfig::default()).await;
+    let c = client();
+    let tok = token(&c, &sim).await;
+    let poison = with_item(0, json!({"name": "x", "_sim": {"status": 503}}));
+    for key in ["p1", "p1", "p1", "p2"] {
+        let res = execute(&c, &sim, &tok, key, &poison).await;
+        assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert!(res.headers().get("retry-after").is_none());
+        assert_eq!(
+            res.json::<Value>().await.unwrap(),
+            json!({"error": "item_directive", "status": 503})
+        );
+    }
+    // Other statuses, each counted in its own stats field; a 429 can carry Retry-After.
+    let res = execute(
+        &c,
+        &sim,
+        &tok,
+        "q",
+        &with_item(1, json!({"_sim": {"status": 429, "retry_after_secs": 4}})),
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(res.headers()["retry-after"], "4");
+    for (i, status) in [404u16, 422].into_iter().enumerate() {
+        let item = with_item(2 + i as u64, json!({"_sim": {"status": status}}));
+        let res = execute(&c, &sim, &tok, &format!("s{status}"), &item).await;
+        assert_eq!(res.status().as_u16(), status);
+    }
+    // An ordinary item next to them is applied.
+    assert_eq!(
+        execute(&c, &sim, &tok, "ok", &envelope(9)).await.status(),
+        StatusCode::OK
+    );
+    let stats = sim.stats();
+    assert_eq!(
+        (
+            stats.status_5xx,
+            stats.status_429,
+            stats.status_404,
+            stats.status_422
+        ),
+        (4, 1, 1, 1)
+    );
+    assert_eq!((stats.ok, stats.applied), (1, 1));
+    let ledger = sim.ledger();
+    assert_eq!(ledger.applied, 1);
+    assert_eq!(ledger.entries[0].key, "ok");
+    assert_eq!(sim.arrivals().iter().filter(|a| a.status == 503).count(), 4);
+}
+
+#[tokio::test]
+async fn directive_comes_after_auth_and_rate_limit_and_is_validated() {
+    let sim = start(SimConfig {
+        rate_per_second: 1,
+        burst: 1,
+        ..SimConfig::default()
+    })
+    .await;
+    let c = client();
+    let tok = token(&c, &sim).await;
+    let poison = with_item(0, json!({"_sim": {"status": 500}}));
+    assert_eq!(
+        execute(&c, &sim, "nope", "k", &poison).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        execute(&c, &sim, &tok, "k", &poison).await.status(),
+        StatusCode::INTERNAL_SERVER_ERROR
+    );
+    // The limiter's single token is spent: the 429 wins over the directive.
+    assert_eq!(
+        execute(&c, &sim, &tok, "k", &poison).await.status(),
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    sim.set_faults(FaultUpdate {
+        rate_per_second: Some(0),
+        ..Default::default()
+    });
+    let res = execute(
+        &c,
+        &sim,
+        &tok,
+        "bad",
+        &with_item(1, json!({"_sim": {"status": 200}})),
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(
+        (&body["error"], &body["field"]),
+        (&json!("invalid_directive"), &json!("_sim.status"))
+    );
+    // `_sim` with a non-object value is ordinary data.
+    assert_eq!(
+        execute(&c, &sim, &tok, "d", &with_item(2, json!({"_sim": "x"})))
+            .await
+            .status(),
+        StatusCode::OK
+    );
+    assert_eq!(sim.ledger().applied, 1);
+}
+
+#[tokio::test]
+async fn fail_times_fails_then_applies_per_key() {
+    let sim = start(SimConfig::default()).await;
+    let c = client();
+    let tok = token(&c, &sim).await;
+    let flaky = with_item(
+        0,
+        json!({"name": "x", "_sim": {"status": 503, "fail_times": 2}}),
+    );
+    let mut seen = Vec::new();
+    for _ in 0..3 {
+        seen.push(
+            execute(&c, &sim, &tok, "k1", &flaky)
+                .await
+                .status()
+                .as_u16(),
+        );
+    }
+    assert_eq!(seen, [503, 503, 200]);
+    let res = execute(&c, &sim, &tok, "k1", &flaky).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(res.json::<Value>().await.unwrap()["duplicate"], true);
+    // The count is per idempotency key.
+    assert_eq!(
+        execute(&c, &sim, &tok, "k2", &flaky).await.status(),
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+    let stats = sim.stats();
+    assert_eq!(
+        (stats.status_5xx, stats.ok, stats.applied, stats.duplicates),
+        (3, 2, 1, 1)
+    );
+    // A reset forgets the counts along with the ledger.
+    sim.reset();
+    assert_eq!(
+        execute(&c, &sim, &tok, "k1", &flaky).await.status(),
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+}
+
+#[tokio::test]
+async fn delay_directive_delays_the_answer_and_shows_in_flight() {
+    let sim = start(SimConfig::default()).await;
+    let c = client();
+    let tok = token(&c, &sim).await;
+    let slow = with_item(0, json!({"_sim": {"delay_ms": 800}}));
+    let started = std::time::Instant::now();
+    let request = execute(&c, &sim, &tok, "slow", &slow);
+    let watch = async {
+        // The request is held for 800 ms; it must show up as in flight meanwhile.
+        while sim.stats().in_flight == 0 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        sim.stats().in_flight
+    };
+    let (res, in_flight) = tokio::join!(request, watch);
+    assert_eq!(res.status(), StatusCode::OK);
+    assert!(started.elapsed() >= Duration::from_millis(800));
+    assert_eq!(in_flight, 1);
+    assert_eq!((sim.stats().in_flight, sim.ledger().applied), (0, 1));
+
+    // With a status, the failure comes after the delay.
+    let started = std::time::Instant::now();
+    let slow_fail = with_item(1, json!({"_sim": {"delay_ms": 200, "status": 502}}));
+    assert_eq!(
+        execute(&c, &sim, &tok, "slow-fail", &slow_fail)
+            .await
+            .status(),
+        StatusCode::BAD_GATEWAY
+    );
+    assert!(started.elapsed() >= Duration::from_millis(200));
+    assert_eq!(sim.ledger().applied, 1);
+}
+
+#[tokio::test]
+async fn echo_headers_returns_request_headers_in_error_bodies() {
+    let sim = start(SimConfig {
+        echo_headers: true,
+        ..SimConfig::default()
+    })
+    .await;
+    let c = client();
+    let tok = token(&c, &sim).await;
+
+    let res = execute(&c, &sim, "leaked-token", "k", &envelope(0)).await;
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["error"], "invalid_token");
+    assert_eq!(
+        body["request_headers"]["authorization"],
+        "Bearer leaked-token"
+    );
+    assert_eq!(body["request_headers"]["idempotency-key"], "k");
+
+    // A 4xx after a valid token echoes that token.
+    let res = execute(
+        &c,
+        &sim,
+        &tok,
+        "k",
+        &with_item(0, json!({"_sim": {"status": 422}})),
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["error"], "item_directive");
+    assert_eq!(
+        body["request_headers"]["authorization"],
+        format!("Bearer {tok}")
+    );
+
+    // 2xx answers are never decorated.
+    let res = execute(&c, &sim, &tok, "ok", &envelope(1)).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert!(res
+        .json::<Value>()
+        .await
+        .unwrap()
+        .get("request_headers")
+        .is_none());
+
+    // The token endpoint's 401 echoes the Basic credentials.
+    let res = c
+        .post(format!("{}/oauth/token", sim.base_url()))
+        .basic_auth("sim-client", Some("wrong-secret"))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    assert!(res.headers().contains_key("www-authenticate"));
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["error"], "invalid_client");
+    // base64("sim-client:wrong-secret")
+    assert_eq!(
+        body["request_headers"]["authorization"],
+        "Basic c2ltLWNsaWVudDp3cm9uZy1zZWNyZXQ="
+    );
+
+    // Switched off at runtime, bodies are back to normal.
+    let res = post_faults(&c, &sim, json!({"echo_headers": false})).await;
+    assert_eq!(
+        res.json::<FaultUpdate>().await.unwrap().echo_headers,
+        Some(false)
+    );
+    let res = execute(&c, &sim, "leaked-token", "k", &envelope(0)).await;
+    assert_eq!(
+        res.json::<Value>().await.unwrap(),
+        json!({"error": "invalid_token"})
+    );
+}
+
+#[tokio::test]
+async fn rate_limit_headers_on_2xx_and_429() {
+    let sim = start(SimConfig {
+        rate_per_second: 1,
+        burst: 1,
+        rate_limit_headers: true,
+        ..SimConfig::default()
+    })
+    .await;
+    let c = client();
+    let tok = token(&c, &sim).await;
+    let assert_headers = |res: &reqwest::Response| {
+        let h = res.headers();
+        assert_eq!(h["x-ratelimit-limit"], "1");
+        assert_eq!(h["ratelimit-limit"], "1");
+        assert_eq!(h["ratelimit-policy"], "1;w=1");
+    };
+    let res = execute(&c, &sim, &tok, "a", &envelope(0)).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_headers(&res);
+    let res = execute(&c, &sim, &tok, "b", &envelope(1)).await;
+    assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_headers(&res);
+    assert_eq!(sim.faults().rate_limit_headers, Some(true));
+
+    // A new rate is advertised at once; no rate limit means no headers.
+    let effective = sim
+        .try_set_faults(FaultUpdate {
+            rate_per_second: Some(500),
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(effective.rate_limit_headers, Some(true));
+    let res = execute(&c, &sim, &tok, "c", &envelope(2)).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(res.headers()["ratelimit-policy"], "500;w=1");
+    sim.set_faults(FaultUpdate {
+        rate_per_second: Some(0),
+        ..Default::default()
+    });
+    let res = execute(&c, &sim, &tok, "d", &envelope(3)).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert!(res.headers().get("ratelimit-limit").is_none());
+
+    // Off by default.
+    let plain = start(SimConfig {
+        rate_per_second: 1,
+        ..SimConfig::default()
+    })
+    .await;
+    let tok = token(&c, &plain).await;
+    let res = execute(&c, &plain, &tok, "a", &envelope(0)).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert!(res.headers().get("x-ratelimit-limit").is_none());
+}

@@ -1,14 +1,14 @@
-//! `Gate`: may this item be sent now? The fleet-wide rate budget, the shared 429 pause and the
-//! shared circuit breaker, as seen from one worker process.
+//! `Gate`: may this item be sent now? The tenant's fleet-wide rate budget (configured or
+//! discovered), the shared 429 pause and the shared circuit breaker, as seen from one worker
+//! process.
 //!
 //! Decisions live in Redis (`FleetLimits`); this type keeps each process cheap on the hot path:
-//! a local governor limiter stops a process calling the budget script faster than the budget
-//! itself allows, and the breaker and pause states are cached for a short time (200 ms and
-//! 100 ms), so with no rate limit and a healthy target an item costs no extra round trip.
-//! Failures and 429s are reported at once, so the fleet learns of trouble from the first pod that
-//! meets it.
+//! the breaker and pause states are cached for a short time (200 ms and 100 ms), and answers are
+//! reported to the breaker in batches — at once for a failure or a probe, otherwise every
+//! [`REPORT_EVERY`] or [`REPORT_BATCH`] answers — so a healthy target costs no round trip per
+//! item, yet every answer is counted exactly once across the fleet.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::num::NonZeroU32;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -16,23 +16,25 @@ use std::time::{Duration, Instant};
 use cxrelay_core::classify::is_breaker_failure;
 use cxrelay_core::retry::parse_retry_after;
 use cxrelay_cxone::Attempt;
-use cxrelay_queue::{BreakerConfig, FleetLimits};
+use cxrelay_queue::{BreakerConfig, BudgetConfig, FleetLimits, ProbeResult};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 
 /// How long a cached breaker view is trusted.
 const BREAKER_VIEW_TTL: Duration = Duration::from_millis(200);
-/// How long a cached pause view is trusted (only used when no rate is configured).
+/// How long a cached pause view is trusted (only used when no budget applies).
 const PAUSE_VIEW_TTL: Duration = Duration::from_millis(100);
+/// Answers are reported to the breaker at least this often while they come in.
+pub const REPORT_EVERY: Duration = Duration::from_millis(250);
+/// … or as soon as this many are waiting.
+pub const REPORT_BATCH: u64 = 200;
 
 /// Rate and breaker settings of the gate.
 #[derive(Clone, Debug)]
 pub struct GateConfig {
-    /// Fleet-wide requests/s per action; 0 = no limit.
-    pub rate: f64,
-    /// Burst above the rate.
-    pub burst: u32,
-    /// Adaptive rate on 429s.
-    pub adaptive: bool,
+    /// The tenant's budget; `None` = no limit (429s still pause the fleet).
+    pub budget: Option<BudgetConfig>,
+    /// Per-action sub-limits, requests per second.
+    pub action_limits: BTreeMap<String, f64>,
     /// Longest wait for a send slot inside a worker before the item is deferred instead.
     pub max_wait: Duration,
     /// Pause after a 429 without `Retry-After`.
@@ -82,17 +84,26 @@ impl DeferReason {
 struct BreakerView {
     /// `None` = closed; `Some(t)` = open until `t` (then someone probes).
     open_until: Option<Instant>,
-    failures: u64,
     fetched: Instant,
+}
+
+/// Answers not reported to the breaker yet.
+#[derive(Debug)]
+struct Unreported {
+    answers: u64,
+    failures: u64,
+    since: Instant,
 }
 
 /// The per-process view of the fleet's limits.
 pub struct Gate {
     limits: FleetLimits,
     config: GateConfig,
-    local: Mutex<HashMap<String, Arc<DefaultDirectRateLimiter>>>,
+    /// Keeps a process from calling the budget script faster than a fixed budget allows.
+    local: Option<Arc<DefaultDirectRateLimiter>>,
     breaker: Mutex<BreakerView>,
-    pauses: Mutex<HashMap<String, (Instant, Instant)>>,
+    unreported: Mutex<Unreported>,
+    pause: Mutex<Option<(Instant, Instant)>>,
 }
 
 fn jitter(d: Duration) -> Duration {
@@ -103,26 +114,19 @@ impl Gate {
     /// A gate over `limits`.
     pub fn new(limits: FleetLimits, config: GateConfig) -> Self {
         let stale = Instant::now() - BREAKER_VIEW_TTL * 2;
+        let local = config.budget.filter(|b| !b.discover).map(|b| {
+            let per_sec = NonZeroU32::new(b.rate.ceil().max(1.0) as u32).expect("positive");
+            let burst = NonZeroU32::new(b.burst.max(1)).expect("positive");
+            Arc::new(RateLimiter::direct(Quota::per_second(per_sec).allow_burst(burst)))
+        });
         Self {
             limits,
             config,
-            local: Mutex::default(),
-            breaker: Mutex::new(BreakerView { open_until: None, failures: 0, fetched: stale }),
-            pauses: Mutex::default(),
+            local,
+            breaker: Mutex::new(BreakerView { open_until: None, fetched: stale }),
+            unreported: Mutex::new(Unreported { answers: 0, failures: 0, since: Instant::now() }),
+            pause: Mutex::default(),
         }
-    }
-
-    fn local_limiter(&self, action: &str) -> Option<Arc<DefaultDirectRateLimiter>> {
-        if self.config.rate <= 0.0 {
-            return None;
-        }
-        let mut map = self.local.lock().expect("limiters");
-        let limiter = map.entry(action.to_owned()).or_insert_with(|| {
-            let per_sec = NonZeroU32::new(self.config.rate.ceil().max(1.0) as u32).expect("positive");
-            let burst = NonZeroU32::new(self.config.burst.max(1)).expect("positive");
-            Arc::new(RateLimiter::direct(Quota::per_second(per_sec).allow_burst(burst)))
-        });
-        Some(limiter.clone())
     }
 
     /// Decides whether an item of `action` may be sent now (waiting briefly for its slot).
@@ -131,35 +135,55 @@ impl Gate {
             Ok(probe) => probe,
             Err(admission) => return admission,
         };
-        if let Some(limiter) = self.local_limiter(action) {
-            limiter.until_ready().await;
-            let max_wait = self.config.max_wait;
-            match self.limits.acquire(action, self.config.rate, self.config.burst, self.config.adaptive, max_wait).await {
-                Ok(r) if r.reserved => {
-                    if r.wait > Duration::from_millis(2) {
-                        tokio::time::sleep(r.wait).await;
-                        // A 429 elsewhere in the fleet may have paused the budget while this
-                        // slot was waiting: the pause wins over an older reservation.
-                        match self.limits.pause_remaining(action).await {
-                            Ok(p) if !p.is_zero() => return Admission::Defer(jitter(p), DeferReason::Paused),
-                            Ok(_) => {}
-                            Err(_) => return Admission::Defer(jitter(Duration::from_millis(500)), DeferReason::Unavailable),
-                        }
-                    }
+        if let Some(rate) = self.config.action_limits.get(action) {
+            let sub = BudgetConfig { rate: *rate, burst: 1, adaptive: false, discover: false, initial: *rate };
+            if let Err(defer) = self.reserve(Some(action), &sub).await {
+                return defer;
+            }
+        }
+        match self.config.budget {
+            Some(budget) => {
+                if let Some(limiter) = &self.local {
+                    limiter.until_ready().await;
                 }
-                Ok(r) => {
-                    let reason = if r.paused { DeferReason::Paused } else { DeferReason::RateLimited };
-                    return Admission::Defer(jitter(r.wait), reason);
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "rate budget unavailable; deferring");
-                    return Admission::Defer(jitter(Duration::from_millis(500)), DeferReason::Unavailable);
+                if let Err(defer) = self.reserve(None, &budget).await {
+                    return defer;
                 }
             }
-        } else if let Some(wait) = self.paused(action).await {
-            return Admission::Defer(jitter(wait), DeferReason::Paused);
+            None => {
+                if let Some(wait) = self.paused().await {
+                    return Admission::Defer(jitter(wait), DeferReason::Paused);
+                }
+            }
         }
         Admission::Send { probe }
+    }
+
+    /// Reserves a slot of the tenant's budget (or of an action's sub-limit) and waits for it.
+    async fn reserve(&self, action: Option<&str>, budget: &BudgetConfig) -> Result<(), Admission> {
+        match self.limits.acquire(action, budget, self.config.max_wait).await {
+            Ok(r) if r.reserved => {
+                if r.wait > Duration::from_millis(2) {
+                    tokio::time::sleep(r.wait).await;
+                    // A 429 elsewhere in the fleet may have paused the budget while this slot
+                    // was waiting: the pause wins over an older reservation.
+                    match self.limits.pause_remaining().await {
+                        Ok(p) if !p.is_zero() => return Err(Admission::Defer(jitter(p), DeferReason::Paused)),
+                        Ok(_) => {}
+                        Err(_) => return Err(Admission::Defer(jitter(Duration::from_millis(500)), DeferReason::Unavailable)),
+                    }
+                }
+                Ok(())
+            }
+            Ok(r) => {
+                let reason = if r.paused { DeferReason::Paused } else { DeferReason::RateLimited };
+                Err(Admission::Defer(jitter(r.wait), reason))
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "rate budget unavailable; deferring");
+                Err(Admission::Defer(jitter(Duration::from_millis(500)), DeferReason::Unavailable))
+            }
+        }
     }
 
     /// `Ok(false)` send, `Ok(true)` send as the half-open probe, `Err(defer)` hold back.
@@ -171,10 +195,10 @@ impl Gate {
             Some(until) if now < until => return Err(Admission::Defer(jitter(until - now), DeferReason::BreakerOpen)),
             _ => {}
         }
-        match self.limits.breaker("check", &self.config.breaker).await {
+        match self.limits.breaker_check(&self.config.breaker).await {
             Ok(reply) => {
                 let open_until = (reply.verdict == "open").then(|| Instant::now() + reply.wait);
-                *self.breaker.lock().expect("breaker view") = BreakerView { open_until, failures: reply.failures, fetched: Instant::now() };
+                *self.breaker.lock().expect("breaker view") = BreakerView { open_until, fetched: Instant::now() };
                 match reply.verdict.as_str() {
                     "open" => Err(Admission::Defer(jitter(reply.wait), DeferReason::BreakerOpen)),
                     "probe" => {
@@ -191,77 +215,100 @@ impl Gate {
         }
     }
 
-    /// With no rate configured, the fleet pause is read through a short-lived cache.
-    async fn paused(&self, action: &str) -> Option<Duration> {
+    /// With no budget, the fleet pause is read through a short-lived cache.
+    async fn paused(&self) -> Option<Duration> {
         let now = Instant::now();
-        if let Some((until, fetched)) = self.pauses.lock().expect("pauses").get(action).copied() {
+        if let Some((until, fetched)) = *self.pause.lock().expect("pause") {
             if fetched.elapsed() < PAUSE_VIEW_TTL {
                 return (until > now).then(|| until - now);
             }
         }
-        let remaining = match self.limits.pause_remaining(action).await {
+        let remaining = match self.limits.pause_remaining().await {
             Ok(r) => r,
             Err(e) => {
                 tracing::warn!(error = %e, "pause state unavailable; deferring");
                 return Some(Duration::from_millis(500));
             }
         };
-        self.pauses.lock().expect("pauses").insert(action.to_owned(), (now + remaining, now));
+        *self.pause.lock().expect("pause") = Some((now + remaining, now));
         (!remaining.is_zero()).then_some(remaining)
     }
 
-    /// Reports an attempt's answer: 429s pause the fleet; 5xx and transport failures count
-    /// towards the breaker, any other answer resets it.
-    pub async fn observe(&self, action: &str, attempt: &Attempt, probe: bool) {
+    /// Reports an attempt's answer: 429s pause the fleet; every answer counts in the breaker's
+    /// window (5xx and no answer as failures). `fresh` says the item had never failed before:
+    /// only then does a failed probe prove the target is still down.
+    pub async fn observe(&self, attempt: &Attempt, probe: bool, fresh: bool) {
         if attempt.auth_failed {
             return;
         }
         if attempt.status == Some(429) {
-            let pause = attempt
-                .retry_after
-                .as_deref()
-                .and_then(|v| parse_retry_after(v, std::time::SystemTime::now()))
-                .unwrap_or(self.config.default_pause);
-            match self.limits.throttle(action, pause, self.config.adaptive, self.config.rate, self.config.burst).await {
-                Ok(remaining) => {
-                    let now = Instant::now();
-                    self.pauses.lock().expect("pauses").insert(action.to_owned(), (now + remaining, now));
-                    tracing::info!(event = "ratelimit.paused", action, pause_ms = remaining.as_millis() as u64, "429: pausing the fleet");
-                }
-                Err(e) => tracing::warn!(error = %e, "could not record the 429 pause"),
-            }
+            self.throttle(attempt).await;
         }
         if attempt.status.is_none() && attempt.transport.is_none() {
             return; // refused locally: says nothing about the target
         }
         let failure = is_breaker_failure(attempt.status);
-        let view = *self.breaker.lock().expect("breaker view");
-        if !failure && !probe && view.failures == 0 && view.open_until.is_none() {
-            return;
-        }
-        let mode = match (failure, probe) {
-            (true, _) => "failure",
-            (false, true) => "probe_success",
-            (false, false) => "success",
+        let (answers, failures) = {
+            let mut u = self.unreported.lock().expect("unreported");
+            u.answers += 1;
+            u.failures += u64::from(failure);
+            if !(failure || probe || u.answers >= REPORT_BATCH || u.since.elapsed() >= REPORT_EVERY) {
+                return;
+            }
+            let taken = (u.answers, u.failures);
+            *u = Unreported { answers: 0, failures: 0, since: Instant::now() };
+            taken
         };
-        match self.limits.breaker(mode, &self.config.breaker).await {
+        let probe = match (probe, failure, fresh) {
+            (false, _, _) => ProbeResult::None,
+            (true, false, _) => ProbeResult::Success,
+            (true, true, true) => ProbeResult::Failure,
+            (true, true, false) => ProbeResult::Inconclusive,
+        };
+        match self.limits.breaker_report(&self.config.breaker, answers, failures, probe).await {
             Ok(reply) => {
                 let now = Instant::now();
                 let open_until = matches!(reply.verdict.as_str(), "opened" | "reopened" | "open").then(|| now + reply.wait);
-                *self.breaker.lock().expect("breaker view") = BreakerView { open_until, failures: reply.failures, fetched: now };
+                *self.breaker.lock().expect("breaker view") = BreakerView { open_until, fetched: now };
                 match reply.verdict.as_str() {
                     "opened" => tracing::warn!(
                         event = "breaker.opened",
                         failures = reply.failures,
+                        answers = reply.answers,
                         cooldown_ms = reply.wait.as_millis() as u64,
                         "circuit breaker opened: all workers stop sending"
                     ),
                     "reopened" => tracing::warn!(event = "breaker.reopened", "half-open probe failed; circuit breaker open again"),
+                    "inconclusive" => tracing::info!(event = "breaker.probe_inconclusive", "the probe's item had failed before; probing again"),
                     "closed" => tracing::info!(event = "breaker.closed", "circuit breaker closed: sending resumes"),
                     _ => {}
                 }
             }
-            Err(e) => tracing::warn!(error = %e, "could not report to the circuit breaker"),
+            Err(e) => {
+                // Put the counts back so they are reported with the next batch.
+                let mut u = self.unreported.lock().expect("unreported");
+                u.answers += answers;
+                u.failures += failures;
+                tracing::warn!(error = %e, "could not report to the circuit breaker");
+            }
+        }
+    }
+
+    /// A 429: pause the tenant's fleet (and, adaptive or discovering, lower its rate).
+    async fn throttle(&self, attempt: &Attempt) {
+        let pause = attempt
+            .retry_after
+            .as_deref()
+            .and_then(|v| parse_retry_after(v, std::time::SystemTime::now()))
+            .unwrap_or(self.config.default_pause);
+        let budget = self.config.budget.unwrap_or(BudgetConfig { rate: 0.0, burst: 1, adaptive: false, discover: false, initial: 0.0 });
+        match self.limits.throttle(pause, &budget).await {
+            Ok(remaining) => {
+                let now = Instant::now();
+                *self.pause.lock().expect("pause") = Some((now + remaining, now));
+                tracing::info!(event = "ratelimit.paused", pause_ms = remaining.as_millis() as u64, "429: pausing the fleet");
+            }
+            Err(e) => tracing::warn!(error = %e, "could not record the 429 pause"),
         }
     }
 }

@@ -7,15 +7,15 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
-use cxrelay_core::classify::{classify, Disposition};
-use cxrelay_core::outcome::{bound_text, MAX_ERROR_LEN};
+use cxrelay_core::classify::{classify, Disposition, FailureClass};
+use cxrelay_core::outcome::error_text;
 use cxrelay_core::payload::{BodyShape, BodyTemplate};
 use cxrelay_core::retry::{parse_retry_after, RetryPolicy};
-use cxrelay_core::{idempotency_key, ItemOutcome, OutcomeKind, RunId};
+use cxrelay_core::{ItemOutcome, OutcomeKind, RunId};
 use cxrelay_cxone::{Attempt, TargetClient};
 use cxrelay_queue::{Checkpoint, ItemJob};
 
-use crate::gate::{Admission, Gate};
+use crate::gate::{Admission, DeferReason, Gate};
 
 /// Sends items and decides their fate; shared by every in-flight item of a process.
 pub struct ItemHandler {
@@ -53,26 +53,34 @@ impl ItemHandler {
     }
 
     async fn outcome(&self, job: &ItemJob) -> ItemOutcome {
-        let fail = |error: String| ItemOutcome {
+        let fail = |class: FailureClass, error: String| ItemOutcome {
             kind: OutcomeKind::Failed,
             attempts: job.attempts,
+            throttled: job.throttled,
             status: None,
+            class: Some(class),
             latency_us: 0,
-            error: Some(bound_text(&error, MAX_ERROR_LEN)),
+            error: Some(error_text(&error)),
         };
         if job.index == u64::MAX {
-            return fail("malformed queue entry: no item index".into());
+            return fail(FailureClass::Local, "malformed queue entry: no item index".into());
         }
         if job.redeliveries > self.max_redeliveries {
-            return fail(format!(
-                "abandoned: the item's worker stopped responding {} times (poison item?)",
-                job.redeliveries
-            ));
+            return fail(
+                FailureClass::Poison,
+                format!(
+                    "poison item: taken over {} times from workers that died or stalled while sending it (max_redeliveries {})",
+                    job.redeliveries, self.max_redeliveries
+                ),
+            );
         }
         let template = self.template(job);
         if let Err(e) = template.check(job.index, &job.item) {
-            return fail(e.to_string());
+            return fail(FailureClass::Local, e.to_string());
         }
+        let Some(key) = job.run.idempotency.key(&job.run.run, &job.run.action, job.index, &job.item) else {
+            return fail(FailureClass::Local, "the item has no usable value in its idempotency field".into());
+        };
         // Have a token before taking a send slot, so a reserved slot is not spent waiting for the
         // token endpoint (the rate budget reads the gap between slots as the target's pace).
         // Failures surface in `execute`, which asks again.
@@ -84,57 +92,69 @@ impl ItemHandler {
                 return ItemOutcome {
                     kind: OutcomeKind::Deferred { delay_ms: delay.as_millis() as u64 },
                     attempts: job.attempts,
+                    throttled: job.throttled,
                     status: None,
+                    // Waiting for a rate-limit slot is not a failure of any kind (no class: no
+                    // history record); a breaker or pause deferral is recorded as such.
+                    class: (reason != DeferReason::RateLimited).then_some(FailureClass::Deferred),
                     latency_us: 0,
                     error: Some(reason.as_str().to_owned()),
                 }
             }
         };
         let body = Bytes::from(template.body(job.index, &job.item));
-        let key = idempotency_key(&job.run.run, job.index);
         let attempt = self.client.execute(&job.run.action, &key, body).await;
-        self.gate.observe(&job.run.action, &attempt, probe).await;
-        self.judge(job, &attempt, rand::random::<f64>())
-    }
-
-    /// Turns an HTTP attempt into the item's outcome (pure apart from the jitter `unit`).
-    pub fn judge(&self, job: &ItemJob, attempt: &Attempt, unit: f64) -> ItemOutcome {
-        let attempts = job.attempts + 1;
-        let latency_us = attempt.latency.as_micros() as u64;
-        let error = describe(attempt);
-        let status = if attempt.auth_failed { None } else { attempt.status };
-        let outcome = |kind| ItemOutcome { kind, attempts, status, latency_us, error: error.clone() };
-        let disposition = if attempt.auth_failed {
-            // The token endpoint failed: transient for the item (the next try gets a new token).
-            Disposition::Retryable
-        } else if attempt.status.is_none() && attempt.transport.is_none() {
-            // Refused locally before sending: retrying cannot help.
-            Disposition::Permanent
-        } else {
-            classify(attempt.status)
-        };
-        match disposition {
-            Disposition::Success => ItemOutcome { error: None, ..outcome(OutcomeKind::Succeeded) },
-            // The client already refreshed the token and retried once: a second 401 is final.
-            Disposition::Unauthorized | Disposition::Permanent => outcome(OutcomeKind::Failed),
-            Disposition::Retryable if self.policy.exhausted(attempts) => {
-                let mut o = outcome(OutcomeKind::Failed);
-                o.error = Some(bound_text(
-                    &format!("gave up after {attempts} attempts; last: {}", error.as_deref().unwrap_or("-")),
-                    MAX_ERROR_LEN,
-                ));
-                o
-            }
-            Disposition::Retryable => {
-                let retry_after = attempt.retry_after.as_deref().and_then(|v| parse_retry_after(v, std::time::SystemTime::now()));
-                let delay = self.policy.delay(attempts, retry_after, unit);
-                outcome(OutcomeKind::Retry { delay_ms: delay.as_millis() as u64 })
-            }
-        }
+        self.gate.observe(&attempt, probe, job.is_fresh()).await;
+        judge(&self.policy, job.attempts, job.throttled, &attempt, rand::random::<f64>())
     }
 }
 
-/// The error text of an attempt: `HTTP 503: <body excerpt>` or the transport failure.
+/// Turns an HTTP attempt into the item's outcome, given the attempts and 429s before it (pure
+/// apart from the jitter `unit` in `[0, 1)`).
+///
+/// A 429 does not spend the attempt budget (the target is busy, the item is fine); it has its
+/// own, larger bound. Every other answer but a success spends one attempt.
+pub fn judge(policy: &RetryPolicy, attempts_before: u32, throttled_before: u32, attempt: &Attempt, unit: f64) -> ItemOutcome {
+        let throttled = throttled_before + u32::from(attempt.status == Some(429) && !attempt.auth_failed);
+        let attempts = if throttled > throttled_before { attempts_before } else { attempts_before + 1 };
+        let latency_us = attempt.latency.as_micros() as u64;
+        let error = describe(attempt);
+        let status = if attempt.auth_failed { None } else { attempt.status };
+        let (disposition, class) = if attempt.auth_failed {
+            // The token endpoint failed: transient for the item (the next try gets a new token).
+            (Disposition::Retryable, FailureClass::Auth)
+        } else if attempt.status.is_none() && attempt.transport.is_none() {
+            // Refused locally before sending: retrying cannot help.
+            (Disposition::Permanent, FailureClass::Local)
+        } else {
+            (classify(attempt.status), FailureClass::of_status(attempt.status))
+        };
+        let outcome = |kind| ItemOutcome { kind, attempts, throttled, status, class: Some(class), latency_us, error: error.clone() };
+        let gave_up = |what: String| {
+            let mut o = outcome(OutcomeKind::Failed);
+            o.error = Some(error_text(&format!("{what}; last: {}", error.as_deref().unwrap_or("-"))));
+            o
+        };
+        match disposition {
+            Disposition::Success => ItemOutcome { error: None, class: None, ..outcome(OutcomeKind::Succeeded) },
+            // The client already refreshed the token and retried once: a second 401 is final.
+            Disposition::Unauthorized | Disposition::Permanent => outcome(OutcomeKind::Failed),
+            Disposition::Retryable if class == FailureClass::RateLimited && throttled >= policy.max_throttled => {
+                gave_up(format!("gave up after {throttled} answers of 429 (max_throttled)"))
+            }
+            Disposition::Retryable if class != FailureClass::RateLimited && policy.exhausted(attempts) => {
+                gave_up(format!("gave up after {attempts} attempts"))
+            }
+            Disposition::Retryable => {
+                let retry_after = attempt.retry_after.as_deref().and_then(|v| parse_retry_after(v, std::time::SystemTime::now()));
+                let delay = policy.delay(attempts.max(1), retry_after, unit);
+                outcome(OutcomeKind::Retry { delay_ms: delay.as_millis() as u64 })
+            }
+        }
+}
+
+/// The error text of an attempt: `HTTP 503: <body excerpt>` or the transport failure, redacted
+/// and bounded.
 fn describe(attempt: &Attempt) -> Option<String> {
     if attempt.is_success() {
         return None;
@@ -142,9 +162,90 @@ fn describe(attempt: &Attempt) -> Option<String> {
     let detail = attempt.error.as_deref().unwrap_or("");
     let text = match (attempt.auth_failed, attempt.status, attempt.transport) {
         (true, _, _) => detail.to_owned(),
+        (false, Some(403), _) => format!("HTTP 403 (missing permission or scope): {detail}"),
+        (false, Some(413), _) => format!("HTTP 413 (payload too large for the target): {detail}"),
+        (false, Some(401), _) => format!("HTTP 401 (rejected after a token refresh): {detail}"),
         (false, Some(s), _) => format!("HTTP {s}: {detail}"),
         (false, None, Some(t)) => format!("no response ({t}): {detail}"),
         (false, None, None) => detail.to_owned(),
     };
-    Some(bound_text(&text, MAX_ERROR_LEN))
+    Some(error_text(&text))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use cxrelay_cxone::TransportError;
+
+    use super::*;
+
+    fn answer(status: u16) -> Attempt {
+        Attempt { status: Some(status), latency: Duration::from_millis(3), error: Some(format!("body of {status}")), ..Attempt::default() }
+    }
+
+    fn policy() -> RetryPolicy {
+        RetryPolicy { max_attempts: 3, max_throttled: 4, ..RetryPolicy::default() }
+    }
+
+    /// (attempts before, 429s before, attempt) → (kind, attempts after, 429s after, class).
+    #[test]
+    fn the_judge_table() {
+        let transport = Attempt { transport: Some(TransportError::Timeout), error: Some("timed out".into()), ..Attempt::default() };
+        let refused = Attempt { transport: Some(TransportError::Connect), error: Some("connection refused".into()), ..Attempt::default() };
+        let local = Attempt { error: Some("invalid action id".into()), ..Attempt::default() };
+        let token = Attempt { auth_failed: true, status: Some(500), error: Some("token request failed: HTTP 500".into()), ..Attempt::default() };
+        type Row = (u32, u32, Attempt, &'static str, u32, u32, Option<FailureClass>);
+        let table: Vec<Row> = vec![
+            (0, 0, answer(200), "succeeded", 1, 0, None),
+            (2, 5, answer(201), "succeeded", 3, 5, None),
+            (0, 0, answer(400), "failed", 1, 0, Some(FailureClass::Client)),
+            (0, 0, answer(422), "failed", 1, 0, Some(FailureClass::Client)),
+            (0, 0, answer(413), "failed", 1, 0, Some(FailureClass::Client)),
+            (0, 0, answer(401), "failed", 1, 0, Some(FailureClass::Auth)),
+            (0, 0, answer(403), "failed", 1, 0, Some(FailureClass::Permission)),
+            (0, 0, answer(503), "retry", 1, 0, Some(FailureClass::Server)),
+            (1, 0, answer(500), "retry", 2, 0, Some(FailureClass::Server)),
+            (2, 0, answer(502), "failed", 3, 0, Some(FailureClass::Server)),
+            (0, 0, transport.clone(), "retry", 1, 0, Some(FailureClass::Transport)),
+            (2, 0, transport, "failed", 3, 0, Some(FailureClass::Transport)),
+            (2, 0, refused, "failed", 3, 0, Some(FailureClass::Transport)),
+            (0, 0, local, "failed", 1, 0, Some(FailureClass::Local)),
+            (0, 0, token.clone(), "retry", 1, 0, Some(FailureClass::Auth)),
+            (2, 0, token, "failed", 3, 0, Some(FailureClass::Auth)),
+            // 429s spend their own budget, never the attempts.
+            (2, 0, answer(429), "retry", 2, 1, Some(FailureClass::RateLimited)),
+            (2, 2, answer(429), "retry", 2, 3, Some(FailureClass::RateLimited)),
+            (0, 3, answer(429), "failed", 0, 4, Some(FailureClass::RateLimited)),
+        ];
+        for (i, (attempts, throttled, attempt, kind, want_attempts, want_throttled, class)) in table.into_iter().enumerate() {
+            let o = judge(&policy(), attempts, throttled, &attempt, 0.5);
+            assert_eq!(o.kind.as_str(), kind, "row {i}: {o:?}");
+            assert_eq!((o.attempts, o.throttled, o.class), (want_attempts, want_throttled, class), "row {i}: {o:?}");
+            assert_eq!(o.error.is_none(), kind == "succeeded", "row {i}: {o:?}");
+        }
+    }
+
+    #[test]
+    fn failures_say_why_and_giving_up_says_how_often() {
+        let o = judge(&policy(), 2, 0, &answer(503), 0.5);
+        assert!(o.error.as_deref().unwrap().starts_with("gave up after 3 attempts; last: HTTP 503: body of 503"), "{o:?}");
+        let o = judge(&policy(), 0, 0, &answer(403), 0.5);
+        assert!(o.error.as_deref().unwrap().contains("permission"), "{o:?}");
+        let mut throttled = answer(429);
+        throttled.retry_after = Some("7".into());
+        match judge(&policy(), 0, 0, &throttled, 0.5).kind {
+            OutcomeKind::Retry { delay_ms } => assert_eq!(delay_ms, 7000, "Retry-After wins"),
+            k => panic!("{k:?}"),
+        }
+    }
+
+    #[test]
+    fn secrets_in_answers_are_redacted() {
+        let mut a = answer(500);
+        a.error = Some(r#"{"echo":{"authorization":"Bearer tok-123456"},"access_token":"abc"}"#.into());
+        let o = judge(&policy(), 0, 0, &a, 0.5);
+        let e = o.error.unwrap();
+        assert!(!e.contains("tok-123456") && !e.contains("\"abc\""), "{e}");
+    }
 }

@@ -39,10 +39,18 @@ where
     let client = TargetClient::new(client_config(settings))?;
     let config = stream_config(settings);
     let backend = StreamBackend::connect(config.clone()).await;
-    let gate = Gate::new(FleetLimits::new(backend.store().conn(), &settings.target.tenant), gate_config(settings));
+    let limits = FleetLimits::new(backend.store().conn(), config.keys.clone(), &settings.target.tenant);
+    let gate = Gate::new(limits, gate_config(settings));
     let handler = Arc::new(ItemHandler::new(client, gate, settings.retry.policy(), settings.target.body, config.max_redeliveries));
     let concurrency = settings.worker.concurrency;
-    tracing::info!(consumer = %config.consumer, concurrency, lease_ms = config.lease.as_millis() as u64, "worker started");
+    tracing::info!(
+        consumer = %config.consumer,
+        tenant = %config.tenant,
+        namespace = config.keys.namespace(),
+        concurrency,
+        lease_ms = config.lease.as_millis() as u64,
+        "worker started"
+    );
     let name = config.consumer.clone();
     Monitor::new()
         .register(move |i| {

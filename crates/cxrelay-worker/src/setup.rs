@@ -2,9 +2,10 @@
 
 use std::time::Duration;
 
-use cxrelay_core::config::{AuthMode, Settings};
+use cxrelay_core::config::{AuthMode, RateMode, Settings};
 use cxrelay_cxone::{AuthConfig, ClientConfig};
-use cxrelay_queue::{BreakerConfig, StreamConfig};
+use cxrelay_queue::store::StoreOptions;
+use cxrelay_queue::{BreakerConfig, BudgetConfig, Keyspace, StreamConfig};
 
 use crate::gate::GateConfig;
 
@@ -14,6 +15,15 @@ pub const DEFAULT_REDIS_URL: &str = "redis://127.0.0.1:6379";
 /// The Redis URL in effect.
 pub fn redis_url(settings: &Settings) -> String {
     settings.redis_url.clone().unwrap_or_else(|| DEFAULT_REDIS_URL.to_owned())
+}
+
+/// Where the store keeps things (namespace) and for how long.
+pub fn store_options(settings: &Settings) -> StoreOptions {
+    StoreOptions {
+        keys: Keyspace::new(&settings.queue.namespace),
+        retention_secs: settings.queue.retention_secs,
+        history_len: settings.queue.history_len,
+    }
 }
 
 /// The HTTP client configuration for the target API.
@@ -43,6 +53,10 @@ pub fn client_config(settings: &Settings) -> ClientConfig {
 /// The queue backend configuration for a worker with `concurrency` items in flight.
 pub fn stream_config(settings: &Settings) -> StreamConfig {
     let mut config = StreamConfig::new(redis_url(settings), settings.worker.concurrency);
+    config.keys = Keyspace::new(&settings.queue.namespace);
+    config.tenant = settings.target.tenant.clone();
+    config.history_len = settings.queue.history_len;
+    config.max_redeliveries = settings.worker.max_redeliveries;
     config.lease = Duration::from_millis(settings.worker.lease_ms);
     config.retention_secs = settings.queue.retention_secs;
     config.fetch_batch = settings.worker.concurrency.clamp(1, 100);
@@ -52,15 +66,22 @@ pub fn stream_config(settings: &Settings) -> StreamConfig {
 /// The gate's rate-limit and breaker configuration.
 pub fn gate_config(settings: &Settings) -> GateConfig {
     let r = &settings.rate_limit;
+    let budget = match r.mode() {
+        RateMode::Unlimited => None,
+        RateMode::Fixed(rate) => Some(BudgetConfig { rate, burst: r.burst, adaptive: r.adaptive, discover: false, initial: rate }),
+        RateMode::Discover { initial, max } => Some(BudgetConfig { rate: max, burst: r.burst, adaptive: true, discover: true, initial }),
+    };
+    let b = &settings.breaker;
     GateConfig {
-        rate: r.rate,
-        burst: r.burst,
-        adaptive: r.adaptive,
+        budget,
+        action_limits: r.actions.clone(),
         max_wait: Duration::from_millis(r.max_wait_ms),
         default_pause: Duration::from_millis(r.pause_ms),
         breaker: BreakerConfig {
-            threshold: settings.breaker.threshold,
-            cooldown: Duration::from_millis(settings.breaker.cooldown_ms),
+            threshold: b.threshold,
+            failure_ratio: b.failure_ratio,
+            window: Duration::from_millis(b.window_ms),
+            cooldown: Duration::from_millis(b.cooldown_ms),
         },
     }
 }

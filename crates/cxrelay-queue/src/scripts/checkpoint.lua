@@ -1,65 +1,115 @@
 -- checkpoint: record a batch of item outcomes and acknowledge their deliveries, atomically.
--- KEYS[1] state hash         cxr:{run:ID}:state     the run's counters (the seed's state matrix)
--- KEYS[2] items stream       cxr:{run:ID}:items
--- KEYS[3] done bitmap        cxr:{run:ID}:done      bit per index that succeeded
--- KEYS[4] finished bitmap    cxr:{run:ID}:finished  bit per index succeeded, failed or invalid
--- KEYS[5] results hash       cxr:{run:ID}:results   index -> "status|attempts|http|latency_us"
--- KEYS[6] failures hash      cxr:{run:ID}:failures  index -> last error (failed and retried items)
--- KEYS[7] latency hash       cxr:{run:ID}:latency   histogram bucket -> count
--- KEYS[8] delayed zset       cxr:{run:ID}:delayed   member "index|attempts|item", score = due ms
--- ARGV[1] group, ARGV[2] retention seconds, ARGV[3] count of per-run keys that expire (K),
--- ARGV[4..3+K] those key names, then 9 values per outcome:
---   entry id, index, kind (S succeeded | F failed | R retry | D deferred | A already done),
---   attempts, http status ('' = none), latency us, latency bucket ('' = none), delay ms, error
+-- KEYS: every key of the run, in RunKeys::all() order (all of them expire with the run):
+--   [1] items stream      NS:{run:ID}:items
+--   [2] done bitmap       bit per index that succeeded
+--   [3] finished bitmap   bit per index succeeded, failed or invalid
+--   [4] results hash      index -> "status|attempts|http|latency_us"
+--   [5] failed hash       index -> JSON summary of a failed item's last failure
+--   [6] payloads hash     index -> item JSON of a failed item (for replay)
+--   [7] history hash      index -> the item's last attempts, one JSON record per line
+--   [8] failstats hash    c:CLASS, s:STATUS, r:REASON, nreasons -> counts of failed items
+--   [9] latency hash      histogram bucket -> count
+--   [10] delayed zset     member "index|attempts|429s|deferrals|item", score = due ms
+--   [11] invalid hash, [12] redeliveries hash (only expired here)
+--   [13] state hash       the run's counters (the seed's state matrix)
+-- ARGV[1] group, ARGV[2] retention seconds, ARGV[3] history length, ARGV[4] distinct reasons
+-- counted before the rest go under ARGV[5] (the "other" reason), then 13 values per outcome:
+--   entry id, index, kind (S succeeded | F failed | R retry | D deferred), attempts, 429s,
+--   http status ('' = none), latency us, latency bucket ('' = none), delay ms,
+--   history record ('' = none: a first-try success writes no history),
+--   failure class, reason, failed-item summary JSON (the last three only for F)
 -- An outcome whose delivery is no longer pending (XACK returns 0: another worker took it over
 -- and finished it) changes nothing, so counters stay exact under re-delivery.
 -- Returns {succeeded, failed, requeued, ignored, finished (1|0)}
-local state, items, done, finished, results, failures, latency, delayed =
-  KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8]
-local group, retention, nkeys = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
-local base = 4 + nkeys
+local items, done, finished, results, failed, payloads, history, failstats, latency, delayed =
+  KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9], KEYS[10]
+local state = KEYS[13]
+local group, retention, history_len = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
+local max_reasons, other_reason = tonumber(ARGV[4]), ARGV[5]
 local t = redis.call('TIME')
 local now = t[1] * 1000 + math.floor(t[2] / 1000)
-local ok, bad, requeued, ignored, retries = 0, 0, 0, 0, 0
-for k = base, #ARGV, 9 do
-  local id, index, kind, attempts = ARGV[k], ARGV[k + 1], ARGV[k + 2], ARGV[k + 3]
-  local http, lat, bucket, delay, err = ARGV[k + 4], ARGV[k + 5], ARGV[k + 6], ARGV[k + 7], ARGV[k + 8]
-  local item = nil
-  if kind == 'R' or kind == 'D' then
-    local e = redis.call('XRANGE', items, id, id)
-    if e[1] then
-      local fields = e[1][2]
-      for j = 1, #fields, 2 do if fields[j] == 'd' then item = fields[j + 1] end end
+
+-- Appends a record to an item's history, keeping the last history_len.
+local function remember(index, record)
+  local old = redis.call('HGET', history, index)
+  local v = record
+  if old then
+    v = old .. '\n' .. record
+    local _, lines = string.gsub(v, '\n', '')
+    while lines + 1 > history_len do
+      v = string.sub(v, string.find(v, '\n', 1, true) + 1)
+      lines = lines - 1
     end
   end
+  redis.call('HSET', history, index, v)
+end
+
+-- The fields of a stream entry, or nil when it is gone.
+local function entry_fields(id)
+  local e = redis.call('XRANGE', items, id, id)
+  if not e[1] then return nil end
+  local f = {}
+  local fields = e[1][2]
+  for j = 1, #fields, 2 do f[fields[j]] = fields[j + 1] end
+  return f
+end
+
+local ok, bad, requeued, ignored, retries = 0, 0, 0, 0, 0
+for k = 6, #ARGV, 13 do
+  local id, index, kind, attempts, throttled = ARGV[k], ARGV[k + 1], ARGV[k + 2], ARGV[k + 3], ARGV[k + 4]
+  local http, lat, bucket, delay, record = ARGV[k + 5], ARGV[k + 6], ARGV[k + 7], ARGV[k + 8], ARGV[k + 9]
+  local class, reason, summary = ARGV[k + 10], ARGV[k + 11], ARGV[k + 12]
+  local f = nil
+  if kind ~= 'S' then f = entry_fields(id) end
   if redis.call('XACK', items, group, id) == 0 then
     ignored = ignored + 1
   else
     redis.call('XDEL', items, id)
     local idx = tonumber(index)
     if bucket ~= '' then redis.call('HINCRBY', latency, bucket, 1) end
+    if record ~= '' then remember(index, record) end
     if kind == 'S' then
       if redis.call('SETBIT', done, idx, 1) == 0 then
         redis.call('SETBIT', finished, idx, 1)
         redis.call('HSET', results, index, 'S|' .. attempts .. '|' .. http .. '|' .. lat)
+        redis.call('HDEL', failed, index)
+        redis.call('HDEL', payloads, index)
         ok = ok + 1
       end
     elseif kind == 'F' then
       if redis.call('GETBIT', finished, idx) == 0 then
         redis.call('SETBIT', finished, idx, 1)
         redis.call('HSET', results, index, 'F|' .. attempts .. '|' .. http .. '|' .. lat)
-        redis.call('HSET', failures, index, err)
+        redis.call('HSET', failed, index, summary)
+        if f and f['d'] then redis.call('HSET', payloads, index, f['d']) end
+        redis.call('HINCRBY', failstats, 'c:' .. class, 1)
+        if http ~= '' then
+          redis.call('HINCRBY', failstats, 's:' .. http, 1)
+        else
+          redis.call('HINCRBY', failstats, 's:' .. class, 1)
+        end
+        -- Distinct reasons are bounded, so items that fail with per-item texts cannot grow this hash.
+        if redis.call('HEXISTS', failstats, 'r:' .. reason) == 0 then
+          if redis.call('HINCRBY', failstats, 'nreasons', 1) > max_reasons then reason = other_reason end
+        end
+        redis.call('HINCRBY', failstats, 'r:' .. reason, 1)
         bad = bad + 1
       end
-    elseif kind == 'R' or kind == 'D' then
-      if item then
-        redis.call('ZADD', delayed, now + tonumber(delay), index .. '|' .. attempts .. '|' .. item)
-        requeued = requeued + 1
-        if kind == 'R' then
-          retries = retries + 1
-          redis.call('HSET', results, index, 'R|' .. attempts .. '|' .. http .. '|' .. lat)
-          redis.call('HSET', failures, index, err)
-        end
+    elseif (kind == 'R' or kind == 'D') and f and f['d'] then
+      local deferrals = tonumber(f['n'] or '0')
+      -- A deferral was not sent: the entry's own counts carry over unchanged.
+      if kind == 'D' then
+        -- Only deferrals worth a history record (breaker open, pause) count; waiting for a
+        -- rate-limit slot is routine and leaves the item fresh.
+        if record ~= '' then deferrals = deferrals + 1 end
+        attempts, throttled = f['a'] or '0', f['t'] or '0'
+      end
+      redis.call('ZADD', delayed, now + tonumber(delay),
+        index .. '|' .. attempts .. '|' .. throttled .. '|' .. deferrals .. '|' .. f['d'])
+      requeued = requeued + 1
+      if kind == 'R' then
+        retries = retries + 1
+        redis.call('HSET', results, index, 'R|' .. attempts .. '|' .. http .. '|' .. lat)
       end
     end
   end
@@ -77,7 +127,7 @@ if hw ~= start_hw then redis.call('HSET', state, 'high_water', hw) end
 local is_finished = 0
 if v[6] == 'active' and tonumber(v[3]) - tonumber(v[4]) - tonumber(v[5]) == 0 then
   redis.call('HSET', state, 'status', 'finished', 'finished_ms', now)
-  for j = 4, 3 + nkeys do redis.call('EXPIRE', ARGV[j], retention) end
+  for j = 1, #KEYS do redis.call('EXPIRE', KEYS[j], retention) end
   is_finished = 1
 end
 return {ok, bad, requeued, ignored, is_finished}

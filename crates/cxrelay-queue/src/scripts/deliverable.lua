@@ -1,8 +1,9 @@
 -- deliverable (prelude, not a script of its own): prepended to fetch.lua and reclaim.lua by
 -- scripts.rs, because a Redis script cannot call another.
--- Parses one stream entry's fields {i = index, a = attempts, d = item}. An entry whose item is
--- already recorded as succeeded in the done bitmap is acknowledged and deleted (a success is never
--- POSTed again) and nil is returned; otherwise the parsed fields.
+-- Parses one stream entry's fields {i = index, a = attempts, t = 429s met, n = deferrals,
+-- d = item}. An entry whose item is already recorded as succeeded in the done bitmap is
+-- acknowledged and deleted (a success is never POSTed again) and nil is returned; otherwise the
+-- parsed fields.
 local function deliverable(items, group, done, id, fields)
   local f = {}
   for k = 1, #fields, 2 do f[fields[k]] = fields[k + 1] end
@@ -12,5 +13,15 @@ local function deliverable(items, group, done, id, fields)
     return nil
   end
   return f
+end
+
+-- Appends one delivery {id, index, attempts, 429s, deferrals, item} to a reply.
+local function push_delivery(out, id, f)
+  out[#out + 1] = id
+  out[#out + 1] = f['i'] or '-1'
+  out[#out + 1] = f['a'] or '0'
+  out[#out + 1] = f['t'] or '0'
+  out[#out + 1] = f['n'] or '0'
+  out[#out + 1] = f['d'] or ''
 end
 

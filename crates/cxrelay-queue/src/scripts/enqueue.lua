@@ -1,8 +1,8 @@
 -- enqueue: append one chunk of items to a run, atomically, skipping indexes already enqueued.
--- KEYS[1] state hash       cxr:{run:ID}:state
--- KEYS[2] items stream     cxr:{run:ID}:items
--- KEYS[3] invalid hash     cxr:{run:ID}:invalid   index -> reason
--- KEYS[4] finished bitmap  cxr:{run:ID}:finished  bit per index: succeeded, failed or invalid
+-- KEYS[1] state hash       NS:{run:ID}:state
+-- KEYS[2] items stream     NS:{run:ID}:items
+-- KEYS[3] invalid hash     NS:{run:ID}:invalid   index -> reason
+-- KEYS[4] finished bitmap  NS:{run:ID}:finished  bit per index: succeeded, failed or invalid
 -- ARGV[1] index of the chunk's first item, ARGV[2] item count,
 -- then per item two values: kind ('v' valid | 'x' invalid) and data (item JSON | reason).
 -- A chunk is all-or-nothing, so the run always records exactly what was accepted; a re-run

@@ -1,10 +1,10 @@
 -- seal: the producer read its whole input; make the run visible to workers.
--- KEYS[1] state hash       cxr:{run:ID}:state
--- KEYS[2] finished bitmap  cxr:{run:ID}:finished
--- ARGV: beyond_max (items past --max-items), break condition ('' = none), retention seconds,
---       then the names of every per-run key (for expiry when the run is already complete).
+-- KEYS: every key of the run, in RunKeys::all() order (all of them expire with the run):
+--   [1] items  [2] done  [3] finished bitmap  [4] results  [5] failed  [6] payloads  [7] history
+--   [8] failstats  [9] latency  [10] delayed  [11] invalid  [12] redeliveries  [13] state hash
+-- ARGV: beyond_max (items past --max-items), break condition ('' = none), retention seconds.
 -- Returns: the run's status after sealing.
-local state, finished = KEYS[1], KEYS[2]
+local finished, state = KEYS[3], KEYS[13]
 local status = redis.call('HGET', state, 'status')
 if not status then return redis.error_reply('ERR run does not exist') end
 redis.call('HSET', state, 'beyond_max', ARGV[1])
@@ -17,7 +17,7 @@ redis.call('HSET', state, 'high_water', hw)
 if tonumber(v[1]) - tonumber(v[2]) - tonumber(v[3]) == 0 then
   local t = redis.call('TIME')
   redis.call('HSET', state, 'status', 'finished', 'finished_ms', t[1] * 1000 + math.floor(t[2] / 1000))
-  for k = 4, #ARGV do redis.call('EXPIRE', ARGV[k], tonumber(ARGV[3])) end
+  for k = 1, #KEYS do redis.call('EXPIRE', KEYS[k], tonumber(ARGV[3])) end
   return 'finished'
 end
 redis.call('HSET', state, 'status', 'active')

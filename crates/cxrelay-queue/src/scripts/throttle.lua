@@ -1,9 +1,13 @@
 -- throttle: a 429 was seen; pause the whole fleet for this budget and (adaptive) lower its rate.
--- KEYS[1] budget hash  cxr:{rl:TENANT:ACTION}  (fields: see acquire.lua; cut_at = last rate cut;
+-- KEYS[1] budget hash  NS:{rl:TENANT}  (fields: see acquire.lua; cut_at = last rate cut;
 --         cut_sent, cut_secs, cut_future = the observation the last cut estimated the limit from,
 --         kept so an operator can see why the rate is where it is)
 -- ARGV: pause (us; the Retry-After, or a backoff when absent), adaptive (1|0), configured rate,
---       burst
+--       burst, discover (1|0)
+-- Discovery (no rate configured): a 429 in slow start halves the rate (it doubled within the last
+-- second, so half of it was still accepted) and climbing goes on slowly; a 429 while climbing
+-- takes the rate in force as the ceiling (the estimate below needs a steady rate, which a
+-- climb is not); from then on the adaptive rules apply, scaled to the ceiling.
 -- Adaptive: the target's bucket is empty now and was full when the last pause ended, so its
 -- limit is about (slots sent since − burst) / seconds since; the rate drops to just under that
 -- estimate (and by at least 10%). The observation starts at the first send after the pause (or
@@ -12,14 +16,27 @@
 -- calls this; the rate is cut once per pause window, not once per worker.
 local key = KEYS[1]
 local pause, adaptive, conf, burst = tonumber(ARGV[1]), ARGV[2] == '1', tonumber(ARGV[3]), tonumber(ARGV[4])
+local discover = ARGV[5] == '1'
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local h = redis.call('HMGET', key, 'pause_until', 'rate', 'cut_at', 'tat', 'sent', 'epoch_at', 'epoch_sent',
-  'ceiling', 'probe')
+  'ceiling', 'probe', 'phase', 'epoch_rate')
 local until_ = math.max(tonumber(h[1] or '0'), now + pause)
 local tat = tonumber(h[4] or '0')
 local cut = 0
-if adaptive and conf > 0 and now - tonumber(h[3] or '0') > math.max(pause, 1000000) then
+local phase = h[10] or 'ss'
+local fresh_cut = now - tonumber(h[3] or '0') > math.max(pause, 1000000)
+if discover and fresh_cut and phase ~= 'cruise' and h[2] then
+  local rate = tonumber(h[2])
+  if phase == 'ss' then
+    redis.call('HSET', key, 'rate', string.format('%.9f', math.max(rate / 2, 0.1)), 'phase', 'ca')
+  else
+    redis.call('HSET', key, 'ceiling', string.format('%.9f', rate), 'rate', string.format('%.9f', rate * 0.98),
+      'probe', 1, 'phase', 'cruise')
+  end
+  redis.call('HSET', key, 'cut_at', now, 'adjusted', until_)
+  cut = 1
+elseif adaptive and conf > 0 and fresh_cut and (not discover or h[2]) then
   local rate = math.min(tonumber(h[2] or conf), conf)
   -- Slots reserved for the future were not sent (they are deferred by the pause); a slot is
   -- due at its theoretical time minus the burst tolerance (see acquire.lua).
@@ -31,7 +48,9 @@ if adaptive and conf > 0 and now - tonumber(h[3] or '0') > math.max(pause, 10000
   local secs = 0
   if epoch > 0 then secs = (now - epoch) / 1000000 end
   local ceiling = rate
-  if secs >= 0.2 and sent - burst > 0 and (sent - burst) / secs < rate then
+  -- In discovery, only a steady rate over the observation makes the estimate trustworthy.
+  local steady = not discover or math.abs(rate - tonumber(h[11] or '0')) <= 0.03 * rate
+  if steady and secs >= 0.2 and sent - burst > 0 and (sent - burst) / secs < rate then
     ceiling = (sent - burst) / secs
   end
   -- A ceiling met again within 3% is confirmed: probe above it 4x slower (down to 1/64) and
@@ -44,7 +63,9 @@ if adaptive and conf > 0 and now - tonumber(h[3] or '0') > math.max(pause, 10000
   else
     probe = 1
   end
-  local new_rate = math.max(math.min(rate * 0.9, ceiling * cruise), conf * 0.05)
+  local floor = conf * 0.05
+  if discover then floor = 0.1 end
+  local new_rate = math.max(math.min(rate * 0.9, ceiling * cruise), floor)
   redis.call('HSET', key, 'ceiling', string.format('%.9f', ceiling), 'rate', string.format('%.9f', new_rate),
     'probe', string.format('%.9f', probe),
     'cut_at', now, 'adjusted', until_, 'cut_sent', sent, 'cut_secs', string.format('%.6f', secs), 'cut_future', future)

@@ -1,4 +1,5 @@
-//! `cxrelay enqueue --action ID [--run-id ID] [--max-items N] [--format json|ndjson] FILE|-`
+//! `cxrelay enqueue --action ID [--run-id ID] [--tenant T] [--idempotency-field NAME]
+//! [--max-items N] [--format json|ndjson] FILE|-`
 //!
 //! Exit codes: 0 all items accepted; 3 the run was created but some items were rejected by
 //! validation (listed on stderr, recorded in the run); 2 the input is unusable (malformed,
@@ -27,6 +28,15 @@ pub struct Args {
     /// Run id; re-using one resumes that run without enqueuing any item twice.
     #[arg(long)]
     run_id: Option<String>,
+    /// The tenant the run belongs to (default: target.tenant / CXRELAY_TENANT); only workers of
+    /// that tenant deliver it.
+    #[arg(long)]
+    tenant: Option<String>,
+    /// Key each item's Idempotency-Key on this field's value (`ACTION:VALUE`) instead of the
+    /// per-run key, so the target de-duplicates the same record across runs; items without the
+    /// field are rejected.
+    #[arg(long)]
+    idempotency_field: Option<String>,
     /// Enqueue only items with index below N (the seed's max-iterations break).
     #[arg(long)]
     max_items: Option<u64>,
@@ -61,12 +71,23 @@ pub async fn run(settings: &Settings, args: Args) -> anyhow::Result<ExitCode> {
             }
         }
     };
-    let store = Store::connect(&cxrelay_worker::setup::redis_url(settings), settings.queue.retention_secs)
+    let tenant = args.tenant.clone().unwrap_or_else(|| settings.target.tenant.clone());
+    if let Err(reason) = cxrelay_core::ids::check_name(&tenant) {
+        anyhow::bail!("invalid --tenant {tenant:?}: {reason}");
+    }
+    if let Some(f) = &args.idempotency_field {
+        if f.trim().is_empty() {
+            anyhow::bail!("--idempotency-field must name a field");
+        }
+    }
+    let store = Store::connect(&cxrelay_worker::setup::redis_url(settings), cxrelay_worker::setup::store_options(settings))
         .await
         .context("connecting to redis")?;
     let request = EnqueueRequest {
         run_id,
         action: args.action.clone(),
+        tenant,
+        idempotency_field: args.idempotency_field.clone(),
         source,
         format,
         max_items: args.max_items,

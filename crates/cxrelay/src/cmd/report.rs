@@ -1,4 +1,8 @@
-//! `cxrelay report RUN [--json] [--watch]`: a run's counters, rates, latency and ETA.
+//! `cxrelay report RUN [--json] [--watch]`: a run's counters, rates, latency, ETA and how its
+//! failed items failed.
+//!
+//! Exit codes: 0 printed (with `--watch`: the run finished and no item failed); 4 with
+//! `--watch`, the run finished with failed items; 1 the run does not exist or Redis failed.
 
 use std::io::IsTerminal;
 use std::process::ExitCode;
@@ -30,7 +34,9 @@ pub struct Args {
 /// Prints the report (once, or live with `--watch`).
 pub async fn run(settings: &Settings, args: Args) -> anyhow::Result<ExitCode> {
     let run = RunId::parse(&args.run).with_context(|| format!("invalid run id {:?}", args.run))?;
-    let store = Store::connect(&cxrelay_worker::setup::redis_url(settings), settings.queue.retention_secs).await.context("connecting to redis")?;
+    let store = Store::connect(&cxrelay_worker::setup::redis_url(settings), cxrelay_worker::setup::store_options(settings))
+        .await
+        .context("connecting to redis")?;
     if !args.watch {
         let report = store.report(&run).await?;
         print_report(&report, args.json)?;
@@ -75,7 +81,8 @@ pub async fn run(settings: &Settings, args: Args) -> anyhow::Result<ExitCode> {
                 bar.finish_and_clear();
             }
             print_report(&report, args.json)?;
-            return Ok(ExitCode::SUCCESS);
+            // A pipeline waiting on the run learns from the exit code whether anything failed.
+            return Ok(if report.failed > 0 { ExitCode::from(4) } else { ExitCode::SUCCESS });
         }
         tokio::time::sleep(Duration::from_millis(args.interval_ms)).await;
     }
