@@ -4,6 +4,18 @@
 CXRELAY_BIN=${CXRELAY_BIN:-target/debug/cxrelay}
 PIDS=()
 
+# The scripts never touch a Redis they did not start, nor inherit settings meant for something
+# else: REDIS_URL and CXRELAY_* from the caller are dropped (CXRELAY_TEST_REDIS_URL excepted, see
+# start_redis).
+unset REDIS_URL
+for _v in $(compgen -e); do
+  case $_v in
+    CXRELAY_TEST_REDIS_URL|CXRELAY_BIN) ;;
+    CXRELAY_*) unset "$_v" ;;
+  esac
+done
+unset _v
+
 cleanup() {
   for pid in "${PIDS[@]:-}"; do
     [ -n "$pid" ] && kill -TERM "$pid" 2>/dev/null || true
@@ -20,10 +32,14 @@ free_port() {
     || echo $((20000 + RANDOM % 20000))
 }
 
-# start_redis DIR [extra args…]: private redis-server on a unix socket in DIR, unless REDIS_URL is set.
+# start_redis DIR [extra args…]: private redis-server on a unix socket in DIR. With
+# CXRELAY_TEST_REDIS_URL set, that Redis is used instead, under a fresh namespace.
 start_redis() {
   local dir; dir=$(realpath -m "$1"); shift
-  if [ -n "${REDIS_URL:-}" ]; then return; fi
+  if [ -n "${CXRELAY_TEST_REDIS_URL:-}" ]; then
+    export REDIS_URL=$CXRELAY_TEST_REDIS_URL CXRELAY_NAMESPACE="script-$$-$RANDOM"
+    return
+  fi
   mkdir -p "$dir"
   rm -f "$dir/redis.sock"
   redis-server --port 0 --unixsocket "$dir/redis.sock" --unixsocketperm 700 --save "" \
@@ -65,7 +81,7 @@ gen_items() {
 # restart_redis DIR [extra args…]: SIGKILL the private redis-server started by start_redis, then start
 # it again with the same DIR (same unix socket) and arguments; with AOF on, it reloads its data.
 restart_redis() {
-  if [ -z "${REDIS_PID:-}" ]; then echo "error: restart_redis: no private redis-server (REDIS_URL was given)" >&2; return 1; fi
+  if [ -z "${REDIS_PID:-}" ]; then echo "error: restart_redis: no private redis-server (CXRELAY_TEST_REDIS_URL was given)" >&2; return 1; fi
   kill -KILL "$REDIS_PID" 2>/dev/null || true
   wait "$REDIS_PID" 2>/dev/null || true
   REDIS_PID=

@@ -184,7 +184,8 @@ impl StreamBackend {
                     break (Store::with_conn(m, opts), b);
                 }
                 (Err(e), _) | (_, Err(e)) => {
-                    tracing::warn!(error = %e, "redis not reachable; retrying in {delay:?}");
+                    let url = cxrelay_core::redact::mask_url(&config.redis_url);
+                    tracing::warn!(error = %cxrelay_core::redact::redact(&e.to_string()), %url, "redis not reachable; retrying in {delay:?}");
                     tokio::time::sleep(delay).await;
                     delay = (delay * 2).min(Duration::from_secs(5));
                 }

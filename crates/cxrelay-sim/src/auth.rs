@@ -58,6 +58,11 @@ impl TokenStore {
         token
     }
 
+    /// Every token issued and not yet swept (for tests that prove no token leaks).
+    pub fn issued(&self) -> Vec<String> {
+        self.tokens.read().unwrap_or_else(|e| e.into_inner()).keys().map(|k| k.to_string()).collect()
+    }
+
     /// Checks a token at `now`.
     pub fn check(&self, token: &str, now: Instant) -> TokenCheck {
         let info = self

@@ -95,6 +95,11 @@ impl SimServer {
         self.state.counters.snapshot()
     }
 
+    /// Every access token the simulator has issued (tests scan for leaks with it).
+    pub fn issued_tokens(&self) -> Vec<String> {
+        self.state.tokens.issued()
+    }
+
     /// Current idempotency ledger.
     pub fn ledger(&self) -> Ledger {
         self.state.ledger.snapshot()

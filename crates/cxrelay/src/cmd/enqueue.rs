@@ -80,9 +80,10 @@ pub async fn run(settings: &Settings, args: Args) -> anyhow::Result<ExitCode> {
             anyhow::bail!("--idempotency-field must name a field");
         }
     }
-    let store = Store::connect(&cxrelay_worker::setup::redis_url(settings), cxrelay_worker::setup::store_options(settings))
+    let url = cxrelay_worker::setup::redis_url(settings);
+    let store = Store::connect(&url, cxrelay_worker::setup::store_options(settings))
         .await
-        .context("connecting to redis")?;
+        .with_context(|| format!("connecting to redis at {}", cxrelay_core::redact::mask_url(&url)))?;
     let request = EnqueueRequest {
         run_id,
         action: args.action.clone(),
