@@ -375,12 +375,13 @@ impl Store {
     /// What a worker needs to know about a run, if it exists.
     pub async fn run_meta(&self, run: &RunId) -> Result<Option<RunMeta>, QueueError> {
         let keys = self.opts.keys.run(run);
-        let (action, source, tenant, nonce, field): (Option<String>, Option<String>, Option<String>, Option<String>, Option<String>) =
-            redis::cmd("HMGET")
-                .arg(&keys.state)
-                .arg(&["action", "source", "tenant", "nonce", "idem_field"])
-                .query_async(&mut self.conn.clone())
-                .await?;
+        let fields: Vec<Option<String>> = redis::cmd("HMGET")
+            .arg(&keys.state)
+            .arg(&["action", "source", "tenant", "nonce", "idem_field"])
+            .query_async(&mut self.conn.clone())
+            .await?;
+        let [action, source, tenant, nonce, field]: [Option<String>; 5] =
+            fields.try_into().map_err(|_| QueueError::Corrupt(format!("state of run {run}")))?;
         let idempotency = match field.filter(|f| !f.is_empty()) {
             Some(f) => IdempotencyKey::Field(f),
             None => IdempotencyKey::PerRun { nonce: nonce.unwrap_or_default() },
