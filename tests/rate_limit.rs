@@ -158,6 +158,7 @@ async fn retry_after_pauses_the_whole_fleet() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_no_rate_configured_the_limit_is_discovered() {
     let mut env = TestEnv::start(SimConfig { rate_per_second: 200, burst: 20, ..SimConfig::default() }).await;
+    env.unset("CXRELAY_RATE");
     env.enqueue_generated("discover", 3000);
     let _w1 = env.spawn_worker(32);
     let _w2 = env.spawn_worker(32);

@@ -188,6 +188,8 @@ impl TestEnv {
         let mut env = HashMap::new();
         env.insert("REDIS_URL".to_owned(), redis_url.clone());
         env.insert("CXRELAY_NAMESPACE".to_owned(), namespace.clone());
+        // Tests of other subjects run without a rate budget; rate tests set or unset it.
+        env.insert("CXRELAY_RATE".to_owned(), "0".to_owned());
         env.insert("CXRELAY_API_BASE".to_owned(), sim.base_url());
         env.insert("CXRELAY_CLIENT_ID".to_owned(), "sim-client".to_owned());
         env.insert("CXRELAY_CLIENT_SECRET".to_owned(), "sim-secret".to_owned());
@@ -217,6 +219,12 @@ impl TestEnv {
     /// Sets an environment variable for the processes started from now on.
     pub fn set(&mut self, key: &str, value: impl ToString) -> &mut Self {
         self.env.insert(key.to_owned(), value.to_string());
+        self
+    }
+
+    /// Removes an environment variable for the processes started from now on.
+    pub fn unset(&mut self, key: &str) -> &mut Self {
+        self.env.remove(key);
         self
     }
 

@@ -104,7 +104,8 @@ impl ItemHandler {
         };
         let body = Bytes::from(template.body(job.index, &job.item));
         let attempt = self.client.execute(&job.run.action, &key, body).await;
-        self.gate.observe(&attempt, probe, job.is_fresh()).await;
+        // Only an item that never failed before makes a failed probe news about the target.
+        self.gate.observe(&attempt, probe, job.attempts == 0).await;
         judge(&self.policy, job.attempts, job.throttled, &attempt, rand::random::<f64>())
     }
 }
