@@ -195,3 +195,25 @@ async fn two_actions_of_one_tenant_share_one_budget() {
     let throttled = arrivals.iter().filter(|a| a.status == 429).count();
     assert!(throttled * 100 <= arrivals.len(), "{throttled} 429s of {} requests", arrivals.len());
 }
+
+/// A target that states its limit (`RateLimit-Policy: 200;w=1`) spares the search: the budget
+/// cruises just under the stated limit and 429s are next to none.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stated_limit_replaces_the_search() {
+    let mut env = TestEnv::start(SimConfig { rate_per_second: 200, burst: 20, rate_limit_headers: true, ..SimConfig::default() }).await;
+    env.unset("CXRELAY_RATE");
+    env.enqueue_generated("stated", 1500);
+    let _w1 = env.spawn_worker(32);
+    let _w2 = env.spawn_worker(32);
+    let report = env.wait_finished("stated", Duration::from_secs(60)).await;
+    assert_eq!((report.succeeded, report.failed), (1500, 0));
+    let mut conn = env.redis().await;
+    let key = env.keys().budget("default", None);
+    let (ceiling, phase): (Option<f64>, Option<String>) = redis::cmd("HMGET").arg(&key).arg("ceiling").arg("phase").query_async(&mut conn).await.unwrap();
+    // Cruising under the stated 200/s (a later 429 may refine the ceiling a little).
+    assert_eq!(phase.as_deref(), Some("cruise"));
+    assert!((180.0..=200.0).contains(&ceiling.unwrap()), "ceiling {ceiling:?}");
+    let stats = env.sim.stats();
+    assert!(stats.status_429 * 100 <= stats.requests, "{} 429s of {} requests", stats.status_429, stats.requests);
+    assert!(env.logs().contains("ratelimit.hint"), "{}", env.logs());
+}

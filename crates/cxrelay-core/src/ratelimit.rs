@@ -151,9 +151,49 @@ impl Adaptive {
     }
 }
 
+/// The requests per second a `RateLimit-Policy` header states, if it states one.
+///
+/// Accepts the draft forms `100;w=10` and `"name";q=100;w=10`, several policies separated by
+/// commas (the strictest per-second rate wins). A policy without a window (`w`) says nothing
+/// about a rate and is ignored, as are `X-RateLimit-Limit` style headers, whose window varies
+/// from one API to the next (often an hour).
+pub fn parse_rate_policy(value: &str) -> Option<f64> {
+    value
+        .split(',')
+        .filter_map(|policy| {
+            let mut parts = policy.split(';').map(str::trim);
+            let first = parts.next()?;
+            let mut quota = first.parse::<f64>().ok();
+            let mut window = None;
+            for p in parts {
+                let (k, v) = p.split_once('=')?;
+                match k.trim() {
+                    "q" => quota = v.trim().parse().ok(),
+                    "w" => window = v.trim().parse::<f64>().ok(),
+                    _ => {}
+                }
+            }
+            let (q, w) = (quota?, window?);
+            (q > 0.0 && w > 0.0 && q.is_finite() && w.is_finite()).then(|| q / w)
+        })
+        .min_by(|a, b| a.total_cmp(b))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rate_policies() {
+        assert_eq!(parse_rate_policy("200;w=1"), Some(200.0));
+        assert_eq!(parse_rate_policy("100;w=10"), Some(10.0));
+        assert_eq!(parse_rate_policy("\"burst\";q=100;w=1, \"daily\";q=1000;w=86400"), Some(1000.0 / 86400.0));
+        assert_eq!(parse_rate_policy("10;w=1, 300;w=60"), Some(5.0));
+        assert_eq!(parse_rate_policy("100"), None, "no window, no rate");
+        assert_eq!(parse_rate_policy("abc;w=x"), None);
+        assert_eq!(parse_rate_policy("0;w=1"), None);
+        assert_eq!(parse_rate_policy(""), None);
+    }
 
     #[test]
     fn first_burst_goes_at_once_then_requests_are_spaced() {

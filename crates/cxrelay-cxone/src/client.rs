@@ -185,6 +185,9 @@ pub struct Attempt {
     pub latency: Duration,
     /// The raw `Retry-After` header of the (last) response, if present.
     pub retry_after: Option<String>,
+    /// The raw `RateLimit-Policy` header of the (last) response, if present: the target's own
+    /// statement of its limit, which rate discovery starts from.
+    pub rate_policy: Option<String>,
     /// Bounded (≤ 300 chars) body excerpt for a non-2xx answer, or the failure description;
     /// secrets redacted.
     pub error: Option<String>,
@@ -215,6 +218,7 @@ impl Attempt {
             status: err.status(),
             latency: start.elapsed(),
             retry_after: None,
+            rate_policy: None,
             error: Some(text::excerpt(&format!("token request failed: {err}"))),
             transport: err.transport(),
             auth_failed: true,
@@ -227,6 +231,7 @@ impl Attempt {
             status: None,
             latency: start.elapsed(),
             retry_after: None,
+            rate_policy: None,
             error: Some(text::excerpt(&text::scrub(&text::describe(err), &[]))),
             transport: Some(classify(err)),
             auth_failed: false,
@@ -248,6 +253,11 @@ impl Attempt {
             .get(RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
+        let rate_policy = resp
+            .headers()
+            .get("ratelimit-policy")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
         let error = if status.is_success() {
             text::drain(resp).await;
             None
@@ -265,6 +275,7 @@ impl Attempt {
             status: Some(status.as_u16()),
             latency: start.elapsed(),
             retry_after,
+            rate_policy,
             error,
             transport: None,
             auth_failed: false,

@@ -135,6 +135,18 @@ impl FleetLimits {
         Ok(Duration::from_micros(remaining))
     }
 
+    /// The target stated its limit (`RateLimit-Policy`): a budget still discovering it cruises
+    /// just under it from now on. Returns whether the hint was taken.
+    pub async fn hint(&self, limit: f64, budget: &BudgetConfig) -> Result<bool, QueueError> {
+        let taken: u8 = scripts::HINT
+            .key(self.keys.budget(&self.tenant, None))
+            .arg(limit)
+            .arg(budget.rate)
+            .invoke_async(&mut self.conn.clone())
+            .await?;
+        Ok(taken == 1)
+    }
+
     /// The remaining fleet-wide pause of the tenant's budget.
     pub async fn pause_remaining(&self) -> Result<Duration, QueueError> {
         let us: u64 = scripts::PAUSE.key(self.keys.budget(&self.tenant, None)).invoke_async(&mut self.conn.clone()).await?;

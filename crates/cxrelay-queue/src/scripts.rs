@@ -24,6 +24,8 @@ pub static CHECKPOINT: LazyLock<Script> = LazyLock::new(|| Script::new(include_s
 pub static ACQUIRE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("scripts/acquire.lua")));
 /// Pause a budget after a 429 and lower its adaptive rate.
 pub static THROTTLE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("scripts/throttle.lua")));
+/// Take a limit the target stated as a discovering budget's ceiling.
+pub static HINT: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("scripts/hint.lua")));
 /// Remaining fleet-wide pause of a budget.
 pub static PAUSE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("scripts/pause.lua")));
 /// The fleet-wide circuit breaker of a target.

@@ -10,10 +10,12 @@
 
 use std::collections::BTreeMap;
 use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use cxrelay_core::classify::is_breaker_failure;
+use cxrelay_core::ratelimit::parse_rate_policy;
 use cxrelay_core::retry::parse_retry_after;
 use cxrelay_cxone::Attempt;
 use cxrelay_queue::{BreakerConfig, BudgetConfig, FleetLimits, ProbeResult};
@@ -104,6 +106,8 @@ pub struct Gate {
     breaker: Mutex<BreakerView>,
     unreported: Mutex<Unreported>,
     pause: Mutex<Option<(Instant, Instant)>>,
+    /// A limit the target stated was passed to the budget (once per process is enough).
+    hinted: AtomicBool,
 }
 
 fn jitter(d: Duration) -> Duration {
@@ -126,6 +130,7 @@ impl Gate {
             breaker: Mutex::new(BreakerView { open_until: None, fetched: stale }),
             unreported: Mutex::new(Unreported { answers: 0, failures: 0, since: Instant::now() }),
             pause: Mutex::default(),
+            hinted: AtomicBool::new(false),
         }
     }
 
@@ -161,12 +166,15 @@ impl Gate {
 
     /// Reserves a slot of the tenant's budget (or of an action's sub-limit) and waits for it.
     async fn reserve(&self, action: Option<&str>, budget: &BudgetConfig) -> Result<(), Admission> {
+        let asked = Instant::now();
         match self.limits.acquire(action, budget, self.config.max_wait).await {
             Ok(r) if r.reserved => {
                 if r.wait > Duration::from_millis(2) {
                     tokio::time::sleep(r.wait).await;
-                    // A 429 elsewhere in the fleet may have paused the budget while this slot
-                    // was waiting: the pause wins over an older reservation.
+                }
+                // A 429 elsewhere in the fleet may have paused the budget while this slot was
+                // waiting (or this process was stalled): the pause wins over an older reservation.
+                if asked.elapsed() > Duration::from_millis(20) {
                     match self.limits.pause_remaining().await {
                         Ok(p) if !p.is_zero() => return Err(Admission::Defer(jitter(p), DeferReason::Paused)),
                         Ok(_) => {}
@@ -241,6 +249,7 @@ impl Gate {
         if attempt.auth_failed {
             return;
         }
+        self.take_hint(attempt).await;
         if attempt.status == Some(429) {
             self.throttle(attempt).await;
         }
@@ -290,6 +299,24 @@ impl Gate {
                 u.answers += answers;
                 u.failures += failures;
                 tracing::warn!(error = %e, "could not report to the circuit breaker");
+            }
+        }
+    }
+
+    /// While discovering, a limit the target states (`RateLimit-Policy`) replaces the search.
+    async fn take_hint(&self, attempt: &Attempt) {
+        let Some(budget) = self.config.budget.filter(|b| b.discover) else { return };
+        if self.hinted.load(Ordering::Relaxed) {
+            return;
+        }
+        let Some(limit) = attempt.rate_policy.as_deref().and_then(parse_rate_policy) else { return };
+        self.hinted.store(true, Ordering::Relaxed);
+        match self.limits.hint(limit, &budget).await {
+            Ok(true) => tracing::info!(event = "ratelimit.hint", limit, "the target states its rate limit; cruising under it"),
+            Ok(false) => {}
+            Err(e) => {
+                self.hinted.store(false, Ordering::Relaxed);
+                tracing::warn!(error = %e, "could not record the target's stated rate limit");
             }
         }
     }

@@ -1,0 +1,16 @@
+-- hint: the target stated its limit (a RateLimit-Policy header); a budget still discovering it
+-- takes that as a confirmed ceiling and cruises just under it, skipping the search.
+-- KEYS[1] budget hash  NS:{rl:TENANT}  (fields: see acquire.lua)
+-- ARGV: the stated limit (requests/s), the highest rate discovery may reach
+-- Returns 1 when the hint was taken, 0 when the budget already cruises under a ceiling (from an
+-- earlier hint, or from 429s, which are the better evidence; slow probing still finds a raised
+-- limit).
+local key = KEYS[1]
+local limit = math.min(tonumber(ARGV[1]), tonumber(ARGV[2]))
+if redis.call('HGET', key, 'phase') == 'cruise' then return 0 end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+redis.call('HSET', key, 'ceiling', string.format('%.9f', limit), 'rate', string.format('%.9f', limit * 0.995),
+  'probe', string.format('%.9f', 1 / 64), 'phase', 'cruise', 'adjusted', now)
+redis.call('EXPIRE', key, 86400)
+return 1
