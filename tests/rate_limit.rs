@@ -101,6 +101,62 @@ async fn a_confirmed_ceiling_slows_probing_in_the_scripts() {
     assert_eq!(field("ceiling").await, Some(60.0));
 }
 
+/// The scripts run `Discovery`'s rules: doubling while saturated, halving on the first 429,
+/// climbing, then a ceiling at the second 429; a stated limit skips the search.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn discovery_in_the_scripts_follows_the_model() {
+    use cxrelay_core::ratelimit::{Discovery, Phase};
+    let env = TestEnv::start(SimConfig::default()).await;
+    let mut conn = env.store().await.conn();
+    let limits = FleetLimits::new(conn.clone(), env.keys(), "t");
+    let key = env.keys().budget("t", None);
+    let budget = BudgetConfig { rate: 100_000.0, burst: 1, adaptive: true, discover: true, initial: 50.0 };
+    let reader = conn.clone();
+    let field = |name: &'static str| {
+        let (key, mut conn) = (key.clone(), reader.clone());
+        async move { redis::cmd("HGET").arg(&key).arg(name).query_async::<Option<String>>(&mut conn).await.unwrap() }
+    };
+    // Make the last adjustment exactly one second ago on the Redis clock, with every slot used.
+    let age_one_second = |mut conn: redis::aio::ConnectionManager| {
+        let key = key.clone();
+        async move {
+            let (secs, micros): (u64, u64) = redis::cmd("TIME").query_async(&mut conn).await.unwrap();
+            let now = secs * 1_000_000 + micros;
+            let _: () = redis::cmd("HSET").arg(&key).arg("adjusted").arg(now - 1_000_000).arg("tat").arg(now + 10_000_000).query_async(&mut conn).await.unwrap();
+        }
+    };
+    let first = limits.acquire(None, &budget, Duration::from_secs(60)).await.unwrap();
+    assert_eq!(first.rate_milli, 50_000, "starts at the initial rate");
+    let mut model = Discovery::new(50.0);
+    for _ in 0..3 {
+        age_one_second(conn.clone()).await;
+        let r = limits.acquire(None, &budget, Duration::from_secs(60)).await.unwrap();
+        model = model.grow(1.0, true, budget.rate);
+        let got = r.rate_milli as f64 / 1000.0;
+        assert!((got / model.rate - 1.0).abs() < 0.01, "slow start: {got} vs {}", model.rate);
+    }
+    let rate = |v: Option<String>| v.unwrap().parse::<f64>().unwrap();
+    let before = rate(field("rate").await);
+    limits.throttle(Duration::from_millis(1), &budget).await.unwrap();
+    model = Discovery { rate: before, ..model }.on_throttle();
+    assert_eq!(field("phase").await.as_deref(), Some("ca"));
+    assert!((rate(field("rate").await) - model.rate).abs() < 1e-6);
+    let _: () = redis::cmd("HSET").arg(env.keys().budget("t", None)).arg("cut_at").arg(0).query_async(&mut conn).await.unwrap();
+    let before = rate(field("rate").await);
+    limits.throttle(Duration::from_millis(1), &budget).await.unwrap();
+    model = Discovery { rate: before, ..model }.on_throttle();
+    assert_eq!((field("phase").await.as_deref(), model.phase), (Some("cruise"), Phase::Cruise));
+    assert!((rate(field("ceiling").await) - model.ceiling.unwrap()).abs() < 1e-6);
+    assert!((rate(field("rate").await) - model.rate).abs() < 1e-6);
+    assert!(!limits.hint(300.0, &budget).await.unwrap(), "a cruising budget keeps its ceiling");
+
+    let fresh = FleetLimits::new(conn.clone(), env.keys(), "u");
+    assert!(fresh.hint(200.0, &budget).await.unwrap());
+    let hinted = Discovery::new(50.0).on_hint(200.0, budget.rate);
+    let r = fresh.acquire(None, &budget, Duration::from_secs(1)).await.unwrap();
+    assert!((r.rate_milli as f64 / 1000.0 - hinted.rate).abs() < 0.01, "{r:?} vs {hinted:?}");
+}
+
 fn max_per_second(times_us: &[u64]) -> usize {
     let mut t = times_us.to_vec();
     t.sort_unstable();

@@ -196,7 +196,7 @@ impl Default for RateSettings {
         Self {
             rate: None,
             initial_rate: 50.0,
-            max_rate: 10_000.0,
+            max_rate: 100_000.0,
             burst: 1,
             adaptive: true,
             max_wait_ms: 2000,

@@ -151,6 +151,80 @@ impl Adaptive {
     }
 }
 
+/// Where limit discovery is (no rate configured): see [`Discovery`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Phase {
+    /// Slow start: the rate doubles every second while the fleet uses every slot.
+    SlowStart,
+    /// After the first 429: the rate climbs by [`CLIMB`] a second.
+    Climb,
+    /// A ceiling is known: the [`Adaptive`] rules apply, scaled to the ceiling.
+    Cruise,
+}
+
+/// Growth factor per second in slow start.
+pub const SLOW_START: f64 = 2.0;
+/// Growth factor per second while climbing after the first 429.
+pub const CLIMB: f64 = 1.1;
+
+/// Limit discovery, for users who do not know their tenant's limit (the default).
+///
+/// The rate starts cautiously and doubles every second while the fleet uses every slot (an
+/// idle fleet learns nothing by raising an unused rate). The first 429 halves it: it doubled
+/// within the last second, so half of it was still accepted. It then climbs slowly until the
+/// next 429, whose rate becomes the ceiling (the send-count estimate of [`Adaptive`] needs a
+/// steady rate, which a climb is not); from there on the adaptive rules cruise just under it.
+/// A target that states its limit (`RateLimit-Policy`) skips the search: the stated limit is
+/// the ceiling at once. The Lua scripts (`acquire.lua`, `throttle.lua`, `hint.lua`) run these
+/// rules on the Redis server; this is the reference they are tested against.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Discovery {
+    /// The rate in force.
+    pub rate: f64,
+    /// The phase.
+    pub phase: Phase,
+    /// The ceiling found (cruise only).
+    pub ceiling: Option<f64>,
+}
+
+impl Discovery {
+    /// Starts at `initial`.
+    pub fn new(initial: f64) -> Self {
+        Self { rate: initial, phase: Phase::SlowStart, ceiling: None }
+    }
+
+    /// `secs` passed; `saturated` when the fleet used every slot. Cruise is [`Adaptive`]'s.
+    pub fn grow(self, secs: f64, saturated: bool, max: f64) -> Self {
+        let factor = match self.phase {
+            Phase::SlowStart => SLOW_START,
+            Phase::Climb => CLIMB,
+            Phase::Cruise => return self,
+        };
+        if !saturated {
+            return self;
+        }
+        Self { rate: (self.rate * factor.powf(secs)).min(max), ..self }
+    }
+
+    /// A 429 was met (once per pause window).
+    pub fn on_throttle(self) -> Self {
+        match self.phase {
+            Phase::SlowStart => Self { rate: (self.rate / 2.0).max(0.1), phase: Phase::Climb, ceiling: None },
+            Phase::Climb => Self { rate: self.rate * CRUISE, phase: Phase::Cruise, ceiling: Some(self.rate) },
+            Phase::Cruise => self,
+        }
+    }
+
+    /// The target stated its limit: unless already cruising, cruise just under it.
+    pub fn on_hint(self, limit: f64, max: f64) -> Self {
+        if self.phase == Phase::Cruise {
+            return self;
+        }
+        let limit = limit.min(max);
+        Self { rate: limit * CONFIRMED_CRUISE, phase: Phase::Cruise, ceiling: Some(limit) }
+    }
+}
+
 /// The requests per second a `RateLimit-Policy` header states, if it states one.
 ///
 /// Accepts the draft forms `100;w=10` and `"name";q=100;w=10`, several policies separated by
@@ -182,6 +256,24 @@ pub fn parse_rate_policy(value: &str) -> Option<f64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn discovery_doubles_halves_climbs_then_cruises() {
+        let d = Discovery::new(50.0);
+        assert_eq!(d.grow(1.0, false, 1e5), d, "an idle fleet does not raise the rate");
+        let d = d.grow(1.0, true, 1e5).grow(1.0, true, 1e5).grow(1.0, true, 1e5);
+        assert!((d.rate - 400.0).abs() < 1e-9);
+        let d = d.on_throttle();
+        assert_eq!((d.rate, d.phase), (200.0, Phase::Climb));
+        let d = d.grow(1.0, true, 1e5);
+        assert!((d.rate - 220.0).abs() < 1e-9);
+        let d = d.on_throttle();
+        assert_eq!((d.phase, d.ceiling), (Phase::Cruise, Some(d.rate / CRUISE)));
+        assert_eq!(Discovery::new(50.0).grow(30.0, true, 1000.0).rate, 1000.0, "capped");
+        let hinted = Discovery::new(50.0).on_hint(200.0, 1e5);
+        assert_eq!((hinted.phase, hinted.ceiling), (Phase::Cruise, Some(200.0)));
+        assert_eq!(hinted.on_hint(300.0, 1e5), hinted, "a cruising budget keeps its ceiling");
+    }
 
     #[test]
     fn rate_policies() {

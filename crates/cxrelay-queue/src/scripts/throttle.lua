@@ -4,7 +4,7 @@
 --         kept so an operator can see why the rate is where it is)
 -- ARGV: pause (us; the Retry-After, or a backoff when absent), adaptive (1|0), configured rate,
 --       burst, discover (1|0)
--- Discovery (no rate configured): a 429 in slow start halves the rate (it doubled within the last
+-- Discovery (no rate configured; mirrors cxrelay_core::ratelimit::Discovery): a 429 in slow start halves the rate (it doubled within the last
 -- second, so half of it was still accepted) and climbing goes on slowly; a 429 while climbing
 -- takes the rate in force as the ceiling (the estimate below needs a steady rate, which a
 -- climb is not); from then on the adaptive rules apply, scaled to the ceiling.
