@@ -400,6 +400,21 @@ impl Shared {
             }
             let fetched = self.store.fetch(meta, consumer, budget - jobs.len()).await?;
             match fetched.status.as_str() {
+                "active" if fetched.nonce != meta.nonce => {
+                    // The run id was reused (the old run expired, a new one was created) since this
+                    // process read the run: its items must go out with the new run's keys.
+                    let fresh = match self.store.run_meta(&meta.run).await? {
+                        Some(m) => Arc::new(m),
+                        None => continue,
+                    };
+                    tracing::info!(run = %meta.run, "the run id was reused; reading the new run");
+                    let mut cache = self.runs.lock().expect("run cache");
+                    if let Some(entry) = cache.runs.iter_mut().find(|(m, _)| m.run == meta.run) {
+                        entry.0 = fresh.clone();
+                    }
+                    drop(cache);
+                    jobs.extend(fetched.deliveries.into_iter().map(|d| d.into_job(&fresh)));
+                }
                 "active" => jobs.extend(fetched.deliveries.into_iter().map(|d| d.into_job(meta))),
                 "loading" => {}
                 _ => {

@@ -19,6 +19,8 @@ pub struct RunMeta {
     pub source: String,
     /// The tenant the run belongs to.
     pub tenant: String,
+    /// The incarnation of the run id (drawn at creation).
+    pub nonce: String,
     /// How the run's items are keyed for the target's idempotency.
     pub idempotency: IdempotencyKey,
 }

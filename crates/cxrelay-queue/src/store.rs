@@ -158,6 +158,8 @@ impl Delivery {
 pub struct Fetched {
     /// The run's status (`active`, `loading`, `finished`, `missing`).
     pub status: String,
+    /// The run's nonce: differs from a cached [`RunMeta`]'s when the run id was reused.
+    pub nonce: String,
     /// Entries delivered to this consumer.
     pub deliveries: Vec<Delivery>,
 }
@@ -384,7 +386,7 @@ impl Store {
             fields.try_into().map_err(|_| QueueError::Corrupt(format!("state of run {run}")))?;
         let idempotency = match field.filter(|f| !f.is_empty()) {
             Some(f) => IdempotencyKey::Field(f),
-            None => IdempotencyKey::PerRun { nonce: nonce.unwrap_or_default() },
+            None => IdempotencyKey::PerRun { nonce: nonce.clone().unwrap_or_default() },
         };
         Ok(action.map(|action| RunMeta {
             run: run.clone(),
@@ -392,6 +394,7 @@ impl Store {
             action,
             source: source.unwrap_or_default(),
             tenant: tenant.unwrap_or_else(|| "default".into()),
+            nonce: nonce.clone().unwrap_or_default(),
             idempotency,
         }))
     }
@@ -411,12 +414,12 @@ impl Store {
             .invoke_async(&mut self.conn.clone())
             .await?;
         let mut it = reply.into_iter();
-        let status: String = match it.next() {
-            Some(v) => redis::from_redis_value(v)?,
-            None => return Err(QueueError::Corrupt("empty fetch reply".into())),
+        let (Some(status), Some(nonce)) = (it.next(), it.next()) else {
+            return Err(QueueError::Corrupt("short fetch reply".into()));
         };
+        let (status, nonce): (String, String) = (redis::from_redis_value(status)?, redis::from_redis_value(nonce)?);
         let rest: Vec<redis::Value> = it.collect();
-        Ok(Fetched { status, deliveries: parse_deliveries(rest, false)? })
+        Ok(Fetched { status, nonce, deliveries: parse_deliveries(rest, false)? })
     }
 
     /// Takes over up to `count` items of one run whose lease (idle time) exceeded `lease`.

@@ -24,7 +24,8 @@ pub struct ItemHandler {
     shape: BodyShape,
     max_redeliveries: u32,
     gate: Gate,
-    templates: Mutex<HashMap<RunId, Arc<BodyTemplate>>>,
+    /// Per run incarnation (id and nonce): a reused run id may name another action or source.
+    templates: Mutex<HashMap<(RunId, String), Arc<BodyTemplate>>>,
 }
 
 impl ItemHandler {
@@ -41,7 +42,7 @@ impl ItemHandler {
     fn template(&self, job: &ItemJob) -> Arc<BodyTemplate> {
         let mut cache = self.templates.lock().expect("template cache");
         cache
-            .entry(job.run.run.clone())
+            .entry((job.run.run.clone(), job.run.nonce.clone()))
             .or_insert_with(|| Arc::new(BodyTemplate::new(self.shape, &job.run.action, &job.run.source, job.run.run.as_str())))
             .clone()
     }

@@ -4,13 +4,15 @@
 -- KEYS[3] done bitmap     NS:{run:ID}:done      bit per index that succeeded
 -- KEYS[4] delayed zset    NS:{run:ID}:delayed   member "index|attempts|429s|deferrals|item", score = due ms
 -- ARGV: group, consumer, count, promote limit
--- Returns {status, e1_id, e1_index, e1_attempts, e1_429s, e1_deferrals, e1_item, e2_id, ...};
--- status is the run's status ('active' delivers; others deliver nothing). Items already
+-- Returns {status, nonce, e1_id, e1_index, e1_attempts, e1_429s, e1_deferrals, e1_item, e2_id, ...};
+-- status is the run's status ('active' delivers; others deliver nothing); nonce tells a worker
+-- whose cached view of the run is from an earlier incarnation of the same run id. Items already
 -- recorded as succeeded are acknowledged and dropped here, so a success is never POSTed again.
 local state, items, done, delayed = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local group, consumer, count, limit = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
-local status = redis.call('HGET', state, 'status')
-if status ~= 'active' then return {status or 'missing'} end
+local v = redis.call('HMGET', state, 'status', 'nonce')
+local status, nonce = v[1], v[2] or ''
+if status ~= 'active' then return {status or 'missing', nonce} end
 local t = redis.call('TIME')
 local now = t[1] * 1000 + math.floor(t[2] / 1000)
 -- Bounded promotion: at most `limit` per call, so 50,000 retries falling due at once are moved
@@ -27,7 +29,7 @@ for _, member in ipairs(due) do
   redis.call('XADD', items, '*', 'i', p[1], 'a', p[2], 't', p[3], 'n', p[4], 'd', string.sub(member, from))
   redis.call('ZREM', delayed, member)
 end
-local out = {status}
+local out = {status, nonce}
 local reply = redis.call('XREADGROUP', 'GROUP', group, consumer, 'COUNT', count, 'STREAMS', items, '>')
 if not reply then return out end
 for _, entry in ipairs(reply[1][2]) do
