@@ -6,7 +6,7 @@
 --   probe        speed of probing above the ceiling (1, divided on each confirmation of it)
 --   adjusted     when the rate was last recovered (us)
 --   pause_until  no sends before this (us), set by throttle.lua on a 429
---   sent         slots reserved so far; epoch_at / epoch_sent / epoch_rate: time, count and rate of
+--   sent         slots reserved so far; epoch_at / epoch_sent: time and count of
 --                the first reservation after the last pause (0 = not yet); throttle.lua estimates
 --                the target's limit from them
 --   phase        discovery only: 'ss' (slow start: the rate doubles every second while the fleet
@@ -83,7 +83,7 @@ if wait > max_wait then
 end
 redis.call('HSET', key, 'tat', tat + interval)
 if tonumber(h[6] or '0') == 0 then
-  redis.call('HSET', key, 'epoch_at', now + wait, 'epoch_sent', tonumber(h[7] or '0'), 'epoch_rate', string.format('%.9f', rate))
+  redis.call('HSET', key, 'epoch_at', now + wait, 'epoch_sent', tonumber(h[7] or '0'))
 end
 redis.call('HINCRBY', key, 'sent', 1)
 return {wait, 1, math.floor(rate * 1000)}

@@ -4,10 +4,12 @@
 --         kept so an operator can see why the rate is where it is)
 -- ARGV: pause (us; the Retry-After, or a backoff when absent), adaptive (1|0), configured rate,
 --       burst, discover (1|0)
--- Discovery (no rate configured; mirrors cxrelay_core::ratelimit::Discovery): a 429 in slow start halves the rate (it doubled within the last
--- second, so half of it was still accepted) and climbing goes on slowly; a 429 while climbing
--- takes the rate in force as the ceiling (the estimate below needs a steady rate, which a
--- climb is not); from then on the adaptive rules apply, scaled to the ceiling.
+-- Discovery (no rate configured; mirrors cxrelay_core::ratelimit::Discovery): a 429 in slow start
+-- halves the rate (it doubled within the last second, so half of it was still accepted) and
+-- climbing goes on slowly; a 429 while climbing takes the rate in force as the first ceiling
+-- (an estimate over a climb would average the climb and land low, and a ceiling found too low
+-- is only probed back up slowly; one found too high comes down at the next 429s, whose
+-- estimates are then taken as in configured adaptive mode).
 -- Adaptive: the target's bucket is empty now and was full when the last pause ended, so its
 -- limit is about (slots sent since − burst) / seconds since; the rate drops to just under that
 -- estimate (and by at least 10%). The observation starts at the first send after the pause (or
@@ -20,7 +22,7 @@ local discover = ARGV[5] == '1'
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local h = redis.call('HMGET', key, 'pause_until', 'rate', 'cut_at', 'tat', 'sent', 'epoch_at', 'epoch_sent',
-  'ceiling', 'probe', 'phase', 'epoch_rate')
+  'ceiling', 'probe', 'phase')
 local until_ = math.max(tonumber(h[1] or '0'), now + pause)
 local tat = tonumber(h[4] or '0')
 local cut = 0
@@ -48,9 +50,7 @@ elseif adaptive and conf > 0 and fresh_cut and (not discover or h[2]) then
   local secs = 0
   if epoch > 0 then secs = (now - epoch) / 1000000 end
   local ceiling = rate
-  -- In discovery, only a steady rate over the observation makes the estimate trustworthy.
-  local steady = not discover or math.abs(rate - tonumber(h[11] or '0')) <= 0.03 * rate
-  if steady and secs >= 0.2 and sent - burst > 0 and (sent - burst) / secs < rate then
+  if secs >= 0.2 and sent - burst > 0 and (sent - burst) / secs < rate then
     ceiling = (sent - burst) / secs
   end
   -- A ceiling met again within 3% is confirmed: probe above it 4x slower (down to 1/64) and
