@@ -150,6 +150,23 @@ async fn discovery_in_the_scripts_follows_the_model() {
     assert!((rate(field("rate").await) - model.rate).abs() < 1e-6);
     assert!(!limits.hint(300.0, &budget).await.unwrap(), "a cruising budget keeps its ceiling");
 
+    // In cruise, a 429 after an observation of a different length than the last one refines the
+    // ceiling with both (no bias from the target's unknown burst), as the model does.
+    let _: () = redis::cmd("HSET")
+        .arg(&key)
+        .arg(&["cut_at", "0", "cut_sent", "620", "cut_secs", "3.0", "sent", "1320", "epoch_sent", "1000", "tat", "0", "rate", "230", "ceiling", "240"])
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let (secs, micros): (u64, u64) = redis::cmd("TIME").query_async(&mut conn).await.unwrap();
+    let _: () = redis::cmd("HSET").arg(&key).arg("epoch_at").arg(secs * 1_000_000 + micros - 1_500_000).query_async(&mut conn).await.unwrap();
+    limits.throttle(Duration::from_millis(1), &budget).await.unwrap();
+    let ceiling = rate(field("ceiling").await);
+    let secs = rate(field("cut_secs").await);
+    let one = cxrelay_core::ratelimit::estimate_limit(320.0, 1, secs).unwrap();
+    let want = cxrelay_core::ratelimit::refine_estimate(one, (620.0, 3.0), (320.0, secs));
+    assert!((ceiling - want).abs() < 1e-6 && ceiling < one, "ceiling {ceiling}, model {want}, one-point {one}");
+
     let fresh = FleetLimits::new(conn.clone(), env.keys(), "u");
     assert!(fresh.hint(200.0, &budget).await.unwrap());
     let hinted = Discovery::new(50.0).on_hint(200.0, budget.rate);

@@ -109,6 +109,24 @@ pub fn estimate_limit(sent: f64, burst: u32, elapsed_secs: f64) -> Option<f64> {
     (elapsed_secs >= MIN_ESTIMATE_SECS && accepted_beyond_burst > 0.0).then(|| accepted_beyond_burst / elapsed_secs)
 }
 
+/// Refines an estimate when the target's burst is unknown (discovery), from this observation
+/// and the previous one: both satisfy `sent = burst + limit × secs`, so two of different lengths
+/// (at least half a second apart) give the limit without the burst's bias. `estimate` is
+/// [`estimate_limit`]'s answer for this observation; a result below 80% of it is taken for
+/// noise, and so is one implying a negative burst.
+pub fn refine_estimate(estimate: f64, previous: (f64, f64), now: (f64, f64)) -> f64 {
+    let ((prev_sent, prev_secs), (sent, secs)) = (previous, now);
+    if (secs - prev_secs).abs() < 0.5 {
+        return estimate;
+    }
+    let limit = (sent - prev_sent) / (secs - prev_secs);
+    if limit >= 0.8 * estimate && sent - limit * secs >= 0.0 {
+        limit
+    } else {
+        estimate
+    }
+}
+
 impl Adaptive {
     /// Starts at the configured rate.
     pub fn new(configured: f64) -> Self {
@@ -273,6 +291,18 @@ mod tests {
         let hinted = Discovery::new(50.0).on_hint(200.0, 1e5);
         assert_eq!((hinted.phase, hinted.ceiling), (Phase::Cruise, Some(200.0)));
         assert_eq!(hinted.on_hint(300.0, 1e5), hinted, "a cruising budget keeps its ceiling");
+    }
+
+    #[test]
+    fn two_observations_remove_the_unknown_burst() {
+        // A 200/s target with a burst of 20, seen with a configured burst of 1.
+        let (limit, burst) = (200.0, 20.0);
+        let obs = |secs: f64| (burst + limit * secs, secs);
+        let one = estimate_limit(obs(1.5).0, 1, 1.5).unwrap();
+        assert!(one > 212.0, "the one-point estimate is biased high: {one}");
+        assert!((refine_estimate(one, obs(3.0), obs(1.5)) - limit).abs() < 1e-9);
+        assert_eq!(refine_estimate(one, obs(1.4), obs(1.5)), one, "too close to tell");
+        assert_eq!(refine_estimate(one, (10.0, 3.0), obs(1.5)), one, "a negative burst is noise");
     }
 
     #[test]

@@ -22,7 +22,7 @@ local discover = ARGV[5] == '1'
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local h = redis.call('HMGET', key, 'pause_until', 'rate', 'cut_at', 'tat', 'sent', 'epoch_at', 'epoch_sent',
-  'ceiling', 'probe', 'phase')
+  'ceiling', 'probe', 'phase', 'cut_sent', 'cut_secs')
 local until_ = math.max(tonumber(h[1] or '0'), now + pause)
 local tat = tonumber(h[4] or '0')
 local cut = 0
@@ -50,9 +50,18 @@ elseif adaptive and conf > 0 and fresh_cut and (not discover or h[2]) then
   local secs = 0
   if epoch > 0 then secs = (now - epoch) / 1000000 end
   local ceiling = rate
-  if secs >= 0.2 and sent - burst > 0 and (sent - burst) / secs < rate then
-    ceiling = (sent - burst) / secs
+  local estimate = nil
+  if secs >= 0.2 and sent - burst > 0 then estimate = (sent - burst) / secs end
+  -- Discovery does not know the target's burst, which biases that estimate high by
+  -- burst / secs; two observations of different lengths give the limit without it
+  -- (sent = burst + limit x secs). A result far below the one-point estimate is noise.
+  -- Mirrors cxrelay_core::ratelimit::refine_estimate.
+  local prev_sent, prev_secs = tonumber(h[11] or ''), tonumber(h[12] or '')
+  if discover and estimate and prev_sent and prev_secs and math.abs(secs - prev_secs) >= 0.5 then
+    local limit = (sent - prev_sent) / (secs - prev_secs)
+    if limit >= 0.8 * estimate and sent - limit * secs >= 0 then estimate = limit end
   end
+  if estimate and estimate < rate then ceiling = estimate end
   -- A ceiling met again within 3% is confirmed: probe above it 4x slower (down to 1/64) and
   -- cruise closer to it; a moved ceiling restores fast probing (Adaptive::on_throttle).
   local old_ceiling, probe = tonumber(h[8] or ''), tonumber(h[9] or '1')
