@@ -76,3 +76,23 @@ async fn invalid_items_are_recorded_and_never_sent() {
     indexes.sort();
     assert_eq!(indexes, vec!["0", "4"], "invalid items are never sent");
 }
+
+/// A bad argument is exit 2, names the value, and leaves nothing behind.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_arguments_are_refused_before_anything_is_enqueued() {
+    let env = TestEnv::start(SimConfig::default()).await;
+    let file = env.write_file("ok.json", b"[{\"a\": 1}]");
+    let cases: [(&[&str], &str); 4] = [
+        (&["--action", "act", "--run-id", "x{y"], "invalid --run-id \"x{y\""),
+        (&["--action", "act", "--run-id", "args", "--tenant", "a b"], "invalid --tenant \"a b\""),
+        (&["--action", "act", "--run-id", "args", "--idempotency-field", " "], "--idempotency-field must name a field"),
+        (&["--run-id", "args", "--action", " "], "--action must not be empty"),
+    ];
+    for (args, message) in cases {
+        let out = env.cxrelay().arg("enqueue").args(args).arg(&file).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains(message) && stderr.contains("nothing was enqueued"), "{args:?}: {stderr}");
+    }
+    assert_nothing_left(&env, "args").await;
+}

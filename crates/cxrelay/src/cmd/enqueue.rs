@@ -2,8 +2,9 @@
 //! [--max-items N] [--format json|ndjson] FILE|-`
 //!
 //! Exit codes: 0 all items accepted; 3 the run was created but some items were rejected by
-//! validation (listed on stderr, recorded in the run); 2 the input is unusable (malformed,
-//! empty, unreadable) and nothing was enqueued; 1 any other error.
+//! validation (listed on stderr, recorded in the run); 2 the input or an argument is unusable
+//! (malformed, empty or unreadable input; a bad run id, tenant or field name) and nothing was
+//! enqueued; 1 any other error.
 
 use std::io::IsTerminal;
 use std::process::ExitCode;
@@ -50,11 +51,28 @@ pub struct Args {
     input: String,
 }
 
+/// Prints an argument error and returns exit code 2 (nothing was enqueued).
+fn usage_error(message: &str) -> ExitCode {
+    eprintln!("error: {message}; nothing was enqueued");
+    ExitCode::from(2)
+}
+
 /// Enqueues the input and prints the run id.
 pub async fn run(settings: &Settings, args: Args) -> anyhow::Result<ExitCode> {
-    let run_id = args.run_id.as_deref().map(RunId::parse).transpose().context("invalid --run-id")?;
+    // Arguments are checked before anything else, so a bad one is exit 2 with nothing enqueued.
+    let run_id = match args.run_id.as_deref().map(RunId::parse).transpose() {
+        Ok(r) => r,
+        Err(e) => return Ok(usage_error(&format!("invalid --run-id {:?}: {e}", args.run_id.as_deref().unwrap_or("")))),
+    };
     if args.action.trim().is_empty() {
-        anyhow::bail!("--action must not be empty");
+        return Ok(usage_error("--action must not be empty"));
+    }
+    let tenant = args.tenant.clone().unwrap_or_else(|| settings.target.tenant.clone());
+    if let Err(reason) = cxrelay_core::ids::check_name(&tenant) {
+        return Ok(usage_error(&format!("invalid --tenant {tenant:?}: {reason}")));
+    }
+    if args.idempotency_field.as_deref().is_some_and(|f| f.trim().is_empty()) {
+        return Ok(usage_error("--idempotency-field must name a field"));
     }
     let format = match args.format.as_deref() {
         Some(f) => InputFormat::parse(f).expect("clap checked the value"),
@@ -71,15 +89,6 @@ pub async fn run(settings: &Settings, args: Args) -> anyhow::Result<ExitCode> {
             }
         }
     };
-    let tenant = args.tenant.clone().unwrap_or_else(|| settings.target.tenant.clone());
-    if let Err(reason) = cxrelay_core::ids::check_name(&tenant) {
-        anyhow::bail!("invalid --tenant {tenant:?}: {reason}");
-    }
-    if let Some(f) = &args.idempotency_field {
-        if f.trim().is_empty() {
-            anyhow::bail!("--idempotency-field must name a field");
-        }
-    }
     let url = cxrelay_worker::setup::redis_url(settings);
     let store = Store::connect(&url, cxrelay_worker::setup::store_options(settings))
         .await
