@@ -303,7 +303,7 @@ impl TestEnv {
 
     /// Store options of this test (its namespace).
     pub fn store_options(&self) -> StoreOptions {
-        StoreOptions { keys: self.keys(), retention_secs: 3600, history_len: 10 }
+        StoreOptions { keys: self.keys(), retention_secs: 3600, ..StoreOptions::default() }
     }
 
     /// A store on this test's Redis.

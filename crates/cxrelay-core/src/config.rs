@@ -266,11 +266,14 @@ pub struct QueueSettings {
     pub retention_secs: u64,
     /// Attempts kept in an item's history (the last N).
     pub history_len: u32,
+    /// Seconds a run that is still loading lives without a new chunk: a producer killed
+    /// mid-load leaves a run that expires instead of one workers look at forever.
+    pub loading_ttl_secs: u64,
 }
 
 impl Default for QueueSettings {
     fn default() -> Self {
-        Self { namespace: "cxr".into(), retention_secs: 7 * 24 * 3600, history_len: 10 }
+        Self { namespace: "cxr".into(), retention_secs: 7 * 24 * 3600, history_len: 10, loading_ttl_secs: 24 * 3600 }
     }
 }
 
@@ -402,6 +405,9 @@ impl Settings {
         if let Some(v) = env("CXRELAY_NAMESPACE") {
             self.queue.namespace = v;
         }
+        if let Some(v) = env("CXRELAY_LOADING_TTL_SECS") {
+            self.queue.loading_ttl_secs = parse_env("CXRELAY_LOADING_TTL_SECS", v, "expected seconds")?;
+        }
         if let Some(v) = env("CXRELAY_RETENTION_SECS") {
             self.queue.retention_secs = parse_env("CXRELAY_RETENTION_SECS", v, "expected seconds")?;
         }
@@ -450,6 +456,9 @@ impl Settings {
         }
         if let Err(reason) = crate::ids::check_name(&self.target.tenant) {
             return Err(ConfigError::Invalid { key: "target.tenant", reason });
+        }
+        if self.queue.loading_ttl_secs == 0 {
+            return bad("queue.loading_ttl_secs", "must be at least 1 second");
         }
         if !(1..=1000).contains(&self.queue.history_len) {
             return bad("queue.history_len", "must be between 1 and 1000");

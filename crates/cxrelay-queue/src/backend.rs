@@ -180,7 +180,12 @@ impl StreamBackend {
             let blocking = connect(&config.redis_url, config.idle_wait + Duration::from_secs(10)).await;
             match (main, blocking) {
                 (Ok(m), Ok(b)) => {
-                    let opts = StoreOptions { keys: config.keys.clone(), retention_secs: config.retention_secs, history_len: config.history_len };
+                    let opts = StoreOptions {
+                        keys: config.keys.clone(),
+                        retention_secs: config.retention_secs,
+                        history_len: config.history_len,
+                        ..StoreOptions::default()
+                    };
                     break (Store::with_conn(m, opts), b);
                 }
                 (Err(e), _) | (_, Err(e)) => {

@@ -173,11 +173,13 @@ pub struct StoreOptions {
     pub retention_secs: u64,
     /// Attempts kept per item history.
     pub history_len: u32,
+    /// Seconds a run still loading lives without a new chunk (its producer died).
+    pub loading_ttl_secs: u64,
 }
 
 impl Default for StoreOptions {
     fn default() -> Self {
-        Self { keys: Keyspace::default(), retention_secs: 7 * 24 * 3600, history_len: 10 }
+        Self { keys: Keyspace::default(), retention_secs: 7 * 24 * 3600, history_len: 10, loading_ttl_secs: 24 * 3600 }
     }
 }
 
@@ -243,6 +245,7 @@ impl Store {
             .arg(new.tenant)
             .arg(cxrelay_core::ids::run_nonce())
             .arg(new.idempotency_field.unwrap_or(""))
+            .arg(self.opts.loading_ttl_secs)
             .invoke_async(&mut conn)
             .await?;
         if created == 0 && existing_tenant != new.tenant {
@@ -262,7 +265,7 @@ impl Store {
         let keys = self.opts.keys.run(run);
         let mut inv = scripts::ENQUEUE.prepare_invoke();
         inv.key(&keys.state).key(&keys.items).key(&keys.invalid).key(&keys.finished);
-        inv.arg(first).arg(items.len());
+        inv.arg(first).arg(items.len()).arg(self.opts.loading_ttl_secs);
         for it in items {
             match it {
                 ChunkItem::Valid(json) => inv.arg("v").arg(json.as_str()),

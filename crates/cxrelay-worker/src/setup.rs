@@ -23,6 +23,7 @@ pub fn store_options(settings: &Settings) -> StoreOptions {
         keys: Keyspace::new(&settings.queue.namespace),
         retention_secs: settings.queue.retention_secs,
         history_len: settings.queue.history_len,
+        loading_ttl_secs: settings.queue.loading_ttl_secs,
     }
 }
 

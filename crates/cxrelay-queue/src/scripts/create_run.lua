@@ -2,11 +2,18 @@
 -- KEYS[1] state hash   NS:{run:ID}:state
 -- KEYS[2] items stream NS:{run:ID}:items
 -- ARGV: id, action, source, group, max_items ('' = none), tenant, nonce (a fresh random token:
---       part of every Idempotency-Key of this incarnation of the run), idempotency field ('' = none)
+--       part of every Idempotency-Key of this incarnation of the run), idempotency field ('' = none),
+--       loading TTL (s): a run still loading expires unless a chunk or a seal comes within it, so a
+--       producer killed mid-load leaves nothing that lives forever
 -- Returns: {created (1|0), status, action, next_index, tenant}
 local state, items = KEYS[1], KEYS[2]
+local loading_ttl = tonumber(ARGV[9])
 if redis.call('EXISTS', state) == 1 then
   local v = redis.call('HMGET', state, 'status', 'action', 'next_index', 'tenant')
+  if v[1] == 'loading' then
+    redis.call('EXPIRE', state, loading_ttl)
+    redis.call('EXPIRE', items, loading_ttl)
+  end
   return {0, v[1] or '', v[2] or '', tonumber(v[3] or '0'), v[4] or 'default'}
 end
 local t = redis.call('TIME')
@@ -19,4 +26,6 @@ if ARGV[5] ~= '' then redis.call('HSET', state, 'max_items', ARGV[5]) end
 if redis.call('EXISTS', items) == 0 then
   redis.call('XGROUP', 'CREATE', items, ARGV[4], '0', 'MKSTREAM')
 end
+redis.call('EXPIRE', state, loading_ttl)
+redis.call('EXPIRE', items, loading_ttl)
 return {1, 'loading', ARGV[2], 0, ARGV[6]}

@@ -3,8 +3,9 @@
 -- KEYS[2] items stream     NS:{run:ID}:items
 -- KEYS[3] invalid hash     NS:{run:ID}:invalid   index -> reason
 -- KEYS[4] finished bitmap  NS:{run:ID}:finished  bit per index: succeeded, failed or invalid
--- ARGV[1] index of the chunk's first item, ARGV[2] item count,
--- then per item two values: kind ('v' valid | 'x' invalid) and data (item JSON | reason).
+-- ARGV[1] index of the chunk's first item, ARGV[2] item count, ARGV[3] loading TTL (s: each
+-- chunk extends the life of a run still loading, see create_run.lua), then per item two values:
+-- kind ('v' valid | 'x' invalid) and data (item JSON | reason).
 -- A chunk is all-or-nothing, so the run always records exactly what was accepted; a re-run
 -- with the same run id skips indexes below next_index, so nothing is enqueued twice.
 -- Returns: {accepted, invalid, skipped}
@@ -17,7 +18,7 @@ end
 local accepted, bad, skipped = 0, 0, 0
 for k = 0, n - 1 do
   local index = first + k
-  local kind, data = ARGV[3 + 2 * k], ARGV[4 + 2 * k]
+  local kind, data = ARGV[4 + 2 * k], ARGV[5 + 2 * k]
   if index < next_index then
     skipped = skipped + 1
   elseif kind == 'v' then
@@ -33,5 +34,8 @@ if accepted + bad > 0 then
   redis.call('HINCRBY', state, 'accepted', accepted)
   redis.call('HINCRBY', state, 'invalid', bad)
   redis.call('HSET', state, 'next_index', first + n)
+end
+if redis.call('HGET', state, 'status') == 'loading' then
+  for _, key in ipairs(KEYS) do redis.call('EXPIRE', key, tonumber(ARGV[3])) end
 end
 return {accepted, bad, skipped}

@@ -21,4 +21,6 @@ if tonumber(v[1]) - tonumber(v[2]) - tonumber(v[3]) == 0 then
   return 'finished'
 end
 redis.call('HSET', state, 'status', 'active')
+-- Loaded in full: the run lives until it finishes (then for the retention period).
+for k = 1, #KEYS do redis.call('PERSIST', KEYS[k]) end
 return 'active'

@@ -89,12 +89,24 @@ pub async fn run(settings: &Settings, args: Args) -> anyhow::Result<ExitCode> {
             }
         }
     };
+    // The run id goes out first, so a producer that dies or is killed mid-load has said which
+    // run to resume (`--run-id`) or to look at; on stdout alone unless stdout is JSON.
+    let run_id = run_id.unwrap_or_else(|| {
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0);
+        RunId::generate(now)
+    });
+    if args.json {
+        eprintln!("run {run_id}");
+    } else {
+        println!("{run_id}");
+        let _ = std::io::Write::flush(&mut std::io::stdout());
+    }
     let url = cxrelay_worker::setup::redis_url(settings);
     let store = Store::connect(&url, cxrelay_worker::setup::store_options(settings))
         .await
         .with_context(|| format!("connecting to redis at {}", cxrelay_core::redact::mask_url(&url)))?;
     let request = EnqueueRequest {
-        run_id,
+        run_id: Some(run_id),
         action: args.action.clone(),
         tenant,
         idempotency_field: args.idempotency_field.clone(),
@@ -141,7 +153,6 @@ pub async fn run(settings: &Settings, args: Args) -> anyhow::Result<ExitCode> {
         println!("{}", serde_json::to_string(&summary)?);
     } else {
         eprintln!("run {}: {} accepted, {} rejected, status {}", summary.run_id, summary.accepted, summary.rejected, summary.status);
-        println!("{}", summary.run_id);
     }
     Ok(if summary.rejected > 0 { ExitCode::from(3) } else { ExitCode::SUCCESS })
 }
