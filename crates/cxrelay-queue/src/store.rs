@@ -57,6 +57,11 @@ impl From<redis::ParsingError> for QueueError {
     }
 }
 
+/// Due retries moved back into a run's stream by one fetch, at most (members)…
+pub const PROMOTE_MEMBERS: usize = 500;
+/// … and about this many bytes (the member crossing the line is the last one moved).
+pub const PROMOTE_BYTES: usize = 4 << 20;
+
 /// What `create_run` found or made.
 #[derive(Debug, Clone)]
 pub struct CreatedRun {
@@ -413,7 +418,8 @@ impl Store {
             .arg(GROUP)
             .arg(consumer)
             .arg(count)
-            .arg(500)
+            .arg(PROMOTE_MEMBERS)
+            .arg(PROMOTE_BYTES)
             .invoke_async(&mut self.conn.clone())
             .await?;
         let mut it = reply.into_iter();
