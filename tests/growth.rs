@@ -7,6 +7,8 @@ use std::io::{BufRead, BufReader, Write};
 use std::process::Stdio;
 use std::time::Duration;
 
+use futures::FutureExt;
+
 use cxrelay_sim::SimConfig;
 use harness::TestEnv;
 
@@ -54,4 +56,30 @@ async fn a_run_whose_producer_died_mid_load_expires() {
     })
     .await;
     assert_eq!(env.sim.stats().requests, 0, "nothing of an unsealed run is ever sent");
+}
+
+/// The consumers of killed workers leave the run's group once they hold nothing; live ones stay.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn consumers_of_dead_workers_are_removed() {
+    let mut env = TestEnv::start(SimConfig { latency: Duration::from_millis(20), ..SimConfig::default() }).await;
+    env.set("CXRELAY_LEASE_MS", 1000);
+    env.enqueue_generated("long", 3000);
+    let mut first = env.spawn_worker(8);
+    let items = env.run_keys("long").items;
+    let conn = env.redis().await;
+    let consumers = |conn: redis::aio::MultiplexedConnection, items: String| async move {
+        let mut conn = conn;
+        let list: Vec<redis::Value> = redis::cmd("XINFO").arg("CONSUMERS").arg(&items).arg("workers").query_async(&mut conn).await.unwrap();
+        list.len()
+    };
+    env.wait_report("long", Duration::from_secs(30), |r| r.succeeded >= 100).await;
+    first.kill9();
+    let _second = env.spawn_worker(8);
+    env.wait_report("long", Duration::from_secs(30), |r| r.succeeded >= 400).await;
+    assert_eq!(consumers(conn.clone(), items.clone()).await, 2, "the dead worker's consumer is still there at first");
+    env.eventually("the dead worker's consumer to be removed", Duration::from_secs(30), || consumers(conn.clone(), items.clone()).map(|n| n == 1))
+        .await;
+    let report = env.wait_report("long", Duration::from_secs(5), |_| true).await;
+    assert_eq!(report.status, cxrelay_core::report::RunStatus::Active, "removed while the run was still being delivered");
+    assert_eq!(env.wait_finished("long", Duration::from_secs(60)).await.succeeded, 3000);
 }

@@ -51,6 +51,10 @@ use crate::store::{QueueError, Store, StoreOptions};
 /// `handle_events`, which holds the worker back while Redis is slow (backpressure).
 pub const BACKGROUND_CHECKPOINTS: u32 = 2;
 
+/// A consumer idle this many leases and holding nothing belongs to a worker that is gone; runs
+/// are checked for such consumers as often.
+pub const PRUNE_EVERY_LEASES: u32 = 3;
+
 /// How a worker uses the queue.
 #[derive(Clone, Debug)]
 pub struct StreamConfig {
@@ -145,6 +149,8 @@ struct Shared {
     /// Permits for background checkpoints; all of them free means none is running.
     checkpoints: Arc<Semaphore>,
     renewer_started: AtomicBool,
+    /// When this process last pruned dead consumers from each run's group.
+    pruned: Mutex<HashMap<RunId, Instant>>,
     closing: AtomicBool,
     /// Tasks that finished and whose completion events were not drained yet.
     undrained: Arc<AtomicUsize>,
@@ -205,6 +211,7 @@ impl StreamBackend {
             unfinished: AtomicUsize::new(0),
             checkpoints: Arc::new(Semaphore::new(BACKGROUND_CHECKPOINTS as usize)),
             renewer_started: AtomicBool::new(false),
+            pruned: Mutex::default(),
             closing: AtomicBool::new(false),
             undrained: Arc::new(AtomicUsize::new(0)),
         });
@@ -365,6 +372,7 @@ impl Shared {
             }
         }
         let listed: HashSet<&String> = ids.iter().collect();
+        self.pruned.lock().expect("pruned").retain(|run, _| listed.contains(&run.to_string()));
         let mut cache = self.runs.lock().expect("run cache");
         cache.runs.retain(|(m, _)| listed.contains(&m.run.to_string()));
         let long_ago = Instant::now() - self.config.lease;
@@ -393,6 +401,7 @@ impl Shared {
             let (meta, last_reclaim) = &runs[(start + k) % runs.len()];
             if last_reclaim.elapsed() >= self.config.lease / 4 {
                 self.mark_reclaimed(&meta.run);
+                self.prune_if_due(meta).await;
                 for d in self.store.reclaim(meta, consumer, self.config.lease, budget - jobs.len()).await? {
                     if d.redeliveries > 1 {
                         tracing::info!(run = %meta.run, index = d.index, redeliveries = d.redeliveries, "took over an item whose lease expired");
@@ -430,6 +439,27 @@ impl Shared {
             }
         }
         Ok(jobs)
+    }
+
+    /// Every few leases, removes consumers of dead workers from the run's group (see prune.lua).
+    async fn prune_if_due(&self, meta: &RunMeta) {
+        let every = self.config.lease * PRUNE_EVERY_LEASES;
+        let due = {
+            let mut pruned = self.pruned.lock().expect("pruned");
+            let last = pruned.entry(meta.run.clone()).or_insert_with(Instant::now);
+            let due = last.elapsed() >= every;
+            if due {
+                *last = Instant::now();
+            }
+            due
+        };
+        if due {
+            match self.store.prune_consumers(meta, every).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(run = %meta.run, removed = n, "removed consumers of workers that are gone"),
+                Err(e) => tracing::warn!(run = %meta.run, error = %e, "could not prune consumers; will retry"),
+            }
+        }
     }
 
     fn mark_reclaimed(&self, run: &RunId) {

@@ -20,6 +20,8 @@ pub static RECLAIM: LazyLock<Script> =
     LazyLock::new(|| Script::new(concat!(include_str!("scripts/deliverable.lua"), include_str!("scripts/reclaim.lua"))));
 /// Record outcomes and acknowledge deliveries in one step.
 pub static CHECKPOINT: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("scripts/checkpoint.lua")));
+/// Remove dead workers' consumers (idle, holding nothing) from a run's group.
+pub static PRUNE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("scripts/prune.lua")));
 /// Reserve the next send slot of a fleet-wide rate budget.
 pub static ACQUIRE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("scripts/acquire.lua")));
 /// Pause a budget after a 429 and lower its adaptive rate.

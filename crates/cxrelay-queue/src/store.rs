@@ -448,6 +448,12 @@ impl Store {
         parse_deliveries(reply, true)
     }
 
+    /// Removes consumers of `meta`'s group idle for longer than `idle` that hold nothing (their
+    /// workers are gone); returns how many.
+    pub async fn prune_consumers(&self, meta: &RunMeta, idle: Duration) -> Result<u64, QueueError> {
+        Ok(scripts::PRUNE.key(&meta.keys.items).arg(GROUP).arg(idle.as_millis() as u64).invoke_async(&mut self.conn.clone()).await?)
+    }
+
     /// Resets the idle time of entries this consumer still works on, so no one takes them over.
     pub async fn renew(&self, meta: &RunMeta, consumer: &str, entry_ids: &[String]) -> Result<(), QueueError> {
         self.claim(meta, consumer, entry_ids, None).await
