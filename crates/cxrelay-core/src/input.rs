@@ -1,7 +1,10 @@
 //! Streaming input: a JSON array or NDJSON becomes one raw item at a time, with positions.
 //!
 //! The whole input is never held in memory: items are handed to a callback as their raw JSON
-//! text as soon as they are parsed. Errors name the line and column where the input went wrong.
+//! text as soon as they are parsed. Errors name the line and column where the input went wrong,
+//! in JSON's words ("object", not serde's "map"). A UTF-8 byte order mark at the start is
+//! skipped (spreadsheet exports write one); bytes that are not UTF-8 are reported as such, with
+//! their offset, rather than as whatever syntax error the parser would trip over next.
 
 use std::cell::Cell;
 use std::io::{BufRead, BufReader, Read};
@@ -55,7 +58,7 @@ pub struct RawItem {
 /// Why the input cannot be read.
 #[derive(Debug, thiserror::Error)]
 pub enum InputError {
-    /// Malformed JSON (truncated, invalid UTF-8, syntax error…).
+    /// Malformed JSON (truncated, syntax error…).
     #[error("malformed input at line {line}, column {column}: {message}")]
     Syntax {
         /// 1-based line.
@@ -66,7 +69,7 @@ pub enum InputError {
         message: String,
     },
     /// The input is valid JSON but not an array.
-    #[error("input must be a JSON array of objects, found {found} at line {line}, column {column} (use --format ndjson for one object per line)")]
+    #[error("input must be a JSON array of objects, found {found} at line {line}, column {column}{}", ndjson_hint(.found))]
     NotAnArray {
         /// What was found.
         found: String,
@@ -74,6 +77,22 @@ pub enum InputError {
         line: usize,
         /// 1-based column.
         column: usize,
+    },
+    /// The input is not UTF-8 text.
+    #[error(
+        "malformed input at line {line}, column {column}: invalid UTF-8 (byte 0x{byte:02X} at offset {offset}){}",
+        utf16_hint(*.offset, *.byte)
+    )]
+    InvalidUtf8 {
+        /// 1-based line.
+        line: usize,
+        /// 1-based column, in bytes (a skipped byte order mark is not counted).
+        column: usize,
+        /// 0-based byte offset from the start of the input (a byte order mark included), where
+        /// the offending character begins.
+        offset: u64,
+        /// The byte at that offset.
+        byte: u8,
     },
     /// Reading failed.
     #[error("reading input: {0}")]
@@ -83,34 +102,171 @@ pub enum InputError {
     Stopped(String),
 }
 
-/// Tracks line and column of the bytes the parser has consumed.
+/// Suggests NDJSON when the input starts with an object (most likely one object per line).
+fn ndjson_hint(found: &str) -> &'static str {
+    if found == "an object" {
+        " (use --format ndjson for one object per line)"
+    } else {
+        ""
+    }
+}
+
+/// The UTF-8 byte order mark.
+const BOM: &[u8] = b"\xEF\xBB\xBF";
+
+/// Reads the first bytes of `reader` and drops them if they are a byte order mark; returns the
+/// reader to go on with and how many bytes were dropped (0 or 3).
+fn skip_bom<R: Read>(mut reader: R) -> std::io::Result<(impl Read, u64)> {
+    // A pipe may hand over fewer than three bytes per read: gather them first.
+    let mut head = [0u8; 3];
+    let mut n = 0;
+    while n < head.len() {
+        match reader.read(&mut head[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    let bom = &head[..n] == BOM;
+    let kept = if bom { Vec::new() } else { head[..n].to_vec() };
+    Ok((std::io::Cursor::new(kept).chain(reader), if bom { BOM.len() as u64 } else { 0 }))
+}
+
+/// Where a character that is not UTF-8 begins.
+#[derive(Clone, Copy, Debug)]
+struct Utf8Fault {
+    offset: u64,
+    line: u64,
+    column: u64,
+    byte: u8,
+}
+
+impl From<Utf8Fault> for InputError {
+    fn from(f: Utf8Fault) -> Self {
+        InputError::InvalidUtf8 { line: f.line as usize, column: f.column as usize, offset: f.offset, byte: f.byte }
+    }
+}
+
+/// A hint for the commonest cause: a UTF-16 file (what Windows tools often write) starts with
+/// the byte 0xFF or 0xFE, never valid in UTF-8.
+fn utf16_hint(offset: u64, byte: u8) -> &'static str {
+    if offset == 0 && matches!(byte, 0xFF | 0xFE) {
+        "; the input looks like UTF-16: save it as UTF-8"
+    } else {
+        "; the input must be UTF-8 text"
+    }
+}
+
+/// An I/O error standing for a [`Utf8Fault`] (which the reader also records, with its position,
+/// for the error the caller gets).
+fn invalid_data() -> std::io::Error {
+    std::io::Error::new(std::io::ErrorKind::InvalidData, "invalid UTF-8")
+}
+
+/// Tracks line and column of the bytes the parser has consumed, and checks they are UTF-8.
+///
+/// serde_json checks UTF-8 only inside strings, once the whole string is read, and calls a
+/// stray byte elsewhere a syntax error; so each non-ASCII character is read whole and checked
+/// here before the parser sees any of it, and the first bad one is reported where it starts.
 struct PositionReader<R> {
     inner: R,
     /// (line, column) of the last byte consumed, shared with the item visitor.
     pos: Rc<Cell<(u64, u64)>>,
+    /// Bytes served so far, counted from the start of the input (a byte order mark included).
+    offset: u64,
+    /// A checked multi-byte character not yet (fully) served, and how much of it is left.
+    pending: [u8; 4],
+    pending_range: std::ops::Range<usize>,
+    /// Set at the first character that is not UTF-8; every later read fails.
+    fault: Rc<Cell<Option<Utf8Fault>>>,
+}
+
+impl<R: BufRead> PositionReader<R> {
+    /// Reads the character starting with the non-ASCII byte `lead` into `pending`, or records
+    /// a fault if it is not UTF-8 (overlong, surrogate, beyond U+10FFFF, cut short…).
+    fn take_char(&mut self, lead: u8) -> std::io::Result<()> {
+        let width = match lead {
+            0xC2..=0xDF => 2,
+            0xE0..=0xEF => 3,
+            0xF0..=0xF4 => 4,
+            _ => 1,
+        };
+        let mut got = 0;
+        while got < width {
+            let Some(&b) = self.inner.fill_buf()?.first() else { break };
+            // A byte that cannot continue the character is not part of it.
+            if got > 0 && !(0x80..=0xBF).contains(&b) {
+                break;
+            }
+            self.pending[got] = b;
+            got += 1;
+            self.inner.consume(1);
+        }
+        if std::str::from_utf8(&self.pending[..got]).is_err() {
+            let (line, column) = self.pos.get();
+            self.fault.set(Some(Utf8Fault { offset: self.offset, line, column: column + 1, byte: lead }));
+            return Err(invalid_data());
+        }
+        self.pending_range = 0..got;
+        Ok(())
+    }
 }
 
 impl<R: BufRead> Read for PositionReader<R> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        // serde_json pulls one byte at a time from a reader; serve from the BufReader.
-        let n = {
+        if self.fault.get().is_some() {
+            return Err(invalid_data());
+        }
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        if self.pending_range.is_empty() {
+            // serde_json pulls one byte at a time from a reader; serve from the BufReader.
             let avail = self.inner.fill_buf()?;
-            let n = avail.len().min(buf.len());
-            buf[..n].copy_from_slice(&avail[..n]);
-            let (mut line, mut column) = self.pos.get();
-            for &b in &avail[..n] {
-                if b == b'\n' {
-                    line += 1;
-                    column = 0;
-                } else {
-                    column += 1;
+            let Some(&lead) = avail.first() else { return Ok(0) };
+            if lead.is_ascii() {
+                let n = avail.iter().take(buf.len()).take_while(|b| b.is_ascii()).count();
+                buf[..n].copy_from_slice(&avail[..n]);
+                let (mut line, mut column) = self.pos.get();
+                for &b in &avail[..n] {
+                    if b == b'\n' {
+                        line += 1;
+                        column = 0;
+                    } else {
+                        column += 1;
+                    }
                 }
+                self.pos.set((line, column));
+                self.inner.consume(n);
+                self.offset += n as u64;
+                return Ok(n);
             }
-            self.pos.set((line, column));
-            n
-        };
-        self.inner.consume(n);
+            self.take_char(lead)?;
+        }
+        // The rest of a multi-byte character: no newline in it.
+        let n = self.pending_range.len().min(buf.len());
+        let start = self.pending_range.start;
+        buf[..n].copy_from_slice(&self.pending[start..start + n]);
+        self.pending_range.start += n;
+        let (line, column) = self.pos.get();
+        self.pos.set((line, column + n as u64));
+        self.offset += n as u64;
         Ok(n)
+    }
+}
+
+/// What serde's `Unexpected` text (`map`, `integer `5``…) is called in JSON, as in
+/// [`crate::payload`]'s item check.
+fn json_kind(serde_name: &str) -> String {
+    match serde_name {
+        "map" => "an object".into(),
+        "sequence" => "an array".into(),
+        "unit value" => "null".into(),
+        s if s.starts_with("string ") => "a string".into(),
+        s if s.starts_with("integer ") || s.starts_with("floating point ") => "a number".into(),
+        s if s.starts_with("boolean ") => format!("a boolean ({})", s["boolean ".len()..].trim_matches('`')),
+        other => other.to_owned(),
     }
 }
 
@@ -143,8 +299,17 @@ where
 }
 
 fn read_array<R: Read, F: FnMut(RawItem) -> Result<(), String>>(reader: R, on_item: F) -> Result<u64, InputError> {
+    let (reader, bom) = skip_bom(reader)?;
     let pos = Rc::new(Cell::new((1, 0)));
-    let reader = PositionReader { inner: BufReader::with_capacity(64 * 1024, reader), pos: pos.clone() };
+    let fault = Rc::new(Cell::new(None));
+    let reader = PositionReader {
+        inner: BufReader::with_capacity(64 * 1024, reader),
+        pos: pos.clone(),
+        offset: bom,
+        pending: [0; 4],
+        pending_range: 0..0,
+        fault: fault.clone(),
+    };
     let mut de = serde_json::Deserializer::from_reader(reader);
     let mut stopped = None;
     let seed = ArraySeed { on_item, count: 0, stopped: &mut stopped, pos };
@@ -152,16 +317,20 @@ fn read_array<R: Read, F: FnMut(RawItem) -> Result<(), String>>(reader: R, on_it
     if let Some(reason) = stopped {
         return Err(InputError::Stopped(reason));
     }
+    // A byte that is not UTF-8 is the cause of whatever error the parser then reports.
     let count = result.map_err(|e| {
+        if let Some(f) = fault.get() {
+            return f.into();
+        }
         let (line, column) = (e.line(), e.column());
         let msg = e.to_string();
         if let Some(found) = msg.strip_prefix("invalid type: ").and_then(|m| m.split(", expected").next()) {
-            InputError::NotAnArray { found: found.to_owned(), line, column }
+            InputError::NotAnArray { found: json_kind(found), line, column }
         } else {
             syntax(e)
         }
     })?;
-    de.end().map_err(syntax)?;
+    de.end().map_err(|e| fault.get().map_or_else(|| syntax(e), InputError::from))?;
     Ok(count)
 }
 
@@ -201,16 +370,25 @@ impl<'de, F: FnMut(RawItem) -> Result<(), String>> Visitor<'de> for ArraySeed<'_
 }
 
 fn read_ndjson<R: Read, F: FnMut(RawItem) -> Result<(), String>>(reader: R, mut on_item: F) -> Result<u64, InputError> {
+    let (reader, bom) = skip_bom(reader)?;
     let mut reader = BufReader::with_capacity(64 * 1024, reader);
     let mut line = Vec::new();
     let mut line_no = 0u64;
+    // Offset of the current line's first byte (the byte order mark counted).
+    let mut offset = bom;
     let mut count = 0u64;
     loop {
         line.clear();
-        if reader.read_until(b'\n', &mut line)? == 0 {
+        let read = reader.read_until(b'\n', &mut line)?;
+        if read == 0 {
             return Ok(count);
         }
         line_no += 1;
+        if let Err(e) = std::str::from_utf8(&line) {
+            let at = e.valid_up_to();
+            return Err(InputError::InvalidUtf8 { line: line_no as usize, column: at + 1, offset: offset + at as u64, byte: line[at] });
+        }
+        offset += read as u64;
         let text = trim_ascii(&line);
         if text.is_empty() {
             continue;
@@ -256,6 +434,14 @@ mod tests {
         })
         .unwrap();
         assert_eq!(pos, vec![(1, 3), (2, 5)]);
+        // Columns count bytes; a multi-byte character read whole does not shift them.
+        let mut pos = Vec::new();
+        read_items(SlowReader("[\"é€\",\n\"𝄞\"]".as_bytes()), InputFormat::JsonArray, |it| {
+            pos.push((it.line, it.column));
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(pos, vec![(1, 8), (2, 6)]);
     }
 
     #[test]
@@ -270,7 +456,19 @@ mod tests {
         let e = collect(b"{\"a\":1}", InputFormat::JsonArray).unwrap_err();
         let msg = e.to_string();
         assert!(matches!(e, InputError::NotAnArray { line: 1, .. }), "{msg}");
-        assert!(msg.contains("map") && msg.contains("JSON array"), "{msg}");
+        assert!(msg.contains("found an object") && msg.contains("JSON array"), "{msg}");
+        assert!(!msg.contains("map"), "{msg}");
+        // Every JSON type in JSON's words, not serde's.
+        for (input, found) in [
+            (&b"\"text\""[..], "found a string"),
+            (b"12", "found a number"),
+            (b"-1.5", "found a number"),
+            (b"true", "found a boolean (true)"),
+            (b"null", "found null"),
+        ] {
+            let msg = collect(input, InputFormat::JsonArray).unwrap_err().to_string();
+            assert!(msg.contains(found), "{msg}");
+        }
     }
 
     #[test]
@@ -286,11 +484,73 @@ mod tests {
     }
 
     #[test]
-    fn invalid_utf8_has_a_position() {
+    fn invalid_utf8_is_named_with_its_position() {
+        // Inside a string: the first bad byte, not the end of the string.
         let e = collect(b"[{\"a\":\"\xff\xfe\"}]", InputFormat::JsonArray).unwrap_err();
-        assert!(matches!(e, InputError::Syntax { line: 1, .. }), "{e}");
+        assert!(matches!(e, InputError::InvalidUtf8 { line: 1, column: 8, offset: 7, byte: 0xFF }), "{e:?}");
+        let msg = e.to_string();
+        assert!(msg.contains("line 1, column 8") && msg.contains("invalid UTF-8") && msg.contains("0xFF at offset 7"), "{msg}");
+        // Outside a string, on a later line.
+        let e = collect(b"[{},\n \xc3(]", InputFormat::JsonArray).unwrap_err();
+        assert!(matches!(e, InputError::InvalidUtf8 { line: 2, column: 2, offset: 6, byte: 0xC3 }), "{e:?}");
         let e = collect(b"{\"a\":1}\n{\"a\":\"\xff\"}\n", InputFormat::Ndjson).unwrap_err();
-        assert!(matches!(e, InputError::Syntax { line: 2, .. }), "{e}");
+        assert!(matches!(e, InputError::InvalidUtf8 { line: 2, column: 7, offset: 14, .. }), "{e:?}");
+    }
+
+    #[test]
+    fn utf8_is_checked_to_the_standard() {
+        // Overlong, surrogate, above U+10FFFF, a lone continuation byte, a truncated character.
+        for bad in [&b"\xc0\xaf"[..], b"\xed\xa0\x80", b"\xf4\x90\x80\x80", b"\x80", b"\xe2\x82"] {
+            let input = [&b"[\""[..], bad, b"\"]"].concat();
+            let e = collect(&input, InputFormat::JsonArray).unwrap_err();
+            assert!(matches!(e, InputError::InvalidUtf8 { offset: 2, .. }), "{bad:x?}: {e:?}");
+            let e = collect(&input[1..input.len() - 1], InputFormat::Ndjson).unwrap_err();
+            assert!(matches!(e, InputError::InvalidUtf8 { offset: 1, .. }), "{bad:x?}: {e:?}");
+        }
+        // Cut off at the very end of the input.
+        let e = collect(b"[\"a\"]\xe2\x82", InputFormat::JsonArray).unwrap_err();
+        assert!(matches!(e, InputError::InvalidUtf8 { offset: 5, .. }), "{e:?}");
+        let good = "[\"é€𝄞\u{10FFFF}\"]";
+        assert_eq!(collect(good.as_bytes(), InputFormat::JsonArray).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn utf16_input_gets_a_hint() {
+        let e = collect(b"\xff\xfe[\x00]\x00", InputFormat::JsonArray).unwrap_err();
+        assert!(e.to_string().contains("looks like UTF-16"), "{e}");
+    }
+
+    #[test]
+    fn a_byte_order_mark_is_skipped() {
+        assert_eq!(collect(b"\xef\xbb\xbf[{\"a\":1}]", InputFormat::JsonArray).unwrap(), vec!["{\"a\":1}"]);
+        assert_eq!(collect(b"\xef\xbb\xbf{\"a\":1}\n{}\n", InputFormat::Ndjson).unwrap(), vec!["{\"a\":1}", "{}"]);
+        // Columns do not count it; offsets do.
+        let e = collect(b"\xef\xbb\xbf[\xff]", InputFormat::JsonArray).unwrap_err();
+        assert!(matches!(e, InputError::InvalidUtf8 { line: 1, column: 2, offset: 4, .. }), "{e:?}");
+        let e = collect(b"\xef\xbb\xbf{\"a\":\xff}", InputFormat::Ndjson).unwrap_err();
+        assert!(matches!(e, InputError::InvalidUtf8 { line: 1, column: 6, offset: 8, .. }), "{e:?}");
+        // Only at the start, and only whole.
+        assert!(collect(b"[\xef\xbb\xbf{}]", InputFormat::JsonArray).is_err());
+        assert!(collect(b"\xef\xbb[]", InputFormat::JsonArray).is_err());
+        // A reader handing over one byte at a time.
+        let slow = SlowReader(&b"\xef\xbb\xbf[1]"[..]);
+        assert_eq!(read_items(slow, InputFormat::JsonArray, |_| Ok(())).unwrap(), 1);
+        assert!(collect(b"\xef\xbb\xbf", InputFormat::JsonArray).is_err(), "a mark alone is empty input");
+    }
+
+    /// Serves one byte per read, like a slow pipe.
+    struct SlowReader<'a>(&'a [u8]);
+
+    impl Read for SlowReader<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            let Some((first, rest)) = self.0.split_first() else { return Ok(0) };
+            if buf.is_empty() {
+                return Ok(0);
+            }
+            buf[0] = *first;
+            self.0 = rest;
+            Ok(1)
+        }
     }
 
     #[test]

@@ -31,6 +31,16 @@ const MAX_TOKEN_LIFETIME: Duration = Duration::from_secs(30 * 24 * 3600);
 /// Largest token response body read.
 const MAX_TOKEN_BODY: usize = 64 * 1024;
 
+/// Where a token URL comes from, for messages about a bad one.
+const TOKEN_URL_SOURCE: &str =
+    "set by CXRELAY_TOKEN_URL or target.token_url; unset, it is {api_base}/oauth/token";
+
+/// The remedy for an empty setting: the environment variable and the settings-file key of
+/// `cxrelay`, which is where a person sets them (this crate reads neither).
+fn how_to_set(var: &str, key: &str) -> String {
+    format!("set {var} (or {key} in the settings file)")
+}
+
 /// How the client authenticates against the target API.
 #[derive(Clone, Debug)]
 pub enum AuthConfig {
@@ -97,11 +107,16 @@ impl AuthConfig {
         match self {
             AuthConfig::StaticBearer { token } => {
                 if token.is_empty() {
-                    return Err(AuthError::Config("static bearer token is empty".into()));
+                    return Err(AuthError::Config(format!(
+                        "static bearer token is empty: {}",
+                        how_to_set("CXRELAY_TOKEN", "target.token")
+                    )));
                 }
                 bearer_header(token.expose()).map_err(|_| {
                     AuthError::Config(
-                        "static bearer token contains characters not allowed in a header".into(),
+                        "static bearer token contains characters not allowed in a header (look \
+                         for a stray newline in CXRELAY_TOKEN or target.token)"
+                            .into(),
                     )
                 })?;
                 Ok(None)
@@ -117,19 +132,24 @@ impl AuthConfig {
                 ..
             } => {
                 if client_id.is_empty() {
-                    return Err(AuthError::Config("client_id is empty".into()));
+                    return Err(AuthError::Config(format!(
+                        "client_id is empty: {}",
+                        how_to_set("CXRELAY_CLIENT_ID", "target.client_id")
+                    )));
                 }
                 // The URL may carry credentials (userinfo, `?client_secret=`): show it redacted.
                 let url = Url::parse(token_url).map_err(|e| {
                     AuthError::Config(format!(
-                        "token_url {:?} is not a URL: {e}",
-                        redact(token_url)
+                        "token_url {:?} is not a URL: {e} ({})",
+                        redact(token_url),
+                        TOKEN_URL_SOURCE
                     ))
                 })?;
                 if !matches!(url.scheme(), "http" | "https") {
                     return Err(AuthError::Config(format!(
-                        "token_url {:?} is not http(s)",
-                        redact(token_url)
+                        "token_url {:?} is not http(s) ({})",
+                        redact(token_url),
+                        TOKEN_URL_SOURCE
                     )));
                 }
                 Ok(Some(url))
@@ -421,6 +441,50 @@ mod tests {
         };
         let err = auth.validate().unwrap_err();
         assert!(!err.to_string().contains("bad\ntoken"));
+    }
+
+    #[test]
+    fn empty_credentials_say_how_to_set_them() {
+        for auth in [
+            AuthConfig::ClientCredentialsForm {
+                token_url: "http://127.0.0.1:1/oauth/token".into(),
+                client_id: String::new(),
+                client_secret: Secret::new("s"),
+                scope: String::new(),
+            },
+            AuthConfig::ClientCredentialsJson {
+                token_url: "http://127.0.0.1:1/oauth/token".into(),
+                client_id: String::new(),
+                client_secret: Secret::new("s"),
+                scope: String::new(),
+            },
+        ] {
+            let err = auth.validate().unwrap_err().to_string();
+            assert!(
+                err.contains("client_id is empty")
+                    && err.contains("CXRELAY_CLIENT_ID")
+                    && err.contains("target.client_id"),
+                "{err}"
+            );
+        }
+        let auth = AuthConfig::StaticBearer {
+            token: Secret::default(),
+        };
+        let err = auth.validate().unwrap_err().to_string();
+        assert!(
+            err.contains("token is empty")
+                && err.contains("CXRELAY_TOKEN")
+                && err.contains("target.token"),
+            "{err}"
+        );
+        let auth = AuthConfig::ClientCredentialsForm {
+            token_url: "ftp://auth.example.com/token".into(),
+            client_id: "id".into(),
+            client_secret: Secret::new("s"),
+            scope: String::new(),
+        };
+        let err = auth.validate().unwrap_err().to_string();
+        assert!(err.contains("CXRELAY_TOKEN_URL"), "{err}");
     }
 
     #[test]
