@@ -10,7 +10,7 @@ use harness::TestEnv;
 use redis::AsyncCommands;
 
 /// Pending entries of the consumer whose name carries `pid`, from `XINFO CONSUMERS`.
-async fn pending_of(conn: &mut redis::aio::MultiplexedConnection, stream: &str, pid: u32) -> Option<u64> {
+async fn pending_of(conn: &mut cxrelay_queue::RedisConn, stream: &str, pid: u32) -> Option<u64> {
     let consumers: Vec<HashMap<String, redis::Value>> = redis::cmd("XINFO").arg("CONSUMERS").arg(stream).arg("workers").query_async(conn).await.ok()?;
     let needle = format!("-{pid}-");
     consumers.iter().find_map(|c| {

@@ -67,7 +67,7 @@ async fn consumers_of_dead_workers_are_removed() {
     let mut first = env.spawn_worker(8);
     let items = env.run_keys("long").items;
     let conn = env.redis().await;
-    let consumers = |conn: redis::aio::MultiplexedConnection, items: String| async move {
+    let consumers = |conn: cxrelay_queue::RedisConn, items: String| async move {
         let mut conn = conn;
         let list: Vec<redis::Value> = redis::cmd("XINFO").arg("CONSUMERS").arg(&items).arg("workers").query_async(&mut conn).await.unwrap();
         list.len()

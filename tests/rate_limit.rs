@@ -117,7 +117,7 @@ async fn discovery_in_the_scripts_follows_the_model() {
         async move { redis::cmd("HGET").arg(&key).arg(name).query_async::<Option<String>>(&mut conn).await.unwrap() }
     };
     // Make the last adjustment exactly one second ago on the Redis clock, with every slot used.
-    let age_one_second = |mut conn: redis::aio::ConnectionManager| {
+    let age_one_second = |mut conn: cxrelay_queue::RedisConn| {
         let key = key.clone();
         async move {
             let (secs, micros): (u64, u64) = redis::cmd("TIME").query_async(&mut conn).await.unwrap();

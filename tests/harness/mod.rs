@@ -7,6 +7,7 @@
 //! starts one in Docker), each test under a fresh namespace; tests that restart Redis always
 //! use a private one. No `CXRELAY_*` variable of the caller reaches the processes a test starts.
 #![allow(dead_code)]
+pub mod servers;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -17,7 +18,7 @@ use std::time::{Duration, Instant};
 use cxrelay_core::report::{RunReport, RunStatus};
 use cxrelay_core::RunId;
 use cxrelay_queue::store::StoreOptions;
-use cxrelay_queue::{Keyspace, Store};
+use cxrelay_queue::{Keyspace, RedisConn, RedisTarget, Store};
 use cxrelay_sim::{SimConfig, SimServer};
 
 static NEXT_DIR: AtomicU32 = AtomicU32::new(0);
@@ -308,7 +309,7 @@ impl TestEnv {
 
     /// A store on this test's Redis.
     pub async fn store(&self) -> Store {
-        Store::connect(&self.redis_url, self.store_options()).await.expect("connect to redis")
+        Store::connect(&self.redis_target(), self.store_options()).await.expect("connect to redis")
     }
 
     /// Polls the run's report until `done` holds, or panics after `timeout`.
@@ -323,7 +324,7 @@ impl TestEnv {
                 Err(e) if Instant::now() > deadline => panic!("timed out; last error {e}\n{}", self.logs()),
                 // Redis may be restarting: reconnect.
                 Err(_) => {
-                    if let Ok(s) = Store::connect(&self.redis_url, self.store_options()).await {
+                    if let Ok(s) = Store::connect(&self.redis_target(), self.store_options()).await {
                         store = s;
                     }
                 }
@@ -379,9 +380,14 @@ impl TestEnv {
         out
     }
 
-    /// A raw redis connection to this test's Redis.
-    pub async fn redis(&self) -> redis::aio::MultiplexedConnection {
-        redis::Client::open(self.redis_url.as_str()).unwrap().get_multiplexed_async_connection().await.unwrap()
+    /// Where this test's Redis is.
+    pub fn redis_target(&self) -> RedisTarget {
+        RedisTarget::new(self.redis_url.clone())
+    }
+
+    /// A raw redis connection to this test's Redis (a Cluster connection when it is one).
+    pub async fn redis(&self) -> RedisConn {
+        cxrelay_queue::connect(&self.redis_target(), Duration::from_secs(10)).await.expect("connect to redis")
     }
 }
 

@@ -281,8 +281,13 @@ impl Default for QueueSettings {
 #[derive(Clone, Debug, Deserialize, Default)]
 #[serde(default, deny_unknown_fields)]
 pub struct Settings {
-    /// Redis URL (`redis://host:port/db`, `rediss://…`, `unix:///path`).
+    /// Redis URL (`redis://host:port/db`, `rediss://…` for TLS, `unix:///path`, ACL
+    /// `user:password@`); several comma-separated node URLs select Redis Cluster.
     pub redis_url: Option<String>,
+    /// Treat a single `redis_url` as a seed node of a Redis Cluster.
+    pub redis_cluster: bool,
+    /// PEM file of the CA that signed the Redis server's TLS certificate (a private CA).
+    pub redis_ca_cert: Option<String>,
     /// The target API.
     pub target: TargetSettings,
     /// Worker processes.
@@ -322,6 +327,12 @@ impl Settings {
     pub fn with_env(mut self, env: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         if let Some(v) = env("REDIS_URL") {
             self.redis_url = Some(v);
+        }
+        if let Some(v) = env("CXRELAY_REDIS_CLUSTER") {
+            self.redis_cluster = parse_env("CXRELAY_REDIS_CLUSTER", v, "expected true or false")?;
+        }
+        if let Some(v) = env("CXRELAY_REDIS_CA_CERT") {
+            self.redis_ca_cert = Some(v);
         }
         let t = &mut self.target;
         if let Some(v) = env("CXRELAY_API_BASE") {

@@ -42,7 +42,7 @@ use apalis_core::worker::context::WorkerContext;
 use tokio::sync::Semaphore;
 use cxrelay_core::{ItemOutcome, OutcomeKind, RunId};
 
-use crate::conn::{connect, RedisConn};
+use crate::conn::{connect, RedisConn, RedisTarget};
 use crate::job::{Checkpoint, ItemJob, RunMeta};
 use crate::keys::Keyspace;
 use crate::store::{QueueError, Store, StoreOptions};
@@ -58,8 +58,8 @@ pub const PRUNE_EVERY_LEASES: u32 = 3;
 /// How a worker uses the queue.
 #[derive(Clone, Debug)]
 pub struct StreamConfig {
-    /// Redis URL.
-    pub redis_url: String,
+    /// Where Redis is.
+    pub redis: RedisTarget,
     /// Key layout (namespace).
     pub keys: Keyspace,
     /// The tenant whose runs this worker delivers (and no other).
@@ -83,10 +83,10 @@ pub struct StreamConfig {
 }
 
 impl StreamConfig {
-    /// Defaults for `redis_url` with `concurrency` items in flight.
-    pub fn new(redis_url: impl Into<String>, concurrency: usize) -> Self {
+    /// Defaults for Redis at `redis` with `concurrency` items in flight.
+    pub fn new(redis: RedisTarget, concurrency: usize) -> Self {
         Self {
-            redis_url: redis_url.into(),
+            redis,
             keys: Keyspace::default(),
             tenant: "default".into(),
             history_len: 10,
@@ -182,8 +182,8 @@ impl StreamBackend {
     pub async fn connect(config: StreamConfig) -> Self {
         let mut delay = Duration::from_millis(100);
         let (store, blocking) = loop {
-            let main = connect(&config.redis_url, Duration::from_secs(10)).await;
-            let blocking = connect(&config.redis_url, config.idle_wait + Duration::from_secs(10)).await;
+            let main = connect(&config.redis, Duration::from_secs(10)).await;
+            let blocking = connect(&config.redis, config.idle_wait + Duration::from_secs(10)).await;
             match (main, blocking) {
                 (Ok(m), Ok(b)) => {
                     let opts = StoreOptions {
@@ -195,7 +195,7 @@ impl StreamBackend {
                     break (Store::with_conn(m, opts), b);
                 }
                 (Err(e), _) | (_, Err(e)) => {
-                    let url = cxrelay_core::redact::mask_url(&config.redis_url);
+                    let url = config.redis.masked();
                     tracing::warn!(error = %cxrelay_core::redact::redact(&e.to_string()), %url, "redis not reachable; retrying in {delay:?}");
                     tokio::time::sleep(delay).await;
                     delay = (delay * 2).min(Duration::from_secs(5));

@@ -25,7 +25,7 @@ pub mod scripts;
 pub mod store;
 
 pub use backend::{StreamBackend, StreamConfig};
-pub use conn::{connect, RedisConn};
+pub use conn::{connect, RedisConn, RedisTarget};
 pub use keys::Keyspace;
 pub use limits::{BreakerConfig, BudgetConfig, FleetLimits, ProbeResult};
 pub use job::{Checkpoint, ItemJob, RunMeta};

@@ -12,7 +12,7 @@ use cxrelay_core::{IdempotencyKey, OutcomeKind, RunId};
 use redis::AsyncCommands;
 use serde::Serialize;
 
-use crate::conn::{connect, RedisConn};
+use crate::conn::{connect, RedisConn, RedisTarget};
 use crate::job::{Checkpoint, ItemJob, RunMeta};
 use crate::keys::{Keyspace, GROUP};
 use crate::scripts;
@@ -215,9 +215,9 @@ fn now_ms() -> u64 {
 }
 
 impl Store {
-    /// Connects to Redis at `url`.
-    pub async fn connect(url: &str, opts: StoreOptions) -> Result<Self, QueueError> {
-        Ok(Self { conn: connect(url, Duration::from_secs(10)).await?, opts })
+    /// Connects to Redis at `target`.
+    pub async fn connect(target: &RedisTarget, opts: StoreOptions) -> Result<Self, QueueError> {
+        Ok(Self { conn: connect(target, Duration::from_secs(10)).await?, opts })
     }
 
     /// A store over an existing connection.

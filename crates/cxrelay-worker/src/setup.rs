@@ -5,16 +5,20 @@ use std::time::Duration;
 use cxrelay_core::config::{AuthMode, RateMode, Settings};
 use cxrelay_cxone::{AuthConfig, ClientConfig};
 use cxrelay_queue::store::StoreOptions;
-use cxrelay_queue::{BreakerConfig, BudgetConfig, Keyspace, StreamConfig};
+use cxrelay_queue::{BreakerConfig, BudgetConfig, Keyspace, RedisTarget, StreamConfig};
 
 use crate::gate::GateConfig;
 
 /// Default Redis URL when none is configured.
 pub const DEFAULT_REDIS_URL: &str = "redis://127.0.0.1:6379";
 
-/// The Redis URL in effect.
-pub fn redis_url(settings: &Settings) -> String {
-    settings.redis_url.clone().unwrap_or_else(|| DEFAULT_REDIS_URL.to_owned())
+/// Where Redis is, from the settings.
+pub fn redis_target(settings: &Settings) -> RedisTarget {
+    RedisTarget {
+        url: settings.redis_url.clone().unwrap_or_else(|| DEFAULT_REDIS_URL.to_owned()),
+        cluster: settings.redis_cluster,
+        ca_cert: settings.redis_ca_cert.clone().map(Into::into),
+    }
 }
 
 /// Where the store keeps things (namespace) and for how long.
@@ -53,7 +57,7 @@ pub fn client_config(settings: &Settings) -> ClientConfig {
 
 /// The queue backend configuration for a worker with `concurrency` items in flight.
 pub fn stream_config(settings: &Settings) -> StreamConfig {
-    let mut config = StreamConfig::new(redis_url(settings), settings.worker.concurrency);
+    let mut config = StreamConfig::new(redis_target(settings), settings.worker.concurrency);
     config.keys = Keyspace::new(&settings.queue.namespace);
     config.tenant = settings.target.tenant.clone();
     config.history_len = settings.queue.history_len;

@@ -101,10 +101,10 @@ pub async fn run(settings: &Settings, args: Args) -> anyhow::Result<ExitCode> {
         println!("{run_id}");
         let _ = std::io::Write::flush(&mut std::io::stdout());
     }
-    let url = cxrelay_worker::setup::redis_url(settings);
-    let store = Store::connect(&url, cxrelay_worker::setup::store_options(settings))
+    let redis = cxrelay_worker::setup::redis_target(settings);
+    let store = Store::connect(&redis, cxrelay_worker::setup::store_options(settings))
         .await
-        .with_context(|| format!("connecting to redis at {}", cxrelay_core::redact::mask_url(&url)))?;
+        .with_context(|| format!("connecting to redis at {}", redis.masked()))?;
     let request = EnqueueRequest {
         run_id: Some(run_id),
         action: args.action.clone(),

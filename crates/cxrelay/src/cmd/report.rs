@@ -34,10 +34,10 @@ pub struct Args {
 /// Prints the report (once, or live with `--watch`).
 pub async fn run(settings: &Settings, args: Args) -> anyhow::Result<ExitCode> {
     let run = RunId::parse(&args.run).with_context(|| format!("invalid run id {:?}", args.run))?;
-    let url = cxrelay_worker::setup::redis_url(settings);
-    let store = Store::connect(&url, cxrelay_worker::setup::store_options(settings))
+    let redis = cxrelay_worker::setup::redis_target(settings);
+    let store = Store::connect(&redis, cxrelay_worker::setup::store_options(settings))
         .await
-        .with_context(|| format!("connecting to redis at {}", cxrelay_core::redact::mask_url(&url)))?;
+        .with_context(|| format!("connecting to redis at {}", redis.masked()))?;
     if !args.watch {
         let report = store.report(&run).await?;
         print_report(&report, args.json)?;
