@@ -13,9 +13,13 @@ demo: ensure-deps
 	$(CARGO) build --bin cxrelay
 	scripts/demo
 
-## Unit and integration tests (each integration test starts its own redis-server).
+## Unit and integration tests (each integration test starts its own redis-server), then the
+## delivery, crash-recovery, rate-limit and breaker suites again on a private 3-master Redis
+## Cluster, and delivery on a private TLS Redis with an ACL user.
 test: ensure-deps
 	$(CARGO) test --workspace --all-targets
+	CXRELAY_TEST_REDIS=cluster $(CARGO) test --test delivery --test crash_recovery --test rate_limit --test breaker
+	CXRELAY_TEST_REDIS=tls $(CARGO) test --test delivery
 
 ## Lints (not part of `make test`).
 lint:

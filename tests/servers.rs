@@ -118,3 +118,43 @@ fn tls_with_acl_requires_the_password() {
     assert_ne!(out, "PONG");
     assert!(err.contains("WRONGPASS"), "default user: stdout {out:?}, stderr {err:?}");
 }
+
+/// `CXRELAY_REDIS_CLUSTER=true` with one seed node reaches the whole Cluster: a run is
+/// enqueued and reported, its keys spread over the nodes by hash tag.
+#[test]
+fn one_seed_node_with_the_cluster_flag_reaches_the_whole_cluster() {
+    let dir = std::env::temp_dir().join(format!("cxrelay-seed-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let cluster = RedisCluster::start(&dir);
+    let input = dir.join("items.json");
+    std::fs::write(&input, br#"[{"a": 1}, {"a": 2}]"#).unwrap();
+    let cxrelay = || {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_cxrelay"));
+        for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("CXRELAY_") || k == "REDIS_URL") {
+            cmd.env_remove(k);
+        }
+        cmd.env("REDIS_URL", &cluster.nodes[0]).env("CXRELAY_REDIS_CLUSTER", "true");
+        cmd
+    };
+    for run in ["seed-a", "seed-b", "seed-c", "seed-d"] {
+        let out = cxrelay().args(["enqueue", "--action", "act", "--run-id", run]).arg(&input).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let out = cxrelay().args(["report", run, "--json"]).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(report["accepted"], 2);
+    }
+    // The runs' keys live on more than one node (so routing, not luck, found them).
+    let holding = cluster
+        .ports
+        .iter()
+        .filter(|p| {
+            let out = std::process::Command::new("redis-cli").args(["-p", &p.to_string(), "KEYS", "cxr:{run:seed-*"]).output().unwrap();
+            !String::from_utf8_lossy(&out.stdout).trim().is_empty()
+        })
+        .count();
+    assert!(holding >= 2, "the runs' keys sit on {holding} node(s)");
+    drop(cluster);
+    let _ = std::fs::remove_dir_all(&dir);
+}

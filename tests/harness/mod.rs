@@ -2,6 +2,9 @@
 //! port races and no state shared with the machine's Redis), an in-process simulator, and real
 //! `cxrelay` worker processes it can SIGTERM or kill -9.
 //!
+//! `CXRELAY_TEST_REDIS=cluster` makes each test start a 3-master Redis Cluster instead, and
+//! `CXRELAY_TEST_REDIS=tls` a TLS Redis with an ACL user (self-signed CA), so the same tests
+//! prove the Cluster and TLS paths (`make test` runs the named ones that way).
 //! A `REDIS_URL` in the environment is ignored: tests never touch a Redis they did not start.
 //! `CXRELAY_TEST_REDIS_URL` makes them use that Redis instead (the `testcontainers` feature
 //! starts one in Docker), each test under a fresh namespace; tests that restart Redis always
@@ -148,6 +151,10 @@ impl Drop for WorkerProc {
 pub struct TestEnv {
     pub dir: PathBuf,
     pub redis: Option<RedisServer>,
+    /// A private Redis Cluster (`CXRELAY_TEST_REDIS=cluster`).
+    pub cluster: Option<servers::RedisCluster>,
+    /// A private TLS Redis (`CXRELAY_TEST_REDIS=tls`).
+    pub tls: Option<servers::TlsRedis>,
     /// Redis in Docker (feature `testcontainers`), kept alive for the test's duration.
     #[cfg(feature = "testcontainers")]
     container: Option<testcontainers::ContainerAsync<testcontainers::GenericImage>>,
@@ -175,12 +182,27 @@ impl TestEnv {
         #[cfg(not(feature = "testcontainers"))]
         let container_url: Option<String> = None;
         let shared = std::env::var("CXRELAY_TEST_REDIS_URL").ok().filter(|u| !u.is_empty()).or(container_url);
-        let (redis, redis_url) = match shared {
-            Some(url) if !aof => (None, url),
+        let kind = std::env::var("CXRELAY_TEST_REDIS").unwrap_or_default();
+        let (mut redis, mut cluster, mut tls) = (None, None, None);
+        let redis_url = match shared {
+            Some(url) if !aof => url,
+            _ if kind == "cluster" && !aof => {
+                let c = servers::RedisCluster::start(&dir);
+                let url = c.url();
+                cluster = Some(c);
+                url
+            }
+            _ if kind == "tls" && !aof => {
+                let t = servers::TlsRedis::start(&dir, Some(("cxrelay", "test-pass-1")));
+                let url = t.url.clone();
+                tls = Some(t);
+                url
+            }
             _ => {
                 let r = RedisServer::start(&dir, aof);
                 let url = r.url.clone();
-                (Some(r), url)
+                redis = Some(r);
+                url
             }
         };
         // A fresh namespace per test, so tests sharing one Redis never see each other.
@@ -188,6 +210,9 @@ impl TestEnv {
         let sim = SimServer::start(sim, "127.0.0.1:0".parse().unwrap()).await.expect("simulator");
         let mut env = HashMap::new();
         env.insert("REDIS_URL".to_owned(), redis_url.clone());
+        if let Some(t) = &tls {
+            env.insert("CXRELAY_REDIS_CA_CERT".to_owned(), t.ca.display().to_string());
+        }
         env.insert("CXRELAY_NAMESPACE".to_owned(), namespace.clone());
         // Tests of other subjects run without a rate budget; rate tests set or unset it.
         env.insert("CXRELAY_RATE".to_owned(), "0".to_owned());
@@ -197,6 +222,8 @@ impl TestEnv {
         Self {
             dir,
             redis,
+            cluster,
+            tls,
             #[cfg(feature = "testcontainers")]
             container,
             redis_url,
@@ -382,7 +409,7 @@ impl TestEnv {
 
     /// Where this test's Redis is.
     pub fn redis_target(&self) -> RedisTarget {
-        RedisTarget::new(self.redis_url.clone())
+        RedisTarget { ca_cert: self.tls.as_ref().map(|t| t.ca.clone()), ..RedisTarget::new(self.redis_url.clone()) }
     }
 
     /// A raw redis connection to this test's Redis (a Cluster connection when it is one).

@@ -205,29 +205,49 @@ impl TlsRedis {
         }
         let dir = dir.join("tls-redis");
         std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("create {}: {e}", dir.display()));
-        let (ca, key, log) = (dir.join("c.pem"), dir.join("k.pem"), dir.join("redis.log"));
-
+        let (ca, cert, key, log) = (dir.join("ca.pem"), dir.join("c.pem"), dir.join("k.pem"), dir.join("redis.log"));
+        // A CA and a server certificate it signed: rustls (the client) refuses a CA certificate
+        // used as the server's own, so one self-signed certificate is not enough.
         let openssl_log = dir.join("openssl.log");
-        let out = append(&openssl_log);
-        let status = Command::new("openssl")
-            .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=localhost"])
-            .args(["-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1", "-keyout"])
-            .arg(&key)
-            .arg("-out")
-            .arg(&ca)
-            .stdin(Stdio::null())
-            .stdout(out.try_clone().expect("dup log file"))
-            .stderr(out)
-            .status()
-            .unwrap_or_else(|e| panic!("run openssl (scripts/ensure-deps installs it): {e}"));
-        assert!(status.success(), "openssl req failed ({status}); see {}", openssl_log.display());
+        let ext = dir.join("server.ext");
+        std::fs::write(&ext, "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\n").expect("write server.ext");
+        let ca_key = dir.join("ca-k.pem");
+        let csr = dir.join("server.csr");
+        let steps: [Vec<std::ffi::OsString>; 3] = [
+            ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=cxrelay-test-ca", "-keyout"]
+                .map(Into::into)
+                .into_iter()
+                .chain([ca_key.clone().into(), "-out".into(), ca.clone().into()])
+                .collect(),
+            ["req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=localhost", "-keyout"]
+                .map(Into::into)
+                .into_iter()
+                .chain([key.clone().into(), "-out".into(), csr.clone().into()])
+                .collect(),
+            ["x509", "-req", "-days", "2", "-set_serial", "1", "-in"]
+                .map(Into::into)
+                .into_iter()
+                .chain([csr.into(), "-CA".into(), ca.clone().into(), "-CAkey".into(), ca_key.into(), "-extfile".into(), ext.into(), "-out".into(), cert.clone().into()])
+                .collect(),
+        ];
+        for args in steps {
+            let out = append(&openssl_log);
+            let status = Command::new("openssl")
+                .args(&args)
+                .stdin(Stdio::null())
+                .stdout(out.try_clone().expect("dup log file"))
+                .stderr(out)
+                .status()
+                .unwrap_or_else(|e| panic!("run openssl (scripts/ensure-deps installs it): {e}"));
+            assert!(status.success(), "openssl {args:?} failed ({status}); see {}", openssl_log.display());
+        }
 
         let mut server = Self { url: String::new(), ca, port: 0, acl: acl.map(|(u, p)| (u.to_owned(), p.to_owned())), log, child: None };
         for _ in 0..ATTEMPTS {
             let port = free_port();
             let mut cmd = Command::new("redis-server");
             cmd.args(["--port", "0", "--bind", "127.0.0.1", "--tls-port", &port.to_string(), "--tls-cert-file"])
-                .arg(&server.ca)
+                .arg(&cert)
                 .arg("--tls-key-file")
                 .arg(&key)
                 .arg("--tls-ca-cert-file")
