@@ -21,8 +21,9 @@ test: ensure-deps
 	CXRELAY_TEST_REDIS=cluster $(CARGO) test --test delivery --test crash_recovery --test rate_limit --test breaker
 	CXRELAY_TEST_REDIS=tls $(CARGO) test --test delivery
 
-## Lints (not part of `make test`).
+## Lints (not part of `make test`): formatting (rustfmt.toml) and clippy.
 lint:
+	$(CARGO) fmt --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
 ## Throughput benchmark (see BENCHMARKS.md).

@@ -5,7 +5,6 @@ mod harness;
 
 use std::time::{Duration, Instant};
 
-
 use cxrelay_sim::{FaultUpdate, SimConfig};
 use harness::TestEnv;
 use redis::AsyncCommands;
@@ -62,7 +61,8 @@ async fn storm_opens_the_breaker_and_a_probe_closes_it() {
     let run = cxrelay_core::RunId::parse("storm").unwrap();
     let mut deferred = 0;
     for index in 0..400 {
-        deferred += store.history(&run, index).await.unwrap().iter().filter(|h| h.outcome == "deferred" && h.class.as_deref() == Some("deferred")).count();
+        deferred +=
+            store.history(&run, index).await.unwrap().iter().filter(|h| h.outcome == "deferred" && h.class.as_deref() == Some("deferred")).count();
     }
     assert!(deferred > 0, "breaker deferrals are in the attempt histories");
 }

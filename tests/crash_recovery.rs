@@ -11,7 +11,8 @@ use redis::AsyncCommands;
 
 /// Pending entries of the consumer whose name carries `pid`, from `XINFO CONSUMERS`.
 async fn pending_of(conn: &mut cxrelay_queue::RedisConn, stream: &str, pid: u32) -> Option<u64> {
-    let consumers: Vec<HashMap<String, redis::Value>> = redis::cmd("XINFO").arg("CONSUMERS").arg(stream).arg("workers").query_async(conn).await.ok()?;
+    let consumers: Vec<HashMap<String, redis::Value>> =
+        redis::cmd("XINFO").arg("CONSUMERS").arg(stream).arg("workers").query_async(conn).await.ok()?;
     let needle = format!("-{pid}-");
     consumers.iter().find_map(|c| {
         let name: String = redis::from_redis_value(c.get("name")?.clone()).ok()?;
@@ -55,10 +56,7 @@ async fn killed_workers_items_are_rerun_within_the_lease() {
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
     let takeover = killed_at.elapsed();
-    assert!(
-        takeover <= Duration::from_millis(LEASE_MS + LEASE_MS / 4 + 1000),
-        "take-over took {takeover:?} with a {LEASE_MS} ms lease"
-    );
+    assert!(takeover <= Duration::from_millis(LEASE_MS + LEASE_MS / 4 + 1000), "take-over took {takeover:?} with a {LEASE_MS} ms lease");
 
     let report = env.wait_finished("crash", Duration::from_secs(90)).await;
     assert_eq!(report.succeeded, N as u64, "0 items lost");

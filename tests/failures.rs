@@ -103,7 +103,10 @@ async fn server_errors_retry_until_the_budget_then_fail() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unauthorized_and_forbidden_fail_with_their_class() {
     let mut env = TestEnv::start(SimConfig::default()).await;
-    env.sim.set_faults(FaultUpdate { force_status: Some(ForceStatus { status: 401, for_ms: 600_000, retry_after_secs: None }), ..FaultUpdate::default() });
+    env.sim.set_faults(FaultUpdate {
+        force_status: Some(ForceStatus { status: 401, for_ms: 600_000, retry_after_secs: None }),
+        ..FaultUpdate::default()
+    });
     env.enqueue_items("unauth", &(0..3).map(|i| item(i, None)).collect::<Vec<_>>(), &[]);
     let mut w = env.spawn_worker(1);
     let report = env.wait_finished("unauth", Duration::from_secs(30)).await;
@@ -117,7 +120,10 @@ async fn unauthorized_and_forbidden_fail_with_their_class() {
     }
     assert!(w.terminate(Duration::from_secs(20)).success());
 
-    env.sim.set_faults(FaultUpdate { force_status: Some(ForceStatus { status: 403, for_ms: 600_000, retry_after_secs: None }), ..FaultUpdate::default() });
+    env.sim.set_faults(FaultUpdate {
+        force_status: Some(ForceStatus { status: 403, for_ms: 600_000, retry_after_secs: None }),
+        ..FaultUpdate::default()
+    });
     env.enqueue_items("forbidden", &(0..3).map(|i| item(i, None)).collect::<Vec<_>>(), &[]);
     let _w = env.spawn_worker(1);
     let report = env.wait_finished("forbidden", Duration::from_secs(30)).await;

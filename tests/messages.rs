@@ -84,10 +84,7 @@ async fn input_messages_speak_json_and_accept_a_byte_order_mark() {
     let env = TestEnv::start(SimConfig::default()).await;
 
     // A UTF-8 byte order mark (spreadsheet exports write one) is skipped.
-    for (name, bytes) in [
-        ("bom.json", &b"\xEF\xBB\xBF[{\"a\": 1}, {\"a\": 2}]"[..]),
-        ("bomnd.ndjson", b"\xEF\xBB\xBF{\"a\": 1}\n{\"a\": 2}\n"),
-    ] {
+    for (name, bytes) in [("bom.json", &b"\xEF\xBB\xBF[{\"a\": 1}, {\"a\": 2}]"[..]), ("bomnd.ndjson", b"\xEF\xBB\xBF{\"a\": 1}\n{\"a\": 2}\n")] {
         let (code, out) = enqueue_file(&env, name, bytes);
         assert_eq!(code, 0, "{name}: {}", stderr(&out));
         let summary: serde_json::Value = serde_json::from_slice(&out.stdout).expect("enqueue --json output");

@@ -83,7 +83,8 @@ async fn a_confirmed_ceiling_slows_probing_in_the_scripts() {
     };
     // A fleet that learned a 100/s ceiling and has probed up to 102/s meets a 429 (no sends to
     // estimate from, so the rate itself becomes the ceiling: 102, within 3% of 100).
-    let _: () = redis::cmd("HSET").arg(&key).arg("ceiling").arg(100.0).arg("rate").arg(102.0).arg("probe").arg(1.0).query_async(&mut conn).await.unwrap();
+    let _: () =
+        redis::cmd("HSET").arg(&key).arg("ceiling").arg(100.0).arg("rate").arg(102.0).arg("probe").arg(1.0).query_async(&mut conn).await.unwrap();
     limits.throttle(Duration::from_millis(1), &fixed(200.0, 10, true)).await.unwrap();
     let model = Adaptive { rate: 102.0, ceiling: Some(100.0), probe: 1.0 }.on_throttle(200.0, None);
     assert_eq!(field("probe").await, Some(model.probe));
@@ -122,7 +123,15 @@ async fn discovery_in_the_scripts_follows_the_model() {
         async move {
             let (secs, micros): (u64, u64) = redis::cmd("TIME").query_async(&mut conn).await.unwrap();
             let now = secs * 1_000_000 + micros;
-            let _: () = redis::cmd("HSET").arg(&key).arg("adjusted").arg(now - 1_000_000).arg("tat").arg(now + 10_000_000).query_async(&mut conn).await.unwrap();
+            let _: () = redis::cmd("HSET")
+                .arg(&key)
+                .arg("adjusted")
+                .arg(now - 1_000_000)
+                .arg("tat")
+                .arg(now + 10_000_000)
+                .query_async(&mut conn)
+                .await
+                .unwrap();
         }
     };
     let first = limits.acquire(None, &budget, Duration::from_secs(60)).await.unwrap();
@@ -154,7 +163,24 @@ async fn discovery_in_the_scripts_follows_the_model() {
     // ceiling with both (no bias from the target's unknown burst), as the model does.
     let _: () = redis::cmd("HSET")
         .arg(&key)
-        .arg(&["cut_at", "0", "cut_sent", "620", "cut_secs", "3.0", "sent", "1320", "epoch_sent", "1000", "tat", "0", "rate", "230", "ceiling", "240"])
+        .arg(&[
+            "cut_at",
+            "0",
+            "cut_sent",
+            "620",
+            "cut_secs",
+            "3.0",
+            "sent",
+            "1320",
+            "epoch_sent",
+            "1000",
+            "tat",
+            "0",
+            "rate",
+            "230",
+            "ceiling",
+            "240",
+        ])
         .query_async(&mut conn)
         .await
         .unwrap();
@@ -282,7 +308,8 @@ async fn a_stated_limit_replaces_the_search() {
     assert_eq!((report.succeeded, report.failed), (1500, 0));
     let mut conn = env.redis().await;
     let key = env.keys().budget("default", None);
-    let (ceiling, phase): (Option<f64>, Option<String>) = redis::cmd("HMGET").arg(&key).arg("ceiling").arg("phase").query_async(&mut conn).await.unwrap();
+    let (ceiling, phase): (Option<f64>, Option<String>) =
+        redis::cmd("HMGET").arg(&key).arg("ceiling").arg("phase").query_async(&mut conn).await.unwrap();
     // Cruising under the stated 200/s (a later 429 may refine the ceiling a little).
     assert_eq!(phase.as_deref(), Some("cruise"));
     assert!((180.0..=200.0).contains(&ceiling.unwrap()), "ceiling {ceiling:?}");

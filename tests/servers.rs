@@ -84,7 +84,8 @@ fn tls_without_acl_answers_ping() {
     let (pong, err) = run(server.cli().arg("PING"));
     assert_eq!(pong, "PONG", "{err}");
     // The certificate is valid for localhost as well as 127.0.0.1.
-    let (pong, err) = run(Command::new("redis-cli").arg("--tls").arg("--cacert").arg(&server.ca).args(["-h", "localhost", "-p", &server.port.to_string(), "PING"]));
+    let (pong, err) =
+        run(Command::new("redis-cli").arg("--tls").arg("--cacert").arg(&server.ca).args(["-h", "localhost", "-p", &server.port.to_string(), "PING"]));
     assert_eq!(pong, "PONG", "{err}");
     // Plain TCP on the TLS port gets no answer.
     let (plain, _) = run(Command::new("redis-cli").args(["-p", &server.port.to_string(), "PING"]));

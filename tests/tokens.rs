@@ -11,12 +11,8 @@ use harness::TestEnv;
 /// no 401 ever reaches an item.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn short_lived_tokens_are_refreshed_before_expiry() {
-    let mut env = TestEnv::start(SimConfig {
-        token_lifetime: Duration::from_secs(3),
-        latency: Duration::from_millis(40),
-        ..SimConfig::default()
-    })
-    .await;
+    let mut env =
+        TestEnv::start(SimConfig { token_lifetime: Duration::from_secs(3), latency: Duration::from_millis(40), ..SimConfig::default() }).await;
     env.enqueue_generated("tokens", 800);
     let _w = env.spawn_worker(4);
     let report = env.wait_finished("tokens", Duration::from_secs(90)).await;

@@ -299,11 +299,7 @@ impl TestEnv {
 
     /// Runs `cxrelay enqueue --json` and returns the output.
     pub fn enqueue(&self, action: &str, run_id: &str, file: &Path) -> Output {
-        self.cxrelay()
-            .args(["enqueue", "--json", "--action", action, "--run-id", run_id])
-            .arg(file)
-            .output()
-            .expect("run cxrelay enqueue")
+        self.cxrelay().args(["enqueue", "--json", "--action", action, "--run-id", run_id]).arg(file).output().expect("run cxrelay enqueue")
     }
 
     /// Enqueues `items` under `run_id` (with extra `args`), asserting success.
@@ -375,7 +371,10 @@ impl TestEnv {
     }
 
     /// The run's failed items: index → (summary, payload, history), read through the store.
-    pub async fn failed_items(&self, run: &str) -> Vec<(u64, cxrelay_queue::store::FailedItem, Option<String>, Vec<cxrelay_core::outcome::AttemptRecord>)> {
+    pub async fn failed_items(
+        &self,
+        run: &str,
+    ) -> Vec<(u64, cxrelay_queue::store::FailedItem, Option<String>, Vec<cxrelay_core::outcome::AttemptRecord>)> {
         let store = self.store().await;
         let run = RunId::parse(run).unwrap();
         let mut out = Vec::new();

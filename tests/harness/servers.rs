@@ -227,7 +227,17 @@ impl TlsRedis {
             ["x509", "-req", "-days", "2", "-set_serial", "1", "-in"]
                 .map(Into::into)
                 .into_iter()
-                .chain([csr.into(), "-CA".into(), ca.clone().into(), "-CAkey".into(), ca_key.into(), "-extfile".into(), ext.into(), "-out".into(), cert.clone().into()])
+                .chain([
+                    csr.into(),
+                    "-CA".into(),
+                    ca.clone().into(),
+                    "-CAkey".into(),
+                    ca_key.into(),
+                    "-extfile".into(),
+                    ext.into(),
+                    "-out".into(),
+                    cert.clone().into(),
+                ])
                 .collect(),
         ];
         for args in steps {

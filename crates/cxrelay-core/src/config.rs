@@ -448,7 +448,10 @@ impl Settings {
             return bad("rate_limit.initial_rate", "must be a positive number no larger than rate_limit.max_rate");
         }
         if let Some((action, _)) = r.actions.iter().find(|(_, v)| !(**v > 0.0 && v.is_finite())) {
-            return Err(ConfigError::Invalid { key: "rate_limit.actions", reason: format!("{action:?}: must be a positive number of requests per second") });
+            return Err(ConfigError::Invalid {
+                key: "rate_limit.actions",
+                reason: format!("{action:?}: must be a positive number of requests per second"),
+            });
         }
         if r.burst == 0 {
             return bad("rate_limit.burst", "must be at least 1");
@@ -500,9 +503,7 @@ mod tests {
             "redis_url = \"redis://a\"\n[target]\napi_base = \"http://x\"\nclient_secret = \"s3cret\"\n[rate_limit]\nrate = 10\nburst = 2\n",
         )
         .unwrap();
-        let s = s
-            .with_env(env(&[("CXRELAY_RATE", "500"), ("CXRELAY_ADAPTIVE", "false"), ("CXRELAY_LEASE_MS", "3000")]))
-            .unwrap();
+        let s = s.with_env(env(&[("CXRELAY_RATE", "500"), ("CXRELAY_ADAPTIVE", "false"), ("CXRELAY_LEASE_MS", "3000")])).unwrap();
         assert_eq!(s.redis_url.as_deref(), Some("redis://a"));
         assert_eq!(s.target.token_url(), "http://x/oauth/token");
         assert_eq!(s.rate_limit.rate, Some(500.0));

@@ -31,11 +31,7 @@ impl RunId {
         if s.len() > 64 {
             return Err(RunIdError::TooLong(s.len()));
         }
-        if let Some((i, c)) = s
-            .chars()
-            .enumerate()
-            .find(|(_, c)| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-')))
-        {
+        if let Some((i, c)) = s.chars().enumerate().find(|(_, c)| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))) {
             return Err(RunIdError::BadChar(c, i));
         }
         Ok(Self(s.to_owned()))

@@ -404,10 +404,18 @@ fn read_ndjson<R: Read, F: FnMut(RawItem) -> Result<(), String>>(reader: R, mut 
 
 fn trim_ascii(mut b: &[u8]) -> &[u8] {
     while let [first, rest @ ..] = b {
-        if first.is_ascii_whitespace() { b = rest } else { break }
+        if first.is_ascii_whitespace() {
+            b = rest
+        } else {
+            break;
+        }
     }
     while let [rest @ .., last] = b {
-        if last.is_ascii_whitespace() { b = rest } else { break }
+        if last.is_ascii_whitespace() {
+            b = rest
+        } else {
+            break;
+        }
     }
     b
 }

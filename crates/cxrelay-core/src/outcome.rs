@@ -139,6 +139,9 @@ mod tests {
             error: Some("HTTP 503: busy".into()),
         };
         let json = serde_json::to_string(&AttemptRecord::of(&o, "w1", 7)).unwrap();
-        assert_eq!(json, r#"{"at_ms":7,"attempt":2,"outcome":"retry","status":503,"class":"5xx","latency_us":1200,"worker":"w1","error":"HTTP 503: busy"}"#);
+        assert_eq!(
+            json,
+            r#"{"at_ms":7,"attempt":2,"outcome":"retry","status":503,"class":"5xx","latency_us":1200,"worker":"w1","error":"HTTP 503: busy"}"#
+        );
     }
 }

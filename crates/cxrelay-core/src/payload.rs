@@ -53,11 +53,7 @@ impl BodyTemplate {
         Self {
             shape,
             middle: format!(",\"action\":{},\"inputs\":", json(action)),
-            tail: format!(
-                ",\"metadata\":{{\"source\":{},\"batch\":{}}}}}",
-                json(source),
-                json(batch)
-            ),
+            tail: format!(",\"metadata\":{{\"source\":{},\"batch\":{}}}}}", json(source), json(batch)),
         }
     }
 
@@ -65,9 +61,7 @@ impl BodyTemplate {
     pub fn body_len(&self, index: u64, item_len: usize) -> usize {
         match self.shape {
             BodyShape::Flat => item_len,
-            BodyShape::Envelope => {
-                "{\"index\":".len() + digits(index) + self.middle.len() + item_len + self.tail.len()
-            }
+            BodyShape::Envelope => "{\"index\":".len() + digits(index) + self.middle.len() + item_len + self.tail.len(),
         }
     }
 

@@ -22,36 +22,20 @@ const MASK: &str = "****";
 
 /// Key fragments (lowercase, `_`/`-` removed) that mark the value of a JSON member or a
 /// `key=value` pair as secret.
-const SECRET_KEY_PARTS: &[&str] = &[
-    "token",
-    "secret",
-    "password",
-    "passwd",
-    "apikey",
-    "accesskey",
-    "privatekey",
-    "signature",
-    "credential",
-    "session",
-    "cookie",
-    "authorization",
-];
+const SECRET_KEY_PARTS: &[&str] =
+    &["token", "secret", "password", "passwd", "apikey", "accesskey", "privatekey", "signature", "credential", "session", "cookie", "authorization"];
 
 /// `scheme://user:password@` — the password of a URL's userinfo. The password may hold `?`,
 /// `#` and `@` (invalid but seen in hand-written configs); the match runs to the last `@`
 /// before a `/`, whitespace, quote or comma, so nothing of the password is left behind.
-static URL_USERINFO: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r#"(?P<pre>[A-Za-z][A-Za-z0-9+.\-]*://[^\s/?#@:"'<>,]*):(?P<pw>[^\s/"'<>,]+)@"#)
-        .expect("URL userinfo pattern")
-});
+static URL_USERINFO: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r#"(?P<pre>[A-Za-z][A-Za-z0-9+.\-]*://[^\s/?#@:"'<>,]*):(?P<pw>[^\s/"'<>,]+)@"#).expect("URL userinfo pattern"));
 
 /// `Authorization: …` (and the other credential headers) as a header line: the whole rest of
 /// the line is the value (`Bearer x`, `a=b; c=d`).
 static HEADER_LINE: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(
-        r"(?i)\b(?P<name>proxy-authorization|authorization|set-cookie|cookie|x-api-key)(?P<sep>[ \t]*:[ \t]*)(?P<value>[^\r\n]*)",
-    )
-    .expect("header line pattern")
+    Regex::new(r"(?i)\b(?P<name>proxy-authorization|authorization|set-cookie|cookie|x-api-key)(?P<sep>[ \t]*:[ \t]*)(?P<value>[^\r\n]*)")
+        .expect("header line pattern")
 });
 
 /// A JSON (or Python-repr) member with a string value: `"key": "value"` / `'key': 'value'`.
@@ -66,35 +50,25 @@ static QUOTED_MEMBER: LazyLock<Regex> = LazyLock::new(|| {
 /// A JSON member inside a JSON string (`"{\"access_token\":\"…\"}"`, a request body a target
 /// quotes back); values with escapes of their own are not expected of secrets.
 static ESCAPED_MEMBER: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(
-        r#"(?P<key>\\"(?P<name>[^"\\\r\n]+)\\")(?P<sep>\s*:\s*)\\"(?P<value>[^"\\]*)(?:\\"|\z)"#,
-    )
-    .expect("escaped member pattern")
+    Regex::new(r#"(?P<key>\\"(?P<name>[^"\\\r\n]+)\\")(?P<sep>\s*:\s*)\\"(?P<value>[^"\\]*)(?:\\"|\z)"#).expect("escaped member pattern")
 });
 
 /// `key=value` (query strings, logfmt) and `key: value`; the value is quoted or runs to the
 /// next space, `&`, `,`, `;`, quote or angle bracket.
 static KEY_VALUE: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(
-        r#"(?s)(?P<key>[A-Za-z0-9_.\-]+)(?P<sep>=|:[ \t]*)(?P<value>"(?:[^"\\]|\\.)*"?|'(?:[^'\\]|\\.)*'?|[^\s&,;"'<>]+)"#,
-    )
-    .expect("key-value pattern")
+    Regex::new(r#"(?s)(?P<key>[A-Za-z0-9_.\-]+)(?P<sep>=|:[ \t]*)(?P<value>"(?:[^"\\]|\\.)*"?|'(?:[^'\\]|\\.)*'?|[^\s&,;"'<>]+)"#)
+        .expect("key-value pattern")
 });
 
 /// `Bearer <token>` / `Basic <base64>` (RFC 7235 token68), any case.
-static AUTH_SCHEME: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(?i)\b(?P<scheme>bearer|basic)(?P<ws>[ \t]+)(?P<token>[A-Za-z0-9\-._~+/]+=*)")
-        .expect("auth scheme pattern")
-});
+static AUTH_SCHEME: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"(?i)\b(?P<scheme>bearer|basic)(?P<ws>[ \t]+)(?P<token>[A-Za-z0-9\-._~+/]+=*)").expect("auth scheme pattern"));
 
 /// A JWT (`eyJ…` header, then base64url parts separated by dots; JWE has five).
-static JWT: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"\beyJ[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]+(?:\.[A-Za-z0-9_\-]+)*").expect("JWT pattern")
-});
+static JWT: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"\beyJ[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]+(?:\.[A-Za-z0-9_\-]+)*").expect("JWT pattern"));
 
 /// A Standard Webhooks signing secret.
-static WEBHOOK_SECRET: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"whsec_[A-Za-z0-9+/=_\-]+").expect("webhook secret pattern"));
+static WEBHOOK_SECRET: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"whsec_[A-Za-z0-9+/=_\-]+").expect("webhook secret pattern"));
 
 /// Removes secrets from free text (an HTTP error body, an error message), replacing each with
 /// `[redacted]`; borrows the input unchanged when nothing looks secret.
@@ -116,8 +90,7 @@ pub fn redact(text: &str) -> Cow<'_, str> {
     });
     let text = replace(text, &HEADER_LINE, false, |c| {
         let value = c["value"].trim();
-        (!value.is_empty() && !is_redacted(value))
-            .then(|| format!("{}{}{REDACTED}", &c["name"], &c["sep"]))
+        (!value.is_empty() && !is_redacted(value)).then(|| format!("{}{}{REDACTED}", &c["name"], &c["sep"]))
     });
     let text = replace(text, &QUOTED_MEMBER, false, |c| {
         let (key, value, quote) = match (c.name("dk"), c.name("sk"), c.name("dv")) {
@@ -126,22 +99,18 @@ pub fn redact(text: &str) -> Cow<'_, str> {
             (None, Some(k), Some(v)) => (k.as_str(), v.as_str(), '"'),
             (None, _, _) => (&c["sk"], &c["sv"], '\''),
         };
-        (is_secret_key(key) && !value.is_empty() && !is_redacted(value))
-            .then(|| format!("{}{}{quote}{REDACTED}{quote}", &c["key"], &c["sep"]))
+        (is_secret_key(key) && !value.is_empty() && !is_redacted(value)).then(|| format!("{}{}{quote}{REDACTED}{quote}", &c["key"], &c["sep"]))
     });
     let text = replace(text, &ESCAPED_MEMBER, false, |c| {
         let value = &c["value"];
-        (is_secret_key(&c["name"]) && !value.is_empty() && !is_redacted(value))
-            .then(|| format!("{}{}\\\"{REDACTED}\\\"", &c["key"], &c["sep"]))
+        (is_secret_key(&c["name"]) && !value.is_empty() && !is_redacted(value)).then(|| format!("{}{}\\\"{REDACTED}\\\"", &c["key"], &c["sep"]))
     });
     let text = replace(text, &KEY_VALUE, true, |c| {
         let value = c["value"].trim_matches(|ch| ch == '"' || ch == '\'');
-        (is_secret_key(&c["key"]) && !value.is_empty() && !is_redacted(value))
-            .then(|| format!("{}{}{REDACTED}", &c["key"], &c["sep"]))
+        (is_secret_key(&c["key"]) && !value.is_empty() && !is_redacted(value)).then(|| format!("{}{}{REDACTED}", &c["key"], &c["sep"]))
     });
     let text = replace(text, &AUTH_SCHEME, false, |c| {
-        (!is_word(c["token"].trim_end_matches('=')))
-            .then(|| format!("{}{}{REDACTED}", &c["scheme"], &c["ws"]))
+        (!is_word(c["token"].trim_end_matches('='))).then(|| format!("{}{}{REDACTED}", &c["scheme"], &c["ws"]))
     });
     let text = replace(text, &JWT, false, |_| Some(REDACTED.to_owned()));
     replace(text, &WEBHOOK_SECRET, false, |_| Some(REDACTED.to_owned()))
@@ -153,12 +122,7 @@ pub fn redact(text: &str) -> Cow<'_, str> {
 ///
 /// With `rescan_value`, a kept match is searched again from the end of its `sep` group: the
 /// value of a harmless key (`detail: token=abc`) may itself hold a secret pair.
-fn replace<'t>(
-    text: Cow<'t, str>,
-    re: &Regex,
-    rescan_value: bool,
-    mut with: impl FnMut(&Captures<'_>) -> Option<String>,
-) -> Cow<'t, str> {
+fn replace<'t>(text: Cow<'t, str>, re: &Regex, rescan_value: bool, mut with: impl FnMut(&Captures<'_>) -> Option<String>) -> Cow<'t, str> {
     let mut out: Option<String> = None;
     let mut copied = 0;
     let mut at = 0;
@@ -199,11 +163,7 @@ fn replace<'t>(
 
 /// True when `key` names a secret (see [`SECRET_KEY_PARTS`]).
 fn is_secret_key(key: &str) -> bool {
-    let key: String = key
-        .chars()
-        .filter(|&c| c != '_' && c != '-')
-        .map(|c| c.to_ascii_lowercase())
-        .collect();
+    let key: String = key.chars().filter(|&c| c != '_' && c != '-').map(|c| c.to_ascii_lowercase()).collect();
     SECRET_KEY_PARTS.iter().any(|part| key.contains(part))
 }
 
@@ -218,9 +178,7 @@ fn is_redacted(value: &str) -> bool {
 /// digits, symbols or inner capitals, or are longer than 20 characters.
 fn is_word(token: &str) -> bool {
     let mut chars = token.chars();
-    token.len() <= 20
-        && chars.next().is_some_and(|c| c.is_ascii_alphabetic())
-        && chars.all(|c| c.is_ascii_lowercase())
+    token.len() <= 20 && chars.next().is_some_and(|c| c.is_ascii_alphabetic()) && chars.all(|c| c.is_ascii_lowercase())
 }
 
 /// A URL (or a comma-separated list of URLs, as for Redis Cluster seeds) fit to show a person:
@@ -283,11 +241,7 @@ fn mask_query_password(path: &str, out: &mut String) {
             out.push('&');
         }
         match param.split_once('=') {
-            Some((key, value))
-                if !value.is_empty()
-                    && (key.eq_ignore_ascii_case("pass")
-                        || key.eq_ignore_ascii_case("password")) =>
-            {
+            Some((key, value)) if !value.is_empty() && (key.eq_ignore_ascii_case("pass") || key.eq_ignore_ascii_case("password")) => {
                 out.push_str(key);
                 out.push('=');
                 out.push_str(MASK);
@@ -327,10 +281,7 @@ mod tests {
     fn check(input: &str, expected: &str) {
         let once = redact(input);
         assert_eq!(once, expected, "input: {input}");
-        assert!(
-            matches!(redact(&once), Cow::Borrowed(_)),
-            "not idempotent: {once}"
-        );
+        assert!(matches!(redact(&once), Cow::Borrowed(_)), "not idempotent: {once}");
     }
 
     #[test]
@@ -348,35 +299,23 @@ mod tests {
             "missing field `expires_in` at line 1 column 20",
             r#"{"token_count":3,"password_policy":null}"#,
         ] {
-            assert!(
-                matches!(redact(text), Cow::Borrowed(t) if t == text),
-                "{text}"
-            );
+            assert!(matches!(redact(text), Cow::Borrowed(t) if t == text), "{text}");
         }
     }
 
     #[test]
     fn bearer_and_basic_credentials() {
-        check(
-            "got Bearer abc.DEF-123_x~+/= here",
-            "got Bearer [redacted] here",
-        );
+        check("got Bearer abc.DEF-123_x~+/= here", "got Bearer [redacted] here");
         check("echo: bearer tok-1", "echo: bearer [redacted]");
         check("BASIC bXktY2xpZW50OnMzY3JldA==", "BASIC [redacted]");
-        check(
-            "sent Basic YWJjZGVmZ2hpamtsbW5vcHFyc3R1dnd4eXo= twice",
-            "sent Basic [redacted] twice",
-        );
+        check("sent Basic YWJjZGVmZ2hpamtsbW5vcHFyc3R1dnd4eXo= twice", "sent Basic [redacted] twice");
         // A long all-lowercase opaque token is not mistaken for a word.
         check("Bearer abcdefghijklmnopqrstuvwxyz", "Bearer [redacted]");
     }
 
     #[test]
     fn credential_header_lines() {
-        check(
-            "GET /x HTTP/1.1\r\nAuthorization: Bearer tok-1\r\nAccept: */*\r\n",
-            "GET /x HTTP/1.1\r\nAuthorization: [redacted]\r\nAccept: */*\r\n",
-        );
+        check("GET /x HTTP/1.1\r\nAuthorization: Bearer tok-1\r\nAccept: */*\r\n", "GET /x HTTP/1.1\r\nAuthorization: [redacted]\r\nAccept: */*\r\n");
         check(
             "proxy-authorization:Basic dTpw\ncookie: a=1; sid=xyz\nSet-Cookie: sid=abc; HttpOnly\nX-API-KEY: k-123",
             "proxy-authorization:[redacted]\ncookie: [redacted]\nSet-Cookie: [redacted]\nX-API-KEY: [redacted]",
@@ -411,78 +350,42 @@ mod tests {
             r#"{"accessKeySecret":"[redacted]","refresh_token":"[redacted]","api-key":"[redacted]","PassWord":"[redacted]","sessionId":"[redacted]","signature":"[redacted]","privateKey":"[redacted]","my_credentials":"[redacted]","passwd":"[redacted]"}"#,
         );
         // Python repr, and a body cut in the middle of the secret.
-        check(
-            "{'password': 'hunter2', 'user': 'bob'}",
-            "{'password': '[redacted]', 'user': 'bob'}",
-        );
-        check(
-            r#"{"error":"x","access_token":"eyJhbGciOiJIUzI1"#,
-            r#"{"error":"x","access_token":"[redacted]""#,
-        );
+        check("{'password': 'hunter2', 'user': 'bob'}", "{'password': '[redacted]', 'user': 'bob'}");
+        check(r#"{"error":"x","access_token":"eyJhbGciOiJIUzI1"#, r#"{"error":"x","access_token":"[redacted]""#);
         // A JSON document quoted inside a JSON string.
         check(
             r#"{"request":"{\"access_token\":\"abc\",\"n\":1,\"scope\":\"a\"}"}"#,
             r#"{"request":"{\"access_token\":\"[redacted]\",\"n\":1,\"scope\":\"a\"}"}"#,
         );
         // Not string values: numbers, null and empty strings reveal nothing.
-        check(
-            r#"{"token":123,"secret":null,"password":""}"#,
-            r#"{"token":123,"secret":null,"password":""}"#,
-        );
+        check(r#"{"token":123,"secret":null,"password":""}"#, r#"{"token":123,"secret":null,"password":""}"#);
     }
 
     #[test]
     fn query_strings_and_logfmt() {
-        check(
-            "GET /cb?access_token=abc&x=1#f",
-            "GET /cb?access_token=[redacted]&x=1#f",
-        );
+        check("GET /cb?access_token=abc&x=1#f", "GET /cb?access_token=[redacted]&x=1#f");
         check(
             "level=warn msg=\"auth failed\" client_secret=\"a b\" api_key=k1 user=bob",
             "level=warn msg=\"auth failed\" client_secret=[redacted] api_key=[redacted] user=bob",
         );
         check("password: hunter2, retry", "password: [redacted], retry");
-        check(
-            r#"{"detail":"bad request: token=abc"}"#,
-            r#"{"detail":"bad request: token=[redacted]"}"#,
-        );
+        check(r#"{"detail":"bad request: token=abc"}"#, r#"{"detail":"bad request: token=[redacted]"}"#);
     }
 
     #[test]
     fn jwts_and_webhook_secrets() {
         let jwt = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiIxMjM0In0.c2lnbmF0dXJl-_x";
-        check(
-            &format!("token {jwt} rejected"),
-            "token [redacted] rejected",
-        );
-        check(
-            &format!(r#"{{"detail":"expired: {jwt}"}}"#),
-            r#"{"detail":"expired: [redacted]"}"#,
-        );
-        check(
-            "signing with whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw+/= failed",
-            "signing with [redacted] failed",
-        );
+        check(&format!("token {jwt} rejected"), "token [redacted] rejected");
+        check(&format!(r#"{{"detail":"expired: {jwt}"}}"#), r#"{"detail":"expired: [redacted]"}"#);
+        check("signing with whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw+/= failed", "signing with [redacted] failed");
     }
 
     #[test]
     fn url_userinfo_passwords() {
-        check(
-            "redis://user:pw@host:6379/0",
-            "redis://user:[redacted]@host:6379/0",
-        );
-        check(
-            "connect to rediss://:p@ss?w#rd@h:6380 failed",
-            "connect to rediss://:[redacted]@h:6380 failed",
-        );
-        check(
-            r#"{"url":"https://id:sec@auth.example.com/token"}"#,
-            r#"{"url":"https://id:[redacted]@auth.example.com/token"}"#,
-        );
-        check(
-            "redis://:a@h1:7000,redis://:b@h2:7001",
-            "redis://:[redacted]@h1:7000,redis://:[redacted]@h2:7001",
-        );
+        check("redis://user:pw@host:6379/0", "redis://user:[redacted]@host:6379/0");
+        check("connect to rediss://:p@ss?w#rd@h:6380 failed", "connect to rediss://:[redacted]@h:6380 failed");
+        check(r#"{"url":"https://id:sec@auth.example.com/token"}"#, r#"{"url":"https://id:[redacted]@auth.example.com/token"}"#);
+        check("redis://:a@h1:7000,redis://:b@h2:7001", "redis://:[redacted]@h1:7000,redis://:[redacted]@h2:7001");
         check("http://host:8080/path", "http://host:8080/path");
     }
 
@@ -518,15 +421,7 @@ mod tests {
         ] {
             assert!(is_secret_key(key), "{key}");
         }
-        for key in [
-            "error",
-            "field",
-            "scope",
-            "expires_in",
-            "client_id",
-            "key",
-            "passage",
-        ] {
+        for key in ["error", "field", "scope", "expires_in", "client_id", "key", "passage"] {
             assert!(!is_secret_key(key), "{key}");
         }
     }
@@ -550,14 +445,8 @@ mod tests {
             "redis://:****@h1:7000,redis://u:****@h2:7001, redis://h3:7002"
         );
         assert_eq!(mask_url("unix:///run/redis.sock"), "unix:///run/redis.sock");
-        assert_eq!(
-            mask_url("redis+unix:///run/redis@1.sock?db=2&pass=s3cret&user=u#x"),
-            "redis+unix:///run/redis@1.sock?db=2&pass=****&user=u#x"
-        );
-        assert_eq!(
-            mask_url("unix:///tmp/r.sock?Password=x"),
-            "unix:///tmp/r.sock?Password=****"
-        );
+        assert_eq!(mask_url("redis+unix:///run/redis@1.sock?db=2&pass=s3cret&user=u#x"), "redis+unix:///run/redis@1.sock?db=2&pass=****&user=u#x");
+        assert_eq!(mask_url("unix:///tmp/r.sock?Password=x"), "unix:///tmp/r.sock?Password=****");
     }
 
     #[test]

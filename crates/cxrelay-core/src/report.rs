@@ -268,21 +268,13 @@ impl RunReport {
     pub fn to_text(&self) -> String {
         let ms = |v: Option<f64>| v.map(|x| format!("{x:.1} ms")).unwrap_or_else(|| "-".into());
         let mut out = String::new();
-        out.push_str(&format!(
-            "run {}  [{:?}]  tenant {}  action {}  source {}\n",
-            self.run_id, self.status, self.tenant, self.action, self.source
-        ));
+        out.push_str(&format!("run {}  [{:?}]  tenant {}  action {}  source {}\n", self.run_id, self.status, self.tenant, self.action, self.source));
         out.push_str(&format!(
             "  total {}  succeeded {}  failed {}  pending {}  validation failures {}\n",
             self.total, self.succeeded, self.failed, self.pending, self.validation_failures
         ));
         out.push_str(&format!("  completion {:.2}%  retries {}  high-water index {}\n", self.completion_rate * 100.0, self.retries, self.high_water));
-        out.push_str(&format!(
-            "  latency p50 {}  p95 {}  p99 {}\n",
-            ms(self.latency_p50_ms),
-            ms(self.latency_p95_ms),
-            ms(self.latency_p99_ms)
-        ));
+        out.push_str(&format!("  latency p50 {}  p95 {}  p99 {}\n", ms(self.latency_p50_ms), ms(self.latency_p95_ms), ms(self.latency_p99_ms)));
         let eta = self.eta_s.map(|e| format!("{e:.1} s")).unwrap_or_else(|| "-".into());
         out.push_str(&format!("  throughput {:.1} items/s  elapsed {:.1} s  eta {}\n", self.throughput_per_s, self.elapsed_s, eta));
         if self.skipped_beyond_max > 0 || self.break_condition.is_some() {
@@ -316,16 +308,28 @@ mod tests {
     #[test]
     fn snapshot_and_report() {
         let f = fields(&[
-            ("id", "r1"), ("action", "a"), ("source", "x.json"), ("status", "active"),
-            ("accepted", "90"), ("invalid", "10"), ("succeeded", "60"), ("failed", "3"),
-            ("created_ms", "1000"), ("started_ms", "2000"),
+            ("id", "r1"),
+            ("action", "a"),
+            ("source", "x.json"),
+            ("status", "active"),
+            ("accepted", "90"),
+            ("invalid", "10"),
+            ("succeeded", "60"),
+            ("failed", "3"),
+            ("created_ms", "1000"),
+            ("started_ms", "2000"),
         ]);
         let s = RunSnapshot::from_fields(&f).unwrap();
         assert_eq!(s.total(), 100);
         assert_eq!(s.pending(), 27);
         let failures = FailureSummary::from_fields(&fields(&[
-            ("c:4xx", "2"), ("c:5xx", "1"), ("s:400", "2"), ("s:503", "1"),
-            ("r:HTTP 400: bad", "2"), ("r:gave up after 8 attempts", "1"), ("nreasons", "2"),
+            ("c:4xx", "2"),
+            ("c:5xx", "1"),
+            ("s:400", "2"),
+            ("s:503", "1"),
+            ("r:HTTP 400: bad", "2"),
+            ("r:gave up after 8 attempts", "1"),
+            ("nreasons", "2"),
         ]));
         assert_eq!(failures.top_reasons[0], ReasonCount { reason: "HTTP 400: bad".into(), count: 2 });
         let r = RunReport::new(&s, &[(100, 5)], failures, 5000);

@@ -32,8 +32,7 @@ const MAX_TOKEN_LIFETIME: Duration = Duration::from_secs(30 * 24 * 3600);
 const MAX_TOKEN_BODY: usize = 64 * 1024;
 
 /// Where a token URL comes from, for messages about a bad one.
-const TOKEN_URL_SOURCE: &str =
-    "set by CXRELAY_TOKEN_URL or target.token_url; unset, it is {api_base}/oauth/token";
+const TOKEN_URL_SOURCE: &str = "set by CXRELAY_TOKEN_URL or target.token_url; unset, it is {api_base}/oauth/token";
 
 /// The remedy for an empty setting: the environment variable and the settings-file key of
 /// `cxrelay`, which is where a person sets them (this crate reads neither).
@@ -87,8 +86,7 @@ impl AuthConfig {
     /// The token endpoint, or `None` for a static bearer token.
     pub fn token_url(&self) -> Option<&str> {
         match self {
-            AuthConfig::ClientCredentialsForm { token_url, .. }
-            | AuthConfig::ClientCredentialsJson { token_url, .. } => Some(token_url),
+            AuthConfig::ClientCredentialsForm { token_url, .. } | AuthConfig::ClientCredentialsJson { token_url, .. } => Some(token_url),
             AuthConfig::StaticBearer { .. } => None,
         }
     }
@@ -96,8 +94,9 @@ impl AuthConfig {
     /// The secret values of this profile, for redaction.
     pub(crate) fn secrets(&self) -> [&str; 1] {
         match self {
-            AuthConfig::ClientCredentialsForm { client_secret, .. }
-            | AuthConfig::ClientCredentialsJson { client_secret, .. } => [client_secret.expose()],
+            AuthConfig::ClientCredentialsForm { client_secret, .. } | AuthConfig::ClientCredentialsJson { client_secret, .. } => {
+                [client_secret.expose()]
+            }
             AuthConfig::StaticBearer { token } => [token.expose()],
         }
     }
@@ -107,10 +106,7 @@ impl AuthConfig {
         match self {
             AuthConfig::StaticBearer { token } => {
                 if token.is_empty() {
-                    return Err(AuthError::Config(format!(
-                        "static bearer token is empty: {}",
-                        how_to_set("CXRELAY_TOKEN", "target.token")
-                    )));
+                    return Err(AuthError::Config(format!("static bearer token is empty: {}", how_to_set("CXRELAY_TOKEN", "target.token"))));
                 }
                 bearer_header(token.expose()).map_err(|_| {
                     AuthError::Config(
@@ -121,36 +117,15 @@ impl AuthConfig {
                 })?;
                 Ok(None)
             }
-            AuthConfig::ClientCredentialsForm {
-                token_url,
-                client_id,
-                ..
-            }
-            | AuthConfig::ClientCredentialsJson {
-                token_url,
-                client_id,
-                ..
-            } => {
+            AuthConfig::ClientCredentialsForm { token_url, client_id, .. } | AuthConfig::ClientCredentialsJson { token_url, client_id, .. } => {
                 if client_id.is_empty() {
-                    return Err(AuthError::Config(format!(
-                        "client_id is empty: {}",
-                        how_to_set("CXRELAY_CLIENT_ID", "target.client_id")
-                    )));
+                    return Err(AuthError::Config(format!("client_id is empty: {}", how_to_set("CXRELAY_CLIENT_ID", "target.client_id"))));
                 }
                 // The URL may carry credentials (userinfo, `?client_secret=`): show it redacted.
-                let url = Url::parse(token_url).map_err(|e| {
-                    AuthError::Config(format!(
-                        "token_url {:?} is not a URL: {e} ({})",
-                        redact(token_url),
-                        TOKEN_URL_SOURCE
-                    ))
-                })?;
+                let url = Url::parse(token_url)
+                    .map_err(|e| AuthError::Config(format!("token_url {:?} is not a URL: {e} ({})", redact(token_url), TOKEN_URL_SOURCE)))?;
                 if !matches!(url.scheme(), "http" | "https") {
-                    return Err(AuthError::Config(format!(
-                        "token_url {:?} is not http(s) ({})",
-                        redact(token_url),
-                        TOKEN_URL_SOURCE
-                    )));
+                    return Err(AuthError::Config(format!("token_url {:?} is not http(s) ({})", redact(token_url), TOKEN_URL_SOURCE)));
                 }
                 Ok(Some(url))
             }
@@ -194,9 +169,7 @@ impl AuthError {
     /// The token endpoint's HTTP status, when it answered.
     pub fn status(&self) -> Option<u16> {
         match self {
-            AuthError::Rejected { status, .. } | AuthError::InvalidResponse { status, .. } => {
-                Some(*status)
-            }
+            AuthError::Rejected { status, .. } | AuthError::InvalidResponse { status, .. } => Some(*status),
             AuthError::Transport { .. } | AuthError::Config(_) => None,
         }
     }
@@ -239,9 +212,7 @@ impl Lifetime {
         if !secs.is_finite() || secs < 0.0 {
             return None;
         }
-        Some(Duration::from_secs_f64(
-            secs.min(MAX_TOKEN_LIFETIME.as_secs_f64()),
-        ))
+        Some(Duration::from_secs_f64(secs.min(MAX_TOKEN_LIFETIME.as_secs_f64())))
     }
 }
 
@@ -269,34 +240,17 @@ pub(crate) fn bearer_header(token: &str) -> Result<HeaderValue, ()> {
 
 /// Requests one token for a client-credentials profile from `url`; `clock` dates the request
 /// (the token's lifetime counts from it).
-pub(crate) async fn request_token(
-    http: &reqwest::Client,
-    url: &Url,
-    auth: &AuthConfig,
-    clock: &Clock,
-) -> Result<IssuedToken, AuthError> {
+pub(crate) async fn request_token(http: &reqwest::Client, url: &Url, auth: &AuthConfig, clock: &Clock) -> Result<IssuedToken, AuthError> {
     let request = match auth {
-        AuthConfig::ClientCredentialsForm {
-            client_id,
-            client_secret,
-            scope,
-            ..
-        } => {
-            let builder = http
-                .post(url.clone())
-                .basic_auth(client_id, Some(client_secret.expose()));
+        AuthConfig::ClientCredentialsForm { client_id, client_secret, scope, .. } => {
+            let builder = http.post(url.clone()).basic_auth(client_id, Some(client_secret.expose()));
             if scope.is_empty() {
                 builder.form(&[("grant_type", "client_credentials")])
             } else {
                 builder.form(&[("grant_type", "client_credentials"), ("scope", scope)])
             }
         }
-        AuthConfig::ClientCredentialsJson {
-            client_id,
-            client_secret,
-            scope,
-            ..
-        } => {
+        AuthConfig::ClientCredentialsJson { client_id, client_secret, scope, .. } => {
             let mut body = serde_json::Map::with_capacity(4);
             body.insert("grant_type".into(), "client_credentials".into());
             body.insert("client_id".into(), client_id.as_str().into());
@@ -306,11 +260,7 @@ pub(crate) async fn request_token(
             }
             http.post(url.clone()).json(&body)
         }
-        AuthConfig::StaticBearer { .. } => {
-            return Err(AuthError::Config(
-                "a static bearer token has no token endpoint".into(),
-            ))
-        }
+        AuthConfig::StaticBearer { .. } => return Err(AuthError::Config("a static bearer token has no token endpoint".into())),
     };
     let secrets = auth.secrets();
     let requested_at = clock.now();
@@ -318,79 +268,46 @@ pub(crate) async fn request_token(
         .header(ACCEPT, HeaderValue::from_static("application/json"))
         .send()
         .await
-        .map_err(|e| AuthError::Transport {
-            kind: classify(&e),
-            detail: text::excerpt(&text::scrub(&text::describe(&e), &secrets)),
-        })?;
+        .map_err(|e| AuthError::Transport { kind: classify(&e), detail: text::excerpt(&text::scrub(&text::describe(&e), &secrets)) })?;
     let status = resp.status();
     if !status.is_success() {
         let body = text::read_prefix(resp, 4 * 1024).await;
         // Scrubbed before the cut, so a secret straddling the 300th character is still seen.
         let body = text::scrub(&String::from_utf8_lossy(&body), &secrets);
-        let body = if body.trim().is_empty() {
-            status.canonical_reason().unwrap_or("no body").to_owned()
-        } else {
-            text::excerpt(&body)
-        };
-        return Err(AuthError::Rejected {
-            status: status.as_u16(),
-            body,
-        });
+        let body = if body.trim().is_empty() { status.canonical_reason().unwrap_or("no body").to_owned() } else { text::excerpt(&body) };
+        return Err(AuthError::Rejected { status: status.as_u16(), body });
     }
     let status = status.as_u16();
     let body = text::read_prefix(resp, MAX_TOKEN_BODY + 1).await;
     if body.len() > MAX_TOKEN_BODY {
-        return Err(AuthError::InvalidResponse {
-            status,
-            detail: format!("body larger than {MAX_TOKEN_BODY} bytes"),
-        });
+        return Err(AuthError::InvalidResponse { status, detail: format!("body larger than {MAX_TOKEN_BODY} bytes") });
     }
     let parsed: TokenResponse = serde_json::from_slice(&body).map_err(|e| {
         // serde_json messages can quote values; only the shape of the problem is reported.
         let detail = if e.to_string().starts_with("missing field") {
             e.to_string()
         } else {
-            format!(
-                "not the expected JSON ({:?} error at line {} column {})",
-                e.classify(),
-                e.line(),
-                e.column()
-            )
+            format!("not the expected JSON ({:?} error at line {} column {})", e.classify(), e.line(), e.column())
         };
         AuthError::InvalidResponse { status, detail }
     })?;
     if parsed.access_token.is_empty() {
-        return Err(AuthError::InvalidResponse {
-            status,
-            detail: "access_token is empty".into(),
-        });
+        return Err(AuthError::InvalidResponse { status, detail: "access_token is empty".into() });
     }
     if let Some(kind) = parsed.token_type.as_deref() {
         if !kind.eq_ignore_ascii_case("bearer") {
-            tracing::debug!(
-                token_type = kind,
-                "token endpoint issued a non-Bearer token type; sending it as Bearer"
-            );
+            tracing::debug!(token_type = kind, "token endpoint issued a non-Bearer token type; sending it as Bearer");
         }
     }
     let lifetime = match &parsed.expires_in {
         None => DEFAULT_TOKEN_LIFETIME,
-        Some(l) => l.seconds().ok_or_else(|| AuthError::InvalidResponse {
-            status,
-            detail: "expires_in is not a non-negative number of seconds".into(),
-        })?,
+        Some(l) => {
+            l.seconds().ok_or_else(|| AuthError::InvalidResponse { status, detail: "expires_in is not a non-negative number of seconds".into() })?
+        }
     };
-    let header =
-        bearer_header(parsed.access_token.expose()).map_err(|_| AuthError::InvalidResponse {
-            status,
-            detail: "access_token contains characters not allowed in an HTTP header".into(),
-        })?;
-    Ok(IssuedToken {
-        value: parsed.access_token,
-        header,
-        requested_at,
-        lifetime,
-    })
+    let header = bearer_header(parsed.access_token.expose())
+        .map_err(|_| AuthError::InvalidResponse { status, detail: "access_token contains characters not allowed in an HTTP header".into() })?;
+    Ok(IssuedToken { value: parsed.access_token, header, requested_at, lifetime })
 }
 
 #[cfg(test)]
@@ -422,10 +339,7 @@ mod tests {
         let err = auth.validate().unwrap_err();
         assert!(!err.to_string().contains("topsecret"));
         // Credentials in the URL itself are not shown either.
-        for token_url in [
-            "ftp://id:url-pw@auth.example.com/token",
-            "https://auth example.com/token?client_secret=url-pw",
-        ] {
+        for token_url in ["ftp://id:url-pw@auth.example.com/token", "https://auth example.com/token?client_secret=url-pw"] {
             let auth = AuthConfig::ClientCredentialsJson {
                 token_url: token_url.into(),
                 client_id: "id".into(),
@@ -436,9 +350,7 @@ mod tests {
             assert!(!err.contains("url-pw"), "{err}");
             assert!(err.contains("[redacted]"), "{err}");
         }
-        let auth = AuthConfig::StaticBearer {
-            token: Secret::new("bad\ntoken"),
-        };
+        let auth = AuthConfig::StaticBearer { token: Secret::new("bad\ntoken") };
         let err = auth.validate().unwrap_err();
         assert!(!err.to_string().contains("bad\ntoken"));
     }
@@ -460,23 +372,11 @@ mod tests {
             },
         ] {
             let err = auth.validate().unwrap_err().to_string();
-            assert!(
-                err.contains("client_id is empty")
-                    && err.contains("CXRELAY_CLIENT_ID")
-                    && err.contains("target.client_id"),
-                "{err}"
-            );
+            assert!(err.contains("client_id is empty") && err.contains("CXRELAY_CLIENT_ID") && err.contains("target.client_id"), "{err}");
         }
-        let auth = AuthConfig::StaticBearer {
-            token: Secret::default(),
-        };
+        let auth = AuthConfig::StaticBearer { token: Secret::default() };
         let err = auth.validate().unwrap_err().to_string();
-        assert!(
-            err.contains("token is empty")
-                && err.contains("CXRELAY_TOKEN")
-                && err.contains("target.token"),
-            "{err}"
-        );
+        assert!(err.contains("token is empty") && err.contains("CXRELAY_TOKEN") && err.contains("target.token"), "{err}");
         let auth = AuthConfig::ClientCredentialsForm {
             token_url: "ftp://auth.example.com/token".into(),
             client_id: "id".into(),

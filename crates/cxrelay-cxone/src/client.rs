@@ -148,10 +148,7 @@ pub(crate) fn classify(err: &reqwest::Error) -> TransportError {
     while let Some(e) = source {
         if let Some(io) = e.downcast_ref::<std::io::Error>() {
             use std::io::ErrorKind::*;
-            if matches!(
-                io.kind(),
-                ConnectionReset | ConnectionAborted | BrokenPipe | UnexpectedEof
-            ) {
+            if matches!(io.kind(), ConnectionReset | ConnectionAborted | BrokenPipe | UnexpectedEof) {
                 return TransportError::Reset;
             }
         }
@@ -206,11 +203,7 @@ impl Attempt {
     }
 
     fn refused(start: Instant, why: &str) -> Attempt {
-        Attempt {
-            latency: start.elapsed(),
-            error: Some(format!("invalid request: {why}")),
-            ..Attempt::default()
-        }
+        Attempt { latency: start.elapsed(), error: Some(format!("invalid request: {why}")), ..Attempt::default() }
     }
 
     fn auth(start: Instant, err: &AuthError, reauthenticated: bool) -> Attempt {
@@ -241,23 +234,10 @@ impl Attempt {
 
     /// `sent` is the token the request carried: a body echoing it is redacted even where the
     /// token has no recognisable shape.
-    async fn response(
-        start: Instant,
-        resp: reqwest::Response,
-        reauthenticated: bool,
-        sent: &AccessToken,
-    ) -> Attempt {
+    async fn response(start: Instant, resp: reqwest::Response, reauthenticated: bool, sent: &AccessToken) -> Attempt {
         let status = resp.status();
-        let retry_after = resp
-            .headers()
-            .get(RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
-        let rate_policy = resp
-            .headers()
-            .get("ratelimit-policy")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
+        let retry_after = resp.headers().get(RETRY_AFTER).and_then(|v| v.to_str().ok()).map(str::to_owned);
+        let rate_policy = resp.headers().get("ratelimit-policy").and_then(|v| v.to_str().ok()).map(str::to_owned);
         let error = if status.is_success() {
             text::drain(resp).await;
             None
@@ -304,13 +284,7 @@ struct ClientInner {
 impl fmt::Debug for TargetClient {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TargetClient")
-            .field(
-                "execute_url",
-                &format_args!(
-                    "{}{ACTION_PLACEHOLDER}{}",
-                    self.inner.url_prefix, self.inner.url_suffix
-                ),
-            )
+            .field("execute_url", &format_args!("{}{ACTION_PLACEHOLDER}{}", self.inner.url_prefix, self.inner.url_suffix))
             .field("tokens", &self.inner.tokens)
             .finish()
     }
@@ -319,20 +293,9 @@ impl fmt::Debug for TargetClient {
 impl TargetClient {
     /// Builds the client: validates the configuration and creates the shared connection pool.
     pub fn new(config: ClientConfig) -> Result<Self, ClientError> {
-        let ClientConfig {
-            api_base,
-            execute_path,
-            auth,
-            request_timeout,
-            connect_timeout,
-            pool_max_idle_per_host,
-            refresh_margin,
-        } = config;
+        let ClientConfig { api_base, execute_path, auth, request_timeout, connect_timeout, pool_max_idle_per_host, refresh_margin } = config;
         // The URL may carry credentials (userinfo, a query): errors show it redacted.
-        let bad_base = |reason: String| ClientError::InvalidApiBase {
-            url: redact(&api_base).into_owned(),
-            reason,
-        };
+        let bad_base = |reason: String| ClientError::InvalidApiBase { url: redact(&api_base).into_owned(), reason };
         let base = Url::parse(&api_base).map_err(|e| bad_base(e.to_string()))?;
         if !matches!(base.scheme(), "http" | "https") || base.cannot_be_a_base() {
             return Err(bad_base("not an http(s) URL".into()));
@@ -340,13 +303,8 @@ impl TargetClient {
         if base.query().is_some() || base.fragment().is_some() {
             return Err(bad_base("must not have a query or fragment".into()));
         }
-        let bad_path = |reason: &str| ClientError::InvalidExecutePath {
-            template: execute_path.clone(),
-            reason: reason.to_owned(),
-        };
-        let (before, after) = execute_path
-            .split_once(ACTION_PLACEHOLDER)
-            .ok_or_else(|| bad_path("must contain {action}"))?;
+        let bad_path = |reason: &str| ClientError::InvalidExecutePath { template: execute_path.clone(), reason: reason.to_owned() };
+        let (before, after) = execute_path.split_once(ACTION_PLACEHOLDER).ok_or_else(|| bad_path("must contain {action}"))?;
         if after.contains(ACTION_PLACEHOLDER) {
             return Err(bad_path("must contain {action} only once"));
         }
@@ -371,19 +329,9 @@ impl TargetClient {
             .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("cxrelay/", env!("CARGO_PKG_VERSION")))
             .build()
-            .map_err(|e| {
-                ClientError::Http(text::excerpt(&text::scrub(&text::describe(&e), &[])))
-            })?;
+            .map_err(|e| ClientError::Http(text::excerpt(&text::scrub(&text::describe(&e), &[]))))?;
         let tokens = TokenCache::new(http.clone(), auth, refresh_margin)?;
-        Ok(TargetClient {
-            inner: Arc::new(ClientInner {
-                http,
-                tokens,
-                url_prefix,
-                url_suffix,
-                urls: RwLock::new(HashMap::new()),
-            }),
-        })
+        Ok(TargetClient { inner: Arc::new(ClientInner { http, tokens, url_prefix, url_suffix, urls: RwLock::new(HashMap::new()) }) })
     }
 
     /// The process-wide token cache used by this client.
@@ -402,17 +350,10 @@ impl TargetClient {
             return None;
         }
         let inner = &*self.inner;
-        if let Some(url) = inner
-            .urls
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(action)
-        {
+        if let Some(url) = inner.urls.read().unwrap_or_else(PoisonError::into_inner).get(action) {
             return Some(url.clone());
         }
-        let mut s = String::with_capacity(
-            inner.url_prefix.len() + action.len() * 3 + inner.url_suffix.len(),
-        );
+        let mut s = String::with_capacity(inner.url_prefix.len() + action.len() * 3 + inner.url_suffix.len());
         s.push_str(&inner.url_prefix);
         push_path_segment(&mut s, action);
         s.push_str(&inner.url_suffix);
@@ -437,10 +378,7 @@ impl TargetClient {
             return Attempt::refused(start, "action id is empty, \".\" or \"..\"");
         };
         let Ok(key) = HeaderValue::from_str(idempotency_key) else {
-            return Attempt::refused(
-                start,
-                "Idempotency-Key contains characters not allowed in a header",
-            );
+            return Attempt::refused(start, "Idempotency-Key contains characters not allowed in a header");
         };
         let tokens = &self.inner.tokens;
         let token = match tokens.token().await {
@@ -465,10 +403,7 @@ impl TargetClient {
             Err(e) => return Attempt::auth(start, &e, true),
         };
         // Both were built successfully above; rebuilding (rare path) saves cloning them up front.
-        let (Some(url), Ok(key)) = (
-            self.execute_url(action),
-            HeaderValue::from_str(idempotency_key),
-        ) else {
+        let (Some(url), Ok(key)) = (self.execute_url(action), HeaderValue::from_str(idempotency_key)) else {
             return Attempt::refused(start, "action id or Idempotency-Key");
         };
         match self.send(url, &token, key, body).await {
@@ -477,13 +412,7 @@ impl TargetClient {
         }
     }
 
-    async fn send(
-        &self,
-        url: Url,
-        token: &AccessToken,
-        key: HeaderValue,
-        body: Bytes,
-    ) -> Result<reqwest::Response, reqwest::Error> {
+    async fn send(&self, url: Url, token: &AccessToken, key: HeaderValue, body: Bytes) -> Result<reqwest::Response, reqwest::Error> {
         let mut req = reqwest::Request::new(Method::POST, url);
         let headers = req.headers_mut();
         headers.insert(AUTHORIZATION, token.authorization().clone());
@@ -500,25 +429,7 @@ fn push_path_segment(out: &mut String, segment: &str) {
     const HEX: &[u8; 16] = b"0123456789ABCDEF";
     for b in segment.bytes() {
         let keep = b.is_ascii_alphanumeric()
-            || matches!(
-                b,
-                b'-' | b'.'
-                    | b'_'
-                    | b'~'
-                    | b'!'
-                    | b'$'
-                    | b'&'
-                    | b'\''
-                    | b'('
-                    | b')'
-                    | b'*'
-                    | b'+'
-                    | b','
-                    | b';'
-                    | b'='
-                    | b':'
-                    | b'@'
-            );
+            || matches!(b, b'-' | b'.' | b'_' | b'~' | b'!' | b'$' | b'&' | b'\'' | b'(' | b')' | b'*' | b'+' | b',' | b';' | b'=' | b':' | b'@');
         if keep {
             out.push(b as char);
         } else {
@@ -535,12 +446,7 @@ mod tests {
     use cxrelay_core::Secret;
 
     fn client(base: &str, path: &str) -> Result<TargetClient, ClientError> {
-        let mut cfg = ClientConfig::new(
-            base,
-            AuthConfig::StaticBearer {
-                token: Secret::new("t"),
-            },
-        );
+        let mut cfg = ClientConfig::new(base, AuthConfig::StaticBearer { token: Secret::new("t") });
         cfg.execute_path = path.into();
         TargetClient::new(cfg)
     }
@@ -555,48 +461,23 @@ mod tests {
     #[tokio::test]
     async fn execute_urls() {
         let c = client("https://api.example.com/", DEFAULT_EXECUTE_PATH).unwrap();
-        assert_eq!(
-            c.execute_url("act-1").unwrap().as_str(),
-            "https://api.example.com/api/v1/datapoint/actions/act-1/execute"
-        );
-        assert_eq!(
-            c.execute_url("a/../b").unwrap().as_str(),
-            "https://api.example.com/api/v1/datapoint/actions/a%2F..%2Fb/execute"
-        );
+        assert_eq!(c.execute_url("act-1").unwrap().as_str(), "https://api.example.com/api/v1/datapoint/actions/act-1/execute");
+        assert_eq!(c.execute_url("a/../b").unwrap().as_str(), "https://api.example.com/api/v1/datapoint/actions/a%2F..%2Fb/execute");
         // cached
         assert_eq!(c.execute_url("act-1"), c.execute_url("act-1"));
         assert!(c.execute_url("").is_none());
         assert!(c.execute_url("..").is_none());
 
-        let c = client(
-            "https://api.example.com/base",
-            "api/v2/integrations/actions/{action}/execute",
-        )
-        .unwrap();
-        assert_eq!(
-            c.execute_url("x").unwrap().as_str(),
-            "https://api.example.com/base/api/v2/integrations/actions/x/execute"
-        );
+        let c = client("https://api.example.com/base", "api/v2/integrations/actions/{action}/execute").unwrap();
+        assert_eq!(c.execute_url("x").unwrap().as_str(), "https://api.example.com/base/api/v2/integrations/actions/x/execute");
     }
 
     #[tokio::test]
     async fn bad_configs() {
-        assert!(matches!(
-            client("ftp://x", DEFAULT_EXECUTE_PATH),
-            Err(ClientError::InvalidApiBase { .. })
-        ));
-        assert!(matches!(
-            client("not a url", DEFAULT_EXECUTE_PATH),
-            Err(ClientError::InvalidApiBase { .. })
-        ));
-        assert!(matches!(
-            client("http://x", "/no/placeholder"),
-            Err(ClientError::InvalidExecutePath { .. })
-        ));
-        assert!(matches!(
-            client("http://x", "/{action}/{action}"),
-            Err(ClientError::InvalidExecutePath { .. })
-        ));
+        assert!(matches!(client("ftp://x", DEFAULT_EXECUTE_PATH), Err(ClientError::InvalidApiBase { .. })));
+        assert!(matches!(client("not a url", DEFAULT_EXECUTE_PATH), Err(ClientError::InvalidApiBase { .. })));
+        assert!(matches!(client("http://x", "/no/placeholder"), Err(ClientError::InvalidExecutePath { .. })));
+        assert!(matches!(client("http://x", "/{action}/{action}"), Err(ClientError::InvalidExecutePath { .. })));
         // A template cannot move the request to another host.
         let c = client("http://x", "@evil.com/{action}").unwrap();
         assert_eq!(c.execute_url("a").unwrap().host_str(), Some("x"));
@@ -605,9 +486,7 @@ mod tests {
     #[tokio::test]
     async fn refused_locally() {
         let c = client("http://127.0.0.1:9", DEFAULT_EXECUTE_PATH).unwrap();
-        let a = c
-            .execute("act", "bad\nkey", Bytes::from_static(b"{}"))
-            .await;
+        let a = c.execute("act", "bad\nkey", Bytes::from_static(b"{}")).await;
         assert_eq!((a.status, a.transport, a.auth_failed), (None, None, false));
         assert!(a.error.unwrap().starts_with("invalid request"));
         let a = c.execute("", "k", Bytes::from_static(b"{}")).await;

@@ -29,11 +29,7 @@ pub(crate) fn excerpt(text: &str) -> String {
     if text.chars().nth(MAX_EXCERPT_CHARS).is_none() {
         return text.chars().map(clean).collect();
     }
-    let mut out: String = text
-        .chars()
-        .take(MAX_EXCERPT_CHARS - 1)
-        .map(clean)
-        .collect();
+    let mut out: String = text.chars().take(MAX_EXCERPT_CHARS - 1).map(clean).collect();
     out.push('…');
     out
 }
@@ -135,24 +131,12 @@ mod tests {
 
     #[test]
     fn scrubs_known_secrets_and_secret_shapes() {
+        assert_eq!(scrub("bad secret s3cr3t!", &["s3cr3t", ""]), "bad secret ***!");
         assert_eq!(
-            scrub("bad secret s3cr3t!", &["s3cr3t", ""]),
-            "bad secret ***!"
-        );
-        assert_eq!(
-            scrub(
-                r#"{"error":"denied","echo":"Bearer tok-1","access_token":"tok-1"}"#,
-                &[]
-            ),
+            scrub(r#"{"error":"denied","echo":"Bearer tok-1","access_token":"tok-1"}"#, &[]),
             r#"{"error":"denied","echo":"Bearer [redacted]","access_token":"[redacted]"}"#
         );
-        assert_eq!(
-            scrub(r#"{"client_secret":"s3cr3t","x":"s3cr3t"}"#, &["s3cr3t"]),
-            r#"{"client_secret":"***","x":"***"}"#
-        );
-        assert_eq!(
-            scrub("HTTP 503: upstream busy", &["s3cr3t"]),
-            "HTTP 503: upstream busy"
-        );
+        assert_eq!(scrub(r#"{"client_secret":"s3cr3t","x":"s3cr3t"}"#, &["s3cr3t"]), r#"{"client_secret":"***","x":"***"}"#);
+        assert_eq!(scrub("HTTP 503: upstream busy", &["s3cr3t"]), "HTTP 503: upstream busy");
     }
 }

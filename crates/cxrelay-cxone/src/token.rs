@@ -76,10 +76,7 @@ pub struct ManualClock {
 impl ManualClock {
     /// A manual clock reading the current system time until advanced.
     pub fn new() -> Self {
-        ManualClock {
-            start: Instant::now(),
-            advanced_ns: AtomicU64::new(0),
-        }
+        ManualClock { start: Instant::now(), advanced_ns: AtomicU64::new(0) }
     }
 
     /// The current time of this clock.
@@ -91,11 +88,7 @@ impl ManualClock {
     pub fn advance(&self, by: Duration) {
         let ns = u64::try_from(by.as_nanos()).unwrap_or(u64::MAX);
         // `fetch_add` would wrap around and move the clock backwards.
-        let _ = self
-            .advanced_ns
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |t| {
-                Some(t.saturating_add(ns))
-            });
+        let _ = self.advanced_ns.fetch_update(Ordering::AcqRel, Ordering::Acquire, |t| Some(t.saturating_add(ns)));
     }
 }
 
@@ -187,11 +180,7 @@ pub(crate) fn usable_for(lifetime: Duration, margin: Duration) -> Duration {
 }
 
 /// A failed refresh still yields the previous token while that token has not expired.
-fn or_still_valid(
-    result: Result<AccessToken, AuthError>,
-    previous: Option<AccessToken>,
-    now: Instant,
-) -> Result<AccessToken, AuthError> {
+fn or_still_valid(result: Result<AccessToken, AuthError>, previous: Option<AccessToken>, now: Instant) -> Result<AccessToken, AuthError> {
     match result {
         Err(e) => previous.filter(|t| t.is_unexpired(now)).ok_or(e),
         ok => ok,
@@ -228,21 +217,12 @@ struct LastFlight {
 
 enum Source {
     Static(AccessToken),
-    Endpoint {
-        http: reqwest::Client,
-        url: Url,
-        auth: AuthConfig,
-    },
+    Endpoint { http: reqwest::Client, url: Url, auth: AuthConfig },
 }
 
 impl fmt::Debug for TokenCache {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let current = self
-            .inner
-            .current
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone();
+        let current = self.inner.current.read().unwrap_or_else(PoisonError::into_inner).clone();
         f.debug_struct("TokenCache")
             .field("static", &matches!(self.inner.source, Source::Static(_)))
             .field("refresh_margin", &self.inner.margin)
@@ -254,28 +234,16 @@ impl fmt::Debug for TokenCache {
 
 impl TokenCache {
     /// Creates a cache that obtains tokens for `auth` through `http` (a shared client).
-    pub fn new(
-        http: reqwest::Client,
-        auth: AuthConfig,
-        refresh_margin: Duration,
-    ) -> Result<Self, AuthError> {
+    pub fn new(http: reqwest::Client, auth: AuthConfig, refresh_margin: Duration) -> Result<Self, AuthError> {
         Self::with_clock(http, auth, refresh_margin, Clock::System)
     }
 
     /// Like [`new`](Self::new), reading the time from `clock` (a [`Clock::Manual`] in tests).
-    pub fn with_clock(
-        http: reqwest::Client,
-        auth: AuthConfig,
-        refresh_margin: Duration,
-        clock: Clock,
-    ) -> Result<Self, AuthError> {
+    pub fn with_clock(http: reqwest::Client, auth: AuthConfig, refresh_margin: Duration, clock: Clock) -> Result<Self, AuthError> {
         let source = match auth.validate()? {
             None => {
-                let AuthConfig::StaticBearer { token } = auth else {
-                    unreachable!("validate returns no URL only for a static token")
-                };
-                let header = bearer_header(token.expose())
-                    .map_err(|_| AuthError::Config("invalid static bearer token".into()))?;
+                let AuthConfig::StaticBearer { token } = auth else { unreachable!("validate returns no URL only for a static token") };
+                let header = bearer_header(token.expose()).map_err(|_| AuthError::Config("invalid static bearer token".into()))?;
                 Source::Static(AccessToken(Arc::new(TokenInner {
                     id: 0,
                     value: token,
@@ -329,20 +297,14 @@ impl TokenCache {
             }
         };
         let now = inner.clock.now();
-        let cached = inner
-            .current
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone();
+        let cached = inner.current.read().unwrap_or_else(PoisonError::into_inner).clone();
         if let Some(t) = &cached {
             if t.is_fresh(now) {
                 return Ok(t.clone());
             }
         }
         let completed_meanwhile = inner.completed.load(Ordering::Acquire) != seen;
-        let cooling_down = flight
-            .failed_at
-            .is_some_and(|t| now.duration_since(t) < FAILURE_COOLDOWN);
+        let cooling_down = flight.failed_at.is_some_and(|t| now.duration_since(t) < FAILURE_COOLDOWN);
         if completed_meanwhile || cooling_down {
             // A request completed while we waited for the lock, or failed a moment ago:
             // share its outcome instead of sending another (unless the token it brought has
@@ -356,32 +318,22 @@ impl TokenCache {
 
         let number = inner.requests.fetch_add(1, Ordering::Relaxed) + 1;
         tracing::debug!(request = number, "requesting access token");
-        let result = request_token(http, url, auth, &inner.clock)
-            .await
-            .map(|issued| {
-                let usable = usable_for(issued.lifetime, inner.margin);
-                let token = AccessToken(Arc::new(TokenInner {
-                    id: number,
-                    value: issued.value,
-                    header: issued.header,
-                    expires_at: issued.requested_at.checked_add(issued.lifetime),
-                    refresh_at: issued.requested_at.checked_add(usable),
-                    clock: inner.clock.clone(),
-                }));
-                tracing::debug!(
-                    token = number,
-                    lifetime_s = issued.lifetime.as_secs_f64(),
-                    refresh_in_s = usable.as_secs_f64(),
-                    "access token obtained"
-                );
-                token
-            });
+        let result = request_token(http, url, auth, &inner.clock).await.map(|issued| {
+            let usable = usable_for(issued.lifetime, inner.margin);
+            let token = AccessToken(Arc::new(TokenInner {
+                id: number,
+                value: issued.value,
+                header: issued.header,
+                expires_at: issued.requested_at.checked_add(issued.lifetime),
+                refresh_at: issued.requested_at.checked_add(usable),
+                clock: inner.clock.clone(),
+            }));
+            tracing::debug!(token = number, lifetime_s = issued.lifetime.as_secs_f64(), refresh_in_s = usable.as_secs_f64(), "access token obtained");
+            token
+        });
         match &result {
             Ok(token) => {
-                *inner
-                    .current
-                    .write()
-                    .unwrap_or_else(PoisonError::into_inner) = Some(token.clone());
+                *inner.current.write().unwrap_or_else(PoisonError::into_inner) = Some(token.clone());
                 flight.failed_at = None;
             }
             Err(e) => {
@@ -400,11 +352,7 @@ impl TokenCache {
         if matches!(self.inner.source, Source::Static(_)) {
             return;
         }
-        let mut current = self
-            .inner
-            .current
-            .write()
-            .unwrap_or_else(PoisonError::into_inner);
+        let mut current = self.inner.current.write().unwrap_or_else(PoisonError::into_inner);
         if current.as_ref().is_some_and(|t| t.id() == failed.id()) {
             tracing::debug!(token = failed.id(), "access token invalidated");
             *current = None;
@@ -439,22 +387,10 @@ mod tests {
     #[test]
     fn usable_lifetime() {
         let m = Duration::from_secs(30);
-        assert_eq!(
-            usable_for(Duration::from_secs(3600), m),
-            Duration::from_secs(3570)
-        );
-        assert_eq!(
-            usable_for(Duration::from_secs(31), m),
-            Duration::from_secs(1)
-        );
-        assert_eq!(
-            usable_for(Duration::from_secs(30), m),
-            Duration::from_secs(15)
-        );
-        assert_eq!(
-            usable_for(Duration::from_secs(10), m),
-            Duration::from_secs(5)
-        );
+        assert_eq!(usable_for(Duration::from_secs(3600), m), Duration::from_secs(3570));
+        assert_eq!(usable_for(Duration::from_secs(31), m), Duration::from_secs(1));
+        assert_eq!(usable_for(Duration::from_secs(30), m), Duration::from_secs(15));
+        assert_eq!(usable_for(Duration::from_secs(10), m), Duration::from_secs(5));
         assert_eq!(usable_for(Duration::ZERO, m), Duration::ZERO);
     }
 
@@ -493,14 +429,8 @@ mod tests {
 
     #[tokio::test]
     async fn static_token_needs_no_requests() {
-        let cache = TokenCache::new(
-            reqwest::Client::new(),
-            AuthConfig::StaticBearer {
-                token: Secret::new("static-tok"),
-            },
-            DEFAULT_REFRESH_MARGIN,
-        )
-        .unwrap();
+        let cache =
+            TokenCache::new(reqwest::Client::new(), AuthConfig::StaticBearer { token: Secret::new("static-tok") }, DEFAULT_REFRESH_MARGIN).unwrap();
         let t = cache.token().await.unwrap();
         assert_eq!(t.secret().expose(), "static-tok");
         cache.invalidate(&t);

@@ -14,10 +14,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::Router;
 use base64::Engine as _;
-use cxrelay_cxone::{
-    AuthConfig, AuthError, ClientConfig, Clock, ManualClock, Secret, TargetClient, TokenCache,
-    TransportError,
-};
+use cxrelay_cxone::{AuthConfig, AuthError, ClientConfig, Clock, ManualClock, Secret, TargetClient, TokenCache, TransportError};
 use tokio::task::JoinSet;
 
 const CLIENT_SECRET: &str = "sup3r-s3cret-VALUE";
@@ -42,11 +39,7 @@ struct Stub {
     last_execute: Mutex<Option<(String, HeaderMap, Bytes)>>,
 }
 
-async fn token_endpoint(
-    State(stub): State<Arc<Stub>>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
+async fn token_endpoint(State(stub): State<Arc<Stub>>, headers: HeaderMap, body: Bytes) -> Response {
     let n = stub.token_calls.fetch_add(1, Ordering::SeqCst) + 1;
     *stub.last_token_request.lock().unwrap() = Some((headers.clone(), body.clone()));
     let delay = stub.token_delay_ms.load(Ordering::SeqCst);
@@ -54,10 +47,7 @@ async fn token_endpoint(
         tokio::time::sleep(Duration::from_millis(delay)).await;
     }
     if stub.token_echo.load(Ordering::SeqCst) {
-        let authorization = headers
-            .get("authorization")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("");
+        let authorization = headers.get("authorization").and_then(|v| v.to_str().ok()).unwrap_or("");
         let sent = serde_json::to_string(&String::from_utf8_lossy(&body)).unwrap();
         let body = format!(
             r#"{{"error":"invalid_scope","error_description":"scope not allowed","access_token":"tok-stale","received":{{"authorization":"{authorization}","body":{sent}}}}}"#
@@ -65,8 +55,7 @@ async fn token_endpoint(
         return (StatusCode::BAD_REQUEST, body).into_response();
     }
     if stub.token_fail.load(Ordering::SeqCst) {
-        let body =
-            format!("{{\"error\":\"invalid_client\",\"detail\":\"bad secret {CLIENT_SECRET}\"}}");
+        let body = format!("{{\"error\":\"invalid_client\",\"detail\":\"bad secret {CLIENT_SECRET}\"}}");
         return (StatusCode::UNAUTHORIZED, body).into_response();
     }
     let body = serde_json::json!({
@@ -77,12 +66,7 @@ async fn token_endpoint(
     axum::Json(body).into_response()
 }
 
-async fn execute_endpoint(
-    State(stub): State<Arc<Stub>>,
-    Path(action): Path<String>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
+async fn execute_endpoint(State(stub): State<Arc<Stub>>, Path(action): Path<String>, headers: HeaderMap, body: Bytes) -> Response {
     stub.execute_calls.fetch_add(1, Ordering::SeqCst);
     *stub.last_execute.lock().unwrap() = Some((action.clone(), headers.clone(), body));
     match action.as_str() {
@@ -91,12 +75,7 @@ async fn execute_endpoint(
             return StatusCode::OK.into_response();
         }
         "limited" => {
-            return (
-                StatusCode::TOO_MANY_REQUESTS,
-                [("retry-after", "7")],
-                "x".repeat(5000),
-            )
-                .into_response();
+            return (StatusCode::TOO_MANY_REQUESTS, [("retry-after", "7")], "x".repeat(5000)).into_response();
         }
         _ => {}
     }
@@ -106,16 +85,12 @@ async fn execute_endpoint(
         .and_then(|v| v.strip_prefix("Bearer tok-"))
         .and_then(|n| n.parse().ok())
         .unwrap_or(0);
-    if stub.always_401.load(Ordering::SeqCst) || token_no < stub.reject_below.load(Ordering::SeqCst)
-    {
+    if stub.always_401.load(Ordering::SeqCst) || token_no < stub.reject_below.load(Ordering::SeqCst) {
         return (StatusCode::UNAUTHORIZED, "{\"error\":\"invalid_token\"}").into_response();
     }
     // Echo the request's credentials back in an error, as some gateways do.
     if action == "echo-json" || action == "echo-text" {
-        let authorization = headers
-            .get("authorization")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("");
+        let authorization = headers.get("authorization").and_then(|v| v.to_str().ok()).unwrap_or("");
         let token = authorization.strip_prefix("Bearer ").unwrap_or("");
         if action == "echo-json" {
             let body = format!(
@@ -133,16 +108,10 @@ async fn execute_endpoint(
 
 /// Starts the stub; returns its state and base URL.
 async fn start_stub() -> (Arc<Stub>, String) {
-    let stub = Arc::new(Stub {
-        expires_in: AtomicU64::new(3600),
-        ..Stub::default()
-    });
+    let stub = Arc::new(Stub { expires_in: AtomicU64::new(3600), ..Stub::default() });
     let app = Router::new()
         .route("/oauth/token", post(token_endpoint))
-        .route(
-            "/api/v1/datapoint/actions/{action}/execute",
-            post(execute_endpoint),
-        )
+        .route("/api/v1/datapoint/actions/{action}/execute", post(execute_endpoint))
         .with_state(stub.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -299,12 +268,7 @@ async fn a_persistent_401_is_returned_after_one_retry() {
 async fn a_static_token_is_not_retried_on_401() {
     let (stub, base) = start_stub().await;
     stub.always_401.store(true, Ordering::SeqCst);
-    let c = client(
-        &base,
-        AuthConfig::StaticBearer {
-            token: Secret::new("tok-9"),
-        },
-    );
+    let c = client(&base, AuthConfig::StaticBearer { token: Secret::new("tok-9") });
     let a = c.execute("act-1", "k", body()).await;
     assert_eq!((a.status, a.reauthenticated), (Some(401), false));
     assert_eq!(stub.execute_calls.load(Ordering::SeqCst), 1);
@@ -339,10 +303,7 @@ async fn execute_sends_the_expected_headers_and_body() {
     let a = c.execute("act 1/x", "run-7:42", body()).await;
     assert_eq!(a.status, Some(200), "{a:?}");
     let (action, headers, sent) = stub.last_execute.lock().unwrap().clone().unwrap();
-    assert_eq!(
-        action, "act 1/x",
-        "action id is percent-encoded as one path segment"
-    );
+    assert_eq!(action, "act 1/x", "action id is percent-encoded as one path segment");
     assert_eq!(headers["idempotency-key"], "run-7:42");
     assert_eq!(headers["accept"], "application/json");
     assert_eq!(headers["content-type"], "application/json");
@@ -358,16 +319,9 @@ async fn form_token_request_has_basic_auth_and_form_body() {
     let (headers, body) = stub.last_token_request.lock().unwrap().clone().unwrap();
     assert_eq!(headers["content-type"], "application/x-www-form-urlencoded");
     assert_eq!(headers["accept"], "application/json");
-    let expected =
-        base64::engine::general_purpose::STANDARD.encode(format!("my-client:{CLIENT_SECRET}"));
-    assert_eq!(
-        headers["authorization"],
-        format!("Basic {expected}").as_str()
-    );
-    assert_eq!(
-        std::str::from_utf8(&body).unwrap(),
-        "grant_type=client_credentials&scope=datapoint%3Aactions%3Aexecute+datapoint%3Aactions%3Aread"
-    );
+    let expected = base64::engine::general_purpose::STANDARD.encode(format!("my-client:{CLIENT_SECRET}"));
+    assert_eq!(headers["authorization"], format!("Basic {expected}").as_str());
+    assert_eq!(std::str::from_utf8(&body).unwrap(), "grant_type=client_credentials&scope=datapoint%3Aactions%3Aexecute+datapoint%3Aactions%3Aread");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -401,12 +355,7 @@ async fn closed_port() -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connection_refused_is_a_connect_failure() {
     let base = closed_port().await;
-    let c = client(
-        &base,
-        AuthConfig::StaticBearer {
-            token: Secret::new("t"),
-        },
-    );
+    let c = client(&base, AuthConfig::StaticBearer { token: Secret::new("t") });
     let a = c.execute("act-1", "k", body()).await;
     assert_eq!(a.status, None);
     assert_eq!(a.transport, Some(TransportError::Connect), "{a:?}");
@@ -419,30 +368,18 @@ async fn connection_refused_is_a_connect_failure() {
     let c = client(&base, form_auth(&base));
     let a = c.execute("act-1", "k", body()).await;
     assert!(a.auth_failed);
-    assert_eq!(
-        (a.status, a.transport),
-        (None, Some(TransportError::Connect))
-    );
+    assert_eq!((a.status, a.transport), (None, Some(TransportError::Connect)));
     assert!(a.error.unwrap().starts_with("token request failed: "));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_answer_is_a_timeout() {
     let (_stub, base) = start_stub().await;
-    let mut cfg = ClientConfig::new(
-        &base,
-        AuthConfig::StaticBearer {
-            token: Secret::new("t"),
-        },
-    );
+    let mut cfg = ClientConfig::new(&base, AuthConfig::StaticBearer { token: Secret::new("t") });
     cfg.request_timeout = Duration::from_millis(300);
     let c = TargetClient::new(cfg).unwrap();
     let a = c.execute("slow", "k", body()).await;
-    assert_eq!(
-        (a.status, a.transport),
-        (None, Some(TransportError::Timeout)),
-        "{a:?}"
-    );
+    assert_eq!((a.status, a.transport), (None, Some(TransportError::Timeout)), "{a:?}");
     assert!(a.latency >= Duration::from_millis(300) && a.latency < Duration::from_secs(3));
 }
 
@@ -458,18 +395,9 @@ async fn a_connection_closed_mid_request_is_a_reset() {
             drop(sock); // close without answering
         }
     });
-    let c = client(
-        &base,
-        AuthConfig::StaticBearer {
-            token: Secret::new("t"),
-        },
-    );
+    let c = client(&base, AuthConfig::StaticBearer { token: Secret::new("t") });
     let a = c.execute("act-1", "k", body()).await;
-    assert_eq!(
-        (a.status, a.transport),
-        (None, Some(TransportError::Reset)),
-        "{a:?}"
-    );
+    assert_eq!((a.status, a.transport), (None, Some(TransportError::Reset)), "{a:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -521,12 +449,7 @@ async fn secrets_never_appear_in_debug_output_or_errors() {
     let dbg = format!("{cfg:?} {cfg:#?}");
     assert!(!dbg.contains(CLIENT_SECRET), "{dbg}");
     assert!(dbg.contains("***"));
-    let static_cfg = ClientConfig::new(
-        &base,
-        AuthConfig::StaticBearer {
-            token: Secret::new(CLIENT_SECRET),
-        },
-    );
+    let static_cfg = ClientConfig::new(&base, AuthConfig::StaticBearer { token: Secret::new(CLIENT_SECRET) });
     assert!(!format!("{static_cfg:?}").contains(CLIENT_SECRET));
     let static_client = TargetClient::new(static_cfg).unwrap();
     let t = static_client.tokens().token().await.unwrap();
@@ -544,19 +467,12 @@ async fn secrets_never_appear_in_debug_output_or_errors() {
     assert!(a.auth_failed);
     assert_eq!(a.status, Some(401));
     let err = a.error.clone().unwrap();
-    assert!(
-        err.starts_with("token request failed: token endpoint answered HTTP 401"),
-        "{err}"
-    );
+    assert!(err.starts_with("token request failed: token endpoint answered HTTP 401"), "{err}");
     assert!(!err.contains(CLIENT_SECRET), "{err}");
     assert!(err.contains("***"), "{err}");
     assert!(!format!("{a:?}").contains(CLIENT_SECRET));
 
-    let e = TokenCache::new(reqwest::Client::new(), form_auth(&base), Duration::ZERO)
-        .unwrap()
-        .token()
-        .await
-        .unwrap_err();
+    let e = TokenCache::new(reqwest::Client::new(), form_auth(&base), Duration::ZERO).unwrap().token().await.unwrap_err();
     assert!(matches!(e, AuthError::Rejected { status: 401, .. }));
     assert!(!e.to_string().contains(CLIENT_SECRET) && !format!("{e:?}").contains(CLIENT_SECRET));
 
@@ -581,8 +497,7 @@ async fn secrets_never_appear_in_debug_output_or_errors() {
 /// the client secret, nor the Basic credentials built from it.
 #[track_caller]
 fn assert_no_credentials(a: &cxrelay_cxone::Attempt) {
-    let basic =
-        base64::engine::general_purpose::STANDARD.encode(format!("my-client:{CLIENT_SECRET}"));
+    let basic = base64::engine::general_purpose::STANDARD.encode(format!("my-client:{CLIENT_SECRET}"));
     let all = format!("{:?} {a:?}", a.error);
     for secret in ["tok-1", "tok-2", "tok-stale", CLIENT_SECRET, basic.as_str()] {
         assert!(!all.contains(secret), "{secret} in {all}");
@@ -599,10 +514,7 @@ async fn an_execute_error_echoing_the_token_is_redacted() {
     assert_eq!(a.status, Some(400));
     assert_no_credentials(&a);
     let err = a.error.clone().unwrap();
-    assert!(
-        err.starts_with(r#"{"error":"invalid_envelope","field":"inputs","access_token":"#),
-        "{err}"
-    );
+    assert!(err.starts_with(r#"{"error":"invalid_envelope","field":"inputs","access_token":"#), "{err}");
     assert!(err.contains(r#""Authorization":"[redacted]""#), "{err}");
 
     // Plain-text body with a header dump and logfmt pairs (a 5xx, retried by the caller).
@@ -610,10 +522,7 @@ async fn an_execute_error_echoing_the_token_is_redacted() {
     assert_eq!(a.status, Some(503));
     assert_no_credentials(&a);
     let err = a.error.clone().unwrap();
-    assert!(
-        err.starts_with("upstream rejected the request POST /execute HTTP/1.1"),
-        "{err}"
-    );
+    assert!(err.starts_with("upstream rejected the request POST /execute HTTP/1.1"), "{err}");
     assert!(err.contains("Authorization: [redacted]"), "{err}");
     assert!(err.contains("error=quota_exceeded"), "{err}");
     // The token sent is known, so it is replaced by value (`***`) wherever it appears, even in
@@ -655,10 +564,7 @@ async fn a_token_endpoint_error_echoing_the_request_is_redacted() {
     // JSON profile: the client secret travels in the body, echoed back as a JSON string.
     let tokens = cache(json_auth(&base), Duration::from_secs(30));
     let e = tokens.token().await.unwrap_err();
-    assert!(
-        matches!(e, AuthError::Rejected { status: 400, .. }),
-        "{e:?}"
-    );
+    assert!(matches!(e, AuthError::Rejected { status: 400, .. }), "{e:?}");
     let shown = format!("{e} {e:?}");
     assert!(!shown.contains(CLIENT_SECRET), "{shown}");
     assert!(!shown.contains("tok-stale"), "{shown}");
@@ -667,19 +573,11 @@ async fn a_token_endpoint_error_echoing_the_request_is_redacted() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn configured_urls_are_shown_redacted() {
-    let e = TargetClient::new(ClientConfig::new(
-        "ftp://user:url-pw@api.example.com",
-        AuthConfig::StaticBearer {
-            token: Secret::new("t"),
-        },
-    ))
-    .unwrap_err();
+    let e =
+        TargetClient::new(ClientConfig::new("ftp://user:url-pw@api.example.com", AuthConfig::StaticBearer { token: Secret::new("t") })).unwrap_err();
     let shown = format!("{e} {e:?}");
     assert!(!shown.contains("url-pw"), "{shown}");
-    assert!(
-        shown.contains("ftp://user:[redacted]@api.example.com"),
-        "{shown}"
-    );
+    assert!(shown.contains("ftp://user:[redacted]@api.example.com"), "{shown}");
 
     let e = TargetClient::new(ClientConfig::new(
         "https://api.example.com",

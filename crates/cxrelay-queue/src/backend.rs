@@ -39,8 +39,8 @@ use apalis_core::task::builder::TaskBuilder;
 use apalis_core::task::task_id::TaskId;
 use apalis_core::task::Task;
 use apalis_core::worker::context::WorkerContext;
-use tokio::sync::Semaphore;
 use cxrelay_core::{ItemOutcome, OutcomeKind, RunId};
+use tokio::sync::Semaphore;
 
 use crate::conn::{connect, RedisConn, RedisTarget};
 use crate::job::{Checkpoint, ItemJob, RunMeta};
@@ -222,7 +222,6 @@ impl StreamBackend {
     pub fn store(&self) -> &Store {
         &self.persist.shared.store
     }
-
 }
 
 impl Backend for StreamBackend {
@@ -366,7 +365,9 @@ impl Shared {
             };
             match self.store.run_meta(&run).await? {
                 Some(meta) if &meta.tenant == tenant => new_runs.push(Arc::new(meta)),
-                Some(meta) => tracing::warn!(run = %id, run_tenant = %meta.tenant, "a run of another tenant is listed under this tenant; skipping it"),
+                Some(meta) => {
+                    tracing::warn!(run = %id, run_tenant = %meta.tenant, "a run of another tenant is listed under this tenant; skipping it")
+                }
                 // The run expired or was discarded; drop it from the active set.
                 None => self.store.deactivate(tenant, id).await?,
             }
@@ -496,12 +497,7 @@ impl Shared {
     fn track(&self, jobs: &[ItemJob]) {
         let mut inflight = self.inflight.lock().expect("inflight");
         for job in jobs {
-            inflight
-                .by_run
-                .entry(job.run.run.clone())
-                .or_insert_with(|| (job.run.clone(), HashSet::new()))
-                .1
-                .insert(job.entry_id.clone());
+            inflight.by_run.entry(job.run.run.clone()).or_insert_with(|| (job.run.clone(), HashSet::new())).1.insert(job.entry_id.clone());
         }
         self.unfinished.fetch_add(jobs.len(), Ordering::Relaxed);
     }

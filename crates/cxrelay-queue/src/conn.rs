@@ -49,7 +49,11 @@ impl RedisTarget {
     fn certificates(&self) -> redis::RedisResult<Option<TlsCertificates>> {
         let Some(path) = &self.ca_cert else { return Ok(None) };
         let pem = std::fs::read(path).map_err(|e| {
-            redis::RedisError::from((redis::ErrorKind::InvalidClientConfig, "cannot read the Redis CA certificate", format!("{}: {e}", path.display())))
+            redis::RedisError::from((
+                redis::ErrorKind::InvalidClientConfig,
+                "cannot read the Redis CA certificate",
+                format!("{}: {e}", path.display()),
+            ))
         })?;
         Ok(Some(TlsCertificates { client_tls: None, root_cert: Some(pem) }))
     }
@@ -95,10 +99,8 @@ impl ConnectionLike for RedisConn {
 pub async fn connect(target: &RedisTarget, response_timeout: Duration) -> redis::RedisResult<RedisConn> {
     let certs = target.certificates()?;
     if target.is_cluster() {
-        let mut builder = ClusterClient::builder(target.nodes())
-            .response_timeout(response_timeout)
-            .connection_timeout(Duration::from_secs(5))
-            .retries(6);
+        let mut builder =
+            ClusterClient::builder(target.nodes()).response_timeout(response_timeout).connection_timeout(Duration::from_secs(5)).retries(6);
         if let Some(certs) = certs {
             builder = builder.certs(certs);
         }

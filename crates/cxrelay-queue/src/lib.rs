@@ -26,8 +26,8 @@ pub mod store;
 
 pub use backend::{StreamBackend, StreamConfig};
 pub use conn::{connect, RedisConn, RedisTarget};
+pub use job::{Checkpoint, ItemJob, RunMeta};
 pub use keys::Keyspace;
 pub use limits::{BreakerConfig, BudgetConfig, FleetLimits, ProbeResult};
-pub use job::{Checkpoint, ItemJob, RunMeta};
 pub use producer::{EnqueueError, EnqueueRequest, EnqueueSummary, Rejection};
 pub use store::{QueueError, Store};

@@ -138,12 +138,8 @@ impl FleetLimits {
     /// The target stated its limit (`RateLimit-Policy`): a budget still discovering it cruises
     /// just under it from now on. Returns whether the hint was taken.
     pub async fn hint(&self, limit: f64, budget: &BudgetConfig) -> Result<bool, QueueError> {
-        let taken: u8 = scripts::HINT
-            .key(self.keys.budget(&self.tenant, None))
-            .arg(limit)
-            .arg(budget.rate)
-            .invoke_async(&mut self.conn.clone())
-            .await?;
+        let taken: u8 =
+            scripts::HINT.key(self.keys.budget(&self.tenant, None)).arg(limit).arg(budget.rate).invoke_async(&mut self.conn.clone()).await?;
         Ok(taken == 1)
     }
 

@@ -214,14 +214,5 @@ where
     }
     let break_condition = (beyond_max > 0).then(|| format!("maximum iteration count ({}) reached", max_items.unwrap_or(0)));
     let status = store.seal(&run, beyond_max, break_condition.as_deref()).await?;
-    Ok(EnqueueSummary {
-        run_id: run.to_string(),
-        accepted,
-        rejected,
-        already_enqueued: skipped,
-        beyond_max,
-        read,
-        status,
-        rejections,
-    })
+    Ok(EnqueueSummary { run_id: run.to_string(), accepted, rejected, already_enqueued: skipped, beyond_max, read, status, rejections })
 }

@@ -503,11 +503,7 @@ impl Store {
                 OutcomeKind::Deferred { .. } => o.class.is_none(),
                 _ => false,
             };
-            let record = if quiet {
-                String::new()
-            } else {
-                serde_json::to_string(&AttemptRecord::of(o, worker, now)).expect("records serialize")
-            };
+            let record = if quiet { String::new() } else { serde_json::to_string(&AttemptRecord::of(o, worker, now)).expect("records serialize") };
             let (class, reason, summary) = if o.kind == OutcomeKind::Failed {
                 let class = o.class.map(|c| c.as_str()).unwrap_or("local");
                 let reason = reason_of(o.error.as_deref().unwrap_or("failed"));
@@ -536,8 +532,7 @@ impl Store {
                 .arg(reason)
                 .arg(summary);
         }
-        let (succeeded, failed, requeued, ignored, finished): (u64, u64, u64, u64, u8) =
-            inv.invoke_async(&mut self.conn.clone()).await?;
+        let (succeeded, failed, requeued, ignored, finished): (u64, u64, u64, u64, u8) = inv.invoke_async(&mut self.conn.clone()).await?;
         Ok(CheckpointCounts { succeeded, failed, requeued, ignored, run_finished: finished == 1 })
     }
 }

@@ -24,12 +24,7 @@ pub(crate) async fn ledger(State(sim): State<Arc<SimState>>) -> Response<Body> {
 
 /// `GET /_sim/arrivals`.
 pub(crate) async fn arrivals(State(sim): State<Arc<SimState>>) -> Response<Body> {
-    reply::json(
-        StatusCode::OK,
-        &Arrivals {
-            arrivals: sim.arrivals.snapshot(),
-        },
-    )
+    reply::json(StatusCode::OK, &Arrivals { arrivals: sim.arrivals.snapshot() })
 }
 
 /// `GET /_sim/faults`: the effective fault settings.
@@ -48,9 +43,7 @@ pub(crate) async fn set_faults(State(sim): State<Arc<SimState>>, body: Bytes) ->
             tracing::info!(?effective, "faults updated");
             reply::json(StatusCode::OK, &effective)
         }
-        Err(crate::SimError::InvalidSetting { field, reason }) => {
-            reply::bad_field("invalid_fault_update", field, &reason)
-        }
+        Err(crate::SimError::InvalidSetting { field, reason }) => reply::bad_field("invalid_fault_update", field, &reason),
         Err(e) => reply::bad_field("invalid_fault_update", "body", &e.to_string()),
     }
 }

@@ -46,10 +46,7 @@ impl TokenStore {
     pub fn issue(&self, lifetime: Duration, can_execute: bool) -> String {
         let token = URL_SAFE_NO_PAD.encode(rand::random::<[u8; 32]>());
         let now = Instant::now();
-        let info = TokenInfo {
-            expires_at: now + lifetime,
-            can_execute,
-        };
+        let info = TokenInfo { expires_at: now + lifetime, can_execute };
         let mut map = self.tokens.write().unwrap_or_else(|e| e.into_inner());
         if map.len() >= PRUNE_ABOVE {
             map.retain(|_, t| t.expires_at > now);
@@ -65,12 +62,7 @@ impl TokenStore {
 
     /// Checks a token at `now`.
     pub fn check(&self, token: &str, now: Instant) -> TokenCheck {
-        let info = self
-            .tokens
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(token)
-            .copied();
+        let info = self.tokens.read().unwrap_or_else(|e| e.into_inner()).get(token).copied();
         match info {
             None => TokenCheck::Unknown,
             Some(t) if now >= t.expires_at => TokenCheck::Expired,
@@ -84,10 +76,7 @@ impl TokenStore {
 pub(crate) fn bearer(headers: &HeaderMap) -> Option<&str> {
     let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = value.split_once(' ')?;
-    scheme
-        .eq_ignore_ascii_case("bearer")
-        .then(|| token.trim())
-        .filter(|t| !t.is_empty())
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim()).filter(|t| !t.is_empty())
 }
 
 /// Fields of a token request, from either a form or a JSON body.
@@ -108,11 +97,7 @@ struct TokenResponse<'a> {
 }
 
 /// `POST /oauth/token`; with the `echo_headers` fault on, error answers echo the request headers.
-pub(crate) async fn token(
-    State(sim): State<Arc<SimState>>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response<Body> {
+pub(crate) async fn token(State(sim): State<Arc<SimState>>, headers: HeaderMap, body: Bytes) -> Response<Body> {
     let res = answer(&sim, &headers, &body);
     // Faults are read only for errors, so issuing a token stays one lock lighter.
     if !res.status().is_success() && sim.faults().echo_headers {
@@ -124,22 +109,13 @@ pub(crate) async fn token(
 /// The answer to one token request.
 fn answer(sim: &SimState, headers: &HeaderMap, body: &[u8]) -> Response<Body> {
     sim.counters.token_requests.fetch_add(1, Relaxed);
-    let is_json = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|ct| ct.to_ascii_lowercase().contains("json"));
-    let parsed: Result<TokenRequest, String> = if is_json {
-        serde_json::from_slice(body).map_err(|e| e.to_string())
-    } else {
-        serde_urlencoded::from_bytes(body).map_err(|e| e.to_string())
-    };
+    let is_json = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|ct| ct.to_ascii_lowercase().contains("json"));
+    let parsed: Result<TokenRequest, String> =
+        if is_json { serde_json::from_slice(body).map_err(|e| e.to_string()) } else { serde_urlencoded::from_bytes(body).map_err(|e| e.to_string()) };
     let req = match parsed {
         Ok(r) => r,
         Err(_) => {
-            return reply::static_json(
-                StatusCode::BAD_REQUEST,
-                r#"{"error":"invalid_request","error_description":"malformed token request body"}"#,
-            )
+            return reply::static_json(StatusCode::BAD_REQUEST, r#"{"error":"invalid_request","error_description":"malformed token request body"}"#)
         }
     };
 
@@ -152,26 +128,13 @@ fn answer(sim: &SimState, headers: &HeaderMap, body: &[u8]) -> Response<Body> {
         if ct_eq(id, &sim.config.client_id) & ct_eq(secret, sim.config.client_secret.expose()));
     if !authenticated {
         let mut res = reply::static_json(StatusCode::UNAUTHORIZED, r#"{"error":"invalid_client"}"#);
-        res.headers_mut().insert(
-            header::WWW_AUTHENTICATE,
-            HeaderValue::from_static(r#"Basic realm="cxrelay-sim""#),
-        );
+        res.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(r#"Basic realm="cxrelay-sim""#));
         return res;
     }
     match req.grant_type.as_deref() {
         Some("client_credentials") => {}
-        None => {
-            return reply::static_json(
-                StatusCode::BAD_REQUEST,
-                r#"{"error":"invalid_request","error_description":"grant_type is required"}"#,
-            )
-        }
-        Some(_) => {
-            return reply::static_json(
-                StatusCode::BAD_REQUEST,
-                r#"{"error":"unsupported_grant_type"}"#,
-            )
-        }
+        None => return reply::static_json(StatusCode::BAD_REQUEST, r#"{"error":"invalid_request","error_description":"grant_type is required"}"#),
+        Some(_) => return reply::static_json(StatusCode::BAD_REQUEST, r#"{"error":"unsupported_grant_type"}"#),
     }
 
     let scope = match req.scope.as_deref().map(normalize_scopes) {
@@ -183,15 +146,7 @@ fn answer(sim: &SimState, headers: &HeaderMap, body: &[u8]) -> Response<Body> {
     let access_token = sim.tokens.issue(lifetime, can_execute);
     sim.counters.tokens_issued.fetch_add(1, Relaxed);
     let expires_in = lifetime.as_secs().max(1);
-    reply::json(
-        StatusCode::OK,
-        &TokenResponse {
-            access_token: &access_token,
-            token_type: "Bearer",
-            expires_in,
-            scope: &scope,
-        },
-    )
+    reply::json(StatusCode::OK, &TokenResponse { access_token: &access_token, token_type: "Bearer", expires_in, scope: &scope })
 }
 
 /// Collapses runs of whitespace between scopes into single spaces.
@@ -233,30 +188,18 @@ mod tests {
         let r = store.issue(Duration::from_secs(10), false);
         assert_eq!(store.check(&t, now), TokenCheck::Valid);
         assert_eq!(store.check(&r, now), TokenCheck::MissingScope);
-        assert_eq!(
-            store.check(&t, now + Duration::from_secs(11)),
-            TokenCheck::Expired
-        );
+        assert_eq!(store.check(&t, now + Duration::from_secs(11)), TokenCheck::Expired);
         assert_eq!(store.check("nope", now), TokenCheck::Unknown);
     }
 
     #[test]
     fn parses_auth_headers() {
         let mut h = HeaderMap::new();
-        h.insert(
-            header::AUTHORIZATION,
-            HeaderValue::from_static("bearer abc"),
-        );
+        h.insert(header::AUTHORIZATION, HeaderValue::from_static("bearer abc"));
         assert_eq!(bearer(&h), Some("abc"));
-        h.insert(
-            header::AUTHORIZATION,
-            HeaderValue::from_static("Basic c2ltLWNsaWVudDpzaW0tc2VjcmV0"),
-        );
+        h.insert(header::AUTHORIZATION, HeaderValue::from_static("Basic c2ltLWNsaWVudDpzaW0tc2VjcmV0"));
         assert_eq!(bearer(&h), None);
-        assert_eq!(
-            basic_credentials(&h),
-            Some(("sim-client".into(), "sim-secret".into()))
-        );
+        assert_eq!(basic_credentials(&h), Some(("sim-client".into(), "sim-secret".into())));
     }
 
     #[test]

@@ -24,12 +24,7 @@ pub struct SimArgs {
     #[arg(long, default_value = "sim-client")]
     pub client_id: String,
     /// OAuth client secret the token endpoint accepts.
-    #[arg(
-        long,
-        env = "CXRELAY_SIM_CLIENT_SECRET",
-        hide_env_values = true,
-        default_value = "sim-secret"
-    )]
+    #[arg(long, env = "CXRELAY_SIM_CLIENT_SECRET", hide_env_values = true, default_value = "sim-secret")]
     pub client_secret: Secret,
     /// Lifetime of issued tokens in seconds.
     #[arg(long, default_value_t = 3600, value_parser = clap::value_parser!(u64).range(1..))]
@@ -108,13 +103,10 @@ pub async fn run(args: SimArgs) -> Result<(), SimError> {
     let config = args.to_config();
     config.validate()?;
     let addr = args.socket_addr();
-    let server = SimServer::start(config, addr)
-        .await
-        .map_err(|source| SimError::Bind { addr, source })?;
+    let server = SimServer::start(config, addr).await.map_err(|source| SimError::Bind { addr, source })?;
     {
         let mut out = std::io::stdout().lock();
-        writeln!(out, "cxrelay-sim listening on {}", server.base_url())
-            .map_err(SimError::Stdout)?;
+        writeln!(out, "cxrelay-sim listening on {}", server.base_url()).map_err(SimError::Stdout)?;
         out.flush().map_err(SimError::Stdout)?;
     }
     let waited = wait_for_signal().await;
@@ -155,14 +147,8 @@ mod tests {
         assert_eq!(cli.sim.socket_addr(), "127.0.0.1:8089".parse().unwrap());
         let c = cli.sim.to_config();
         let d = SimConfig::default();
-        assert_eq!(
-            (c.client_id, c.token_lifetime, c.retry_after),
-            (d.client_id, d.token_lifetime, true)
-        );
-        assert_eq!(
-            (c.echo_headers, c.rate_limit_headers),
-            (d.echo_headers, d.rate_limit_headers)
-        );
+        assert_eq!((c.client_id, c.token_lifetime, c.retry_after), (d.client_id, d.token_lifetime, true));
+        assert_eq!((c.echo_headers, c.rate_limit_headers), (d.echo_headers, d.rate_limit_headers));
         assert!(!format!("{:?}", cli.sim).contains("sim-secret"));
     }
 

@@ -78,10 +78,7 @@ impl SimConfig {
     /// Checks ranges (probabilities in `[0, 1]`, non-zero token lifetime).
     pub fn validate(&self) -> Result<(), SimError> {
         if self.token_lifetime.is_zero() {
-            return Err(SimError::invalid(
-                "token_lifetime",
-                "must be greater than zero",
-            ));
+            return Err(SimError::invalid("token_lifetime", "must be greater than zero"));
         }
         if self.required_scope.trim().is_empty() {
             return Err(SimError::invalid("required_scope", "must not be empty"));
@@ -176,8 +173,7 @@ impl LimitHeaders {
     fn new(enabled: bool, rate: u32) -> Option<LimitHeaders> {
         (enabled && rate > 0).then(|| LimitHeaders {
             limit: HeaderValue::from(rate),
-            policy: HeaderValue::try_from(format!("{rate};w=1"))
-                .expect("digits and ';w=1' are a valid header value"),
+            policy: HeaderValue::try_from(format!("{rate};w=1")).expect("digits and ';w=1' are a valid header value"),
         })
     }
 }
@@ -212,35 +208,20 @@ impl Faults {
         };
         let error_rate = prob("error_rate", u.error_rate, self.error_rate)?;
         let reset_rate = prob("reset_rate", u.reset_rate, self.reset_rate)?;
-        let spike_probability = prob(
-            "spike_probability",
-            u.spike_probability,
-            self.spike_probability,
-        )?;
+        let spike_probability = prob("spike_probability", u.spike_probability, self.spike_probability)?;
         let rate_per_second = u.rate_per_second.unwrap_or(self.rate_per_second);
         let burst = u.burst.unwrap_or(self.burst);
-        let limiter = if rate_per_second == self.rate_per_second && burst == self.burst {
-            self.limiter.clone()
-        } else {
-            build_limiter(rate_per_second, burst)
-        };
+        let limiter =
+            if rate_per_second == self.rate_per_second && burst == self.burst { self.limiter.clone() } else { build_limiter(rate_per_second, burst) };
         let force = match &u.force_status {
             None => self.force.clone(),
             Some(f) if f.for_ms == 0 => None,
             Some(f) => {
                 if !(400..=599).contains(&f.status) {
-                    return Err(SimError::invalid(
-                        "force_status.status",
-                        format!("{} is not in 400..=599", f.status),
-                    ));
+                    return Err(SimError::invalid("force_status.status", format!("{} is not in 400..=599", f.status)));
                 }
-                let status = axum::http::StatusCode::from_u16(f.status)
-                    .map_err(|e| SimError::invalid("force_status.status", e.to_string()))?;
-                Some(Forced {
-                    status,
-                    until: now + Duration::from_millis(f.for_ms),
-                    retry_after_secs: f.retry_after_secs,
-                })
+                let status = axum::http::StatusCode::from_u16(f.status).map_err(|e| SimError::invalid("force_status.status", e.to_string()))?;
+                Some(Forced { status, until: now + Duration::from_millis(f.for_ms), retry_after_secs: f.retry_after_secs })
             }
         };
         let rate_limit_headers = u.rate_limit_headers.unwrap_or(self.rate_limit_headers);
@@ -310,19 +291,14 @@ fn check_probability(field: &'static str, p: f64) -> Result<(), SimError> {
     if (0.0..=1.0).contains(&p) {
         Ok(())
     } else {
-        Err(SimError::invalid(
-            field,
-            format!("{p} is not a probability in [0, 1]"),
-        ))
+        Err(SimError::invalid(field, format!("{p} is not a probability in [0, 1]")))
     }
 }
 
 fn build_limiter(rate: u32, burst: u32) -> Option<Arc<DefaultDirectRateLimiter>> {
     let rate = NonZeroU32::new(rate)?;
     let burst = NonZeroU32::new(burst).unwrap_or(rate);
-    Some(Arc::new(RateLimiter::direct(
-        Quota::per_second(rate).allow_burst(burst),
-    )))
+    Some(Arc::new(RateLimiter::direct(Quota::per_second(rate).allow_burst(burst))))
 }
 
 #[cfg(test)]
@@ -340,120 +316,46 @@ mod tests {
     fn apply_keeps_unset_fields_and_rejects_bad_probability() {
         let now = Instant::now();
         let f = Faults::from_config(&SimConfig::default());
-        let g = f
-            .apply(
-                &FaultUpdate {
-                    latency_ms: Some(5),
-                    ..Default::default()
-                },
-                now,
-            )
-            .unwrap();
+        let g = f.apply(&FaultUpdate { latency_ms: Some(5), ..Default::default() }, now).unwrap();
         assert_eq!(g.latency, Duration::from_millis(5));
         assert!(g.retry_after);
         assert!(g.limiter.is_none());
-        let err = g.apply(
-            &FaultUpdate {
-                error_rate: Some(1.5),
-                ..Default::default()
-            },
-            now,
-        );
-        assert!(matches!(
-            err,
-            Err(SimError::InvalidSetting {
-                field: "error_rate",
-                ..
-            })
-        ));
+        let err = g.apply(&FaultUpdate { error_rate: Some(1.5), ..Default::default() }, now);
+        assert!(matches!(err, Err(SimError::InvalidSetting { field: "error_rate", .. })));
     }
 
     #[test]
     fn force_window_is_reported_and_cleared() {
         let now = Instant::now();
         let f = Faults::from_config(&SimConfig::default());
-        let force = ForceStatus {
-            status: 503,
-            for_ms: 1000,
-            retry_after_secs: None,
-        };
-        let g = f
-            .apply(
-                &FaultUpdate {
-                    force_status: Some(force),
-                    ..Default::default()
-                },
-                now,
-            )
-            .unwrap();
+        let force = ForceStatus { status: 503, for_ms: 1000, retry_after_secs: None };
+        let g = f.apply(&FaultUpdate { force_status: Some(force), ..Default::default() }, now).unwrap();
         assert_eq!(g.effective(now).force_status.unwrap().status, 503);
         assert!(g.active_force(now + Duration::from_secs(2)).is_none());
-        let clear = ForceStatus {
-            status: 503,
-            for_ms: 0,
-            retry_after_secs: None,
-        };
-        let h = g
-            .apply(
-                &FaultUpdate {
-                    force_status: Some(clear),
-                    ..Default::default()
-                },
-                now,
-            )
-            .unwrap();
+        let clear = ForceStatus { status: 503, for_ms: 0, retry_after_secs: None };
+        let h = g.apply(&FaultUpdate { force_status: Some(clear), ..Default::default() }, now).unwrap();
         assert!(h.active_force(now).is_none());
     }
 
     #[test]
     fn header_switches_apply_and_are_reported() {
         let now = Instant::now();
-        let f = Faults::from_config(&SimConfig {
-            rate_per_second: 20,
-            ..SimConfig::default()
-        });
+        let f = Faults::from_config(&SimConfig { rate_per_second: 20, ..SimConfig::default() });
         assert!(!f.echo_headers && f.limit_headers.is_none());
-        let g = f
-            .apply(
-                &FaultUpdate {
-                    echo_headers: Some(true),
-                    rate_limit_headers: Some(true),
-                    ..Default::default()
-                },
-                now,
-            )
-            .unwrap();
+        let g = f.apply(&FaultUpdate { echo_headers: Some(true), rate_limit_headers: Some(true), ..Default::default() }, now).unwrap();
         let h = g.limit_headers.as_ref().unwrap();
-        assert_eq!(
-            (h.limit.to_str().unwrap(), h.policy.to_str().unwrap()),
-            ("20", "20;w=1")
-        );
+        assert_eq!((h.limit.to_str().unwrap(), h.policy.to_str().unwrap()), ("20", "20;w=1"));
         let e = g.effective(now);
-        assert_eq!(
-            (e.echo_headers, e.rate_limit_headers),
-            (Some(true), Some(true))
-        );
+        assert_eq!((e.echo_headers, e.rate_limit_headers), (Some(true), Some(true)));
         // Lifting the rate limit drops the headers; the switch itself stays on.
-        let unlimited = g
-            .apply(
-                &FaultUpdate {
-                    rate_per_second: Some(0),
-                    ..Default::default()
-                },
-                now,
-            )
-            .unwrap();
+        let unlimited = g.apply(&FaultUpdate { rate_per_second: Some(0), ..Default::default() }, now).unwrap();
         assert!(unlimited.rate_limit_headers && unlimited.limit_headers.is_none());
         assert!(unlimited.echo_headers);
     }
 
     #[test]
     fn sanitize_clamps() {
-        let u = sanitize(FaultUpdate {
-            error_rate: Some(3.0),
-            reset_rate: Some(f64::NAN),
-            ..Default::default()
-        });
+        let u = sanitize(FaultUpdate { error_rate: Some(3.0), reset_rate: Some(f64::NAN), ..Default::default() });
         assert_eq!(u.error_rate, Some(1.0));
         assert_eq!(u.reset_rate, Some(0.0));
     }

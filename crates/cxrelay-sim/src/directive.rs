@@ -43,10 +43,7 @@ pub(crate) struct DirectiveError {
 }
 
 fn err(field: &'static str, message: impl Into<String>) -> DirectiveError {
-    DirectiveError {
-        field,
-        message: message.into(),
-    }
+    DirectiveError { field, message: message.into() }
 }
 
 /// The `_sim` object as sent; unknown fields are refused so that a typo does not silently apply.
@@ -103,12 +100,10 @@ pub(crate) fn find(body: &[u8]) -> Result<Option<Directive>, DirectiveError> {
         return Ok(None);
     };
     let raw = match top.inputs {
-        Some(inputs) if top.index.is_some() && top.action.is_some() && is_object(inputs) => {
-            match serde_json::from_str::<Item<'_>>(inputs.get()) {
-                Ok(item) => item.sim,
-                Err(_) => None,
-            }
-        }
+        Some(inputs) if top.index.is_some() && top.action.is_some() && is_object(inputs) => match serde_json::from_str::<Item<'_>>(inputs.get()) {
+            Ok(item) => item.sim,
+            Err(_) => None,
+        },
         _ => top.sim,
     };
     match raw {
@@ -122,9 +117,7 @@ fn parse(json: &str) -> Result<Directive, DirectiveError> {
     let wire: Wire = serde_json::from_str(json).map_err(|e| err("_sim", e.to_string()))?;
     let status = match wire.status {
         None => None,
-        Some(s) if (400..=599).contains(&s) => {
-            Some(StatusCode::from_u16(s).map_err(|e| err("_sim.status", e.to_string()))?)
-        }
+        Some(s) if (400..=599).contains(&s) => Some(StatusCode::from_u16(s).map_err(|e| err("_sim.status", e.to_string()))?),
         Some(s) => return Err(err("_sim.status", format!("{s} is not in 400..=599"))),
     };
     if status.is_none() {
@@ -132,25 +125,14 @@ fn parse(json: &str) -> Result<Directive, DirectiveError> {
             return Err(err("_sim.fail_times", "fail_times needs a status"));
         }
         if wire.retry_after_secs.is_some() {
-            return Err(err(
-                "_sim.retry_after_secs",
-                "retry_after_secs needs a status",
-            ));
+            return Err(err("_sim.retry_after_secs", "retry_after_secs needs a status"));
         }
     }
     let delay_ms = wire.delay_ms.unwrap_or(0);
     if delay_ms > MAX_DELAY_MS {
-        return Err(err(
-            "_sim.delay_ms",
-            format!("{delay_ms} is over the {MAX_DELAY_MS} ms limit"),
-        ));
+        return Err(err("_sim.delay_ms", format!("{delay_ms} is over the {MAX_DELAY_MS} ms limit")));
     }
-    Ok(Directive {
-        status,
-        retry_after_secs: wire.retry_after_secs,
-        delay: Duration::from_millis(delay_ms),
-        fail_times: wire.fail_times,
-    })
+    Ok(Directive { status, retry_after_secs: wire.retry_after_secs, delay: Duration::from_millis(delay_ms), fail_times: wire.fail_times })
 }
 
 impl Directive {
@@ -191,10 +173,7 @@ impl FailCounts {
     }
 
     pub fn clear(&self) {
-        self.failed
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clear();
+        self.failed.lock().unwrap_or_else(|e| e.into_inner()).clear();
     }
 }
 
@@ -212,47 +191,28 @@ mod tests {
 
     #[test]
     fn ordinary_items_have_no_directive() {
-        assert_eq!(
-            found(r#"{"index":0,"action":"a","inputs":{"name":"x"}}"#),
-            None
-        );
+        assert_eq!(found(r#"{"index":0,"action":"a","inputs":{"name":"x"}}"#), None);
         // `_sim` as a value, or with a non-object value, is data.
-        assert_eq!(
-            found(r#"{"index":0,"action":"a","inputs":{"k":"_sim"}}"#),
-            None
-        );
-        assert_eq!(
-            found(r#"{"index":0,"action":"a","inputs":{"_sim":"x"}}"#),
-            None
-        );
+        assert_eq!(found(r#"{"index":0,"action":"a","inputs":{"k":"_sim"}}"#), None);
+        assert_eq!(found(r#"{"index":0,"action":"a","inputs":{"_sim":"x"}}"#), None);
         assert_eq!(found(r#"{"_sim":[1]}"#), None);
         assert_eq!(found(r#"{"_sim": {"#), None);
     }
 
     #[test]
     fn envelope_directive_is_read_from_inputs_only() {
-        let d = found(
-            r#"{"index":0,"action":"a","inputs":{"x":1,"_sim":{"status":503,"fail_times":2}}}"#,
-        )
-        .unwrap();
+        let d = found(r#"{"index":0,"action":"a","inputs":{"x":1,"_sim":{"status":503,"fail_times":2}}}"#).unwrap();
         assert_eq!(d.status, Some(StatusCode::SERVICE_UNAVAILABLE));
         assert_eq!(d.fail_times, Some(2));
         assert_eq!(d.delay, Duration::ZERO);
         // A top-level or metadata `_sim` of an envelope is not the item's.
-        assert_eq!(
-            found(r#"{"index":0,"action":"a","inputs":{},"_sim":{"status":500}}"#),
-            None
-        );
-        assert_eq!(
-            found(r#"{"index":0,"action":"a","inputs":{},"metadata":{"_sim":{"status":500}}}"#),
-            None
-        );
+        assert_eq!(found(r#"{"index":0,"action":"a","inputs":{},"_sim":{"status":500}}"#), None);
+        assert_eq!(found(r#"{"index":0,"action":"a","inputs":{},"metadata":{"_sim":{"status":500}}}"#), None);
     }
 
     #[test]
     fn flat_directive_is_read_from_the_top_level() {
-        let d = found(r#"{"name":"x","_sim":{"status":429,"retry_after_secs":3,"delay_ms":20}}"#)
-            .unwrap();
+        let d = found(r#"{"name":"x","_sim":{"status":429,"retry_after_secs":3,"delay_ms":20}}"#).unwrap();
         assert_eq!(d.status, Some(StatusCode::TOO_MANY_REQUESTS));
         assert_eq!(d.retry_after_secs, Some(3));
         assert_eq!(d.delay, Duration::from_millis(20));
@@ -265,10 +225,7 @@ mod tests {
         assert_eq!(refused(r#"{"_sim":{"status":200}}"#), "_sim.status");
         assert_eq!(refused(r#"{"_sim":{"status":600}}"#), "_sim.status");
         assert_eq!(refused(r#"{"_sim":{"fail_times":2}}"#), "_sim.fail_times");
-        assert_eq!(
-            refused(r#"{"_sim":{"retry_after_secs":2}}"#),
-            "_sim.retry_after_secs"
-        );
+        assert_eq!(refused(r#"{"_sim":{"retry_after_secs":2}}"#), "_sim.retry_after_secs");
         assert_eq!(refused(r#"{"_sim":{"delay_ms":600001}}"#), "_sim.delay_ms");
         assert_eq!(refused(r#"{"_sim":{"stauts":503}}"#), "_sim");
         assert_eq!(refused(r#"{"_sim":{"status":"503"}}"#), "_sim");
@@ -288,16 +245,10 @@ mod tests {
         assert_eq!(d.failure("a", &counts), s);
         let always = parse(r#"{"status":422}"#).unwrap();
         for _ in 0..3 {
-            assert_eq!(
-                always.failure("a", &counts),
-                Some(StatusCode::UNPROCESSABLE_ENTITY)
-            );
+            assert_eq!(always.failure("a", &counts), Some(StatusCode::UNPROCESSABLE_ENTITY));
         }
         let never = parse(r#"{"status":500,"fail_times":0}"#).unwrap();
         assert_eq!(never.failure("c", &counts), None);
-        assert_eq!(
-            parse(r#"{"delay_ms":1}"#).unwrap().failure("d", &counts),
-            None
-        );
+        assert_eq!(parse(r#"{"delay_ms":1}"#).unwrap().failure("d", &counts), None);
     }
 }

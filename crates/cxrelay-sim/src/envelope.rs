@@ -40,33 +40,23 @@ pub(crate) fn validate(body: &[u8], action_id: &str) -> Result<(), EnvelopeError
     }
     let env: RawEnvelope<'_> = serde_json::from_slice(body).map_err(|_| not_object())?;
 
-    let index_ok = env
-        .index
-        .is_some_and(|raw| serde_json::from_str::<u64>(raw.get()).is_ok());
+    let index_ok = env.index.is_some_and(|raw| serde_json::from_str::<u64>(raw.get()).is_ok());
     if !index_ok {
         return Err(err("index", "index must be a non-negative integer"));
     }
-    let action_ok = env
-        .action
-        .is_some_and(|raw| match serde_json::from_str::<&str>(raw.get()) {
-            Ok(s) => s == action_id,
-            // Escaped strings cannot be borrowed; decode them.
-            Err(_) => serde_json::from_str::<String>(raw.get()).is_ok_and(|s| s == action_id),
-        });
+    let action_ok = env.action.is_some_and(|raw| match serde_json::from_str::<&str>(raw.get()) {
+        Ok(s) => s == action_id,
+        // Escaped strings cannot be borrowed; decode them.
+        Err(_) => serde_json::from_str::<String>(raw.get()).is_ok_and(|s| s == action_id),
+    });
     if !action_ok {
-        return Err(err(
-            "action",
-            "action must be a string equal to the actionId in the path",
-        ));
+        return Err(err("action", "action must be a string equal to the actionId in the path"));
     }
     if !env.inputs.is_some_and(is_object) {
         return Err(err("inputs", "inputs must be a JSON object"));
     }
     if env.metadata.is_some_and(|raw| !is_object(raw)) {
-        return Err(err(
-            "metadata",
-            "metadata must be a JSON object when present",
-        ));
+        return Err(err("metadata", "metadata must be a JSON object when present"));
     }
     Ok(())
 }
@@ -82,16 +72,8 @@ mod tests {
     #[test]
     fn accepts_valid_envelopes() {
         assert_eq!(field(r#"{"index":0,"action":"act-1","inputs":{}}"#), None);
-        assert_eq!(
-            field(
-                r#" {"index":7,"action":"act\u002d1","inputs":{"a":[1]},"metadata":{"source":"x"},"extra":1}"#
-            ),
-            None
-        );
-        assert_eq!(
-            field(r#"{"index":1,"action":"act-1","inputs":{},"metadata":null}"#),
-            None
-        );
+        assert_eq!(field(r#" {"index":7,"action":"act\u002d1","inputs":{"a":[1]},"metadata":{"source":"x"},"extra":1}"#), None);
+        assert_eq!(field(r#"{"index":1,"action":"act-1","inputs":{},"metadata":null}"#), None);
     }
 
     #[test]
@@ -99,34 +81,13 @@ mod tests {
         assert_eq!(field("[1,2]"), Some("body"));
         assert_eq!(field("{not json"), Some("body"));
         assert_eq!(field(r#"{"action":"act-1","inputs":{}}"#), Some("index"));
-        assert_eq!(
-            field(r#"{"index":-1,"action":"act-1","inputs":{}}"#),
-            Some("index")
-        );
-        assert_eq!(
-            field(r#"{"index":1.5,"action":"act-1","inputs":{}}"#),
-            Some("index")
-        );
-        assert_eq!(
-            field(r#"{"index":"1","action":"act-1","inputs":{}}"#),
-            Some("index")
-        );
-        assert_eq!(
-            field(r#"{"index":1,"action":"other","inputs":{}}"#),
-            Some("action")
-        );
-        assert_eq!(
-            field(r#"{"index":1,"action":5,"inputs":{}}"#),
-            Some("action")
-        );
-        assert_eq!(
-            field(r#"{"index":1,"action":"act-1","inputs":[]}"#),
-            Some("inputs")
-        );
+        assert_eq!(field(r#"{"index":-1,"action":"act-1","inputs":{}}"#), Some("index"));
+        assert_eq!(field(r#"{"index":1.5,"action":"act-1","inputs":{}}"#), Some("index"));
+        assert_eq!(field(r#"{"index":"1","action":"act-1","inputs":{}}"#), Some("index"));
+        assert_eq!(field(r#"{"index":1,"action":"other","inputs":{}}"#), Some("action"));
+        assert_eq!(field(r#"{"index":1,"action":5,"inputs":{}}"#), Some("action"));
+        assert_eq!(field(r#"{"index":1,"action":"act-1","inputs":[]}"#), Some("inputs"));
         assert_eq!(field(r#"{"index":1,"action":"act-1"}"#), Some("inputs"));
-        assert_eq!(
-            field(r#"{"index":1,"action":"act-1","inputs":{},"metadata":"x"}"#),
-            Some("metadata")
-        );
+        assert_eq!(field(r#"{"index":1,"action":"act-1","inputs":{},"metadata":"x"}"#), Some("metadata"));
     }
 }

@@ -34,9 +34,6 @@ pub enum SimError {
 impl SimError {
     /// Shorthand for [`SimError::InvalidSetting`].
     pub(crate) fn invalid(field: &'static str, reason: impl Into<String>) -> Self {
-        SimError::InvalidSetting {
-            field,
-            reason: reason.into(),
-        }
+        SimError::InvalidSetting { field, reason: reason.into() }
     }
 }

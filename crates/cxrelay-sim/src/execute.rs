@@ -89,30 +89,19 @@ async fn answer(
     let t_us = sim.clock.micros_at(arrived);
     let finish = |res: Response<Body>| {
         sim.counters.count_status(res.status());
-        sim.arrivals.push(Arrival {
-            t_us,
-            status: res.status().as_u16(),
-        });
+        sim.arrivals.push(Arrival { t_us, status: res.status().as_u16() });
         res
     };
 
     let body = match read_body(body, sim.config.max_payload_bytes).await {
         Ok(b) => b,
-        Err(_) => {
-            return finish(reply::static_json(
-                StatusCode::BAD_REQUEST,
-                r#"{"error":"body_read_failed"}"#,
-            ))
-        }
+        Err(_) => return finish(reply::static_json(StatusCode::BAD_REQUEST, r#"{"error":"body_read_failed"}"#)),
     };
     if let Some(res) = token_rejection(sim, headers, arrived) {
         return finish(res);
     }
     let Some(body) = body else {
-        return finish(reply::static_json(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            r#"{"error":"payload_too_large"}"#,
-        ));
+        return finish(reply::static_json(StatusCode::PAYLOAD_TOO_LARGE, r#"{"error":"payload_too_large"}"#));
     };
     if let Some(res) = forced_or_limited(faults) {
         return finish(res);
@@ -122,13 +111,7 @@ async fn answer(
     }
     let key = match headers.get(IDEMPOTENCY_KEY).map(|v| v.to_str()) {
         Some(Ok(k)) if !k.trim().is_empty() => k,
-        _ => {
-            return finish(reply::bad_field(
-                "missing_idempotency_key",
-                "Idempotency-Key",
-                "the Idempotency-Key header is required",
-            ))
-        }
+        _ => return finish(reply::bad_field("missing_idempotency_key", "Idempotency-Key", "the Idempotency-Key header is required")),
     };
     let directive = match directive::find(&body) {
         Ok(d) => d,
@@ -136,15 +119,9 @@ async fn answer(
     };
 
     // A directive's failure pre-empts the random faults; it never reaches the ledger.
-    let failure = directive
-        .as_ref()
-        .and_then(|d| Some((d.failure(key, &sim.fail_counts)?, d.retry_after_secs)));
+    let failure = directive.as_ref().and_then(|d| Some((d.failure(key, &sim.fail_counts)?, d.retry_after_secs)));
     let outcome = match failure {
-        Some((status, retry_after_secs)) => Outcome::Error {
-            status,
-            error: "item_directive",
-            retry_after_secs,
-        },
+        Some((status, retry_after_secs)) => Outcome::Error { status, error: "item_directive", retry_after_secs },
         None => roll(faults),
     };
     let mut delay = pick_latency(faults);
@@ -156,10 +133,7 @@ async fn answer(
         Outcome::Error { status, .. } => status.as_u16(),
         Outcome::Reset => 0,
     };
-    sim.arrivals.push(Arrival {
-        t_us,
-        status: arrival_status,
-    });
+    sim.arrivals.push(Arrival { t_us, status: arrival_status });
     if !delay.is_zero() {
         // Measured from arrival, so the simulator's own parsing and checks are not added on top.
         crate::timer::sleep_until(arrived + delay).await;
@@ -173,19 +147,9 @@ async fn answer(
             // The connection task drops the socket; this future is dropped with it.
             std::future::pending().await
         }
-        Outcome::Error {
-            status,
-            error,
-            retry_after_secs,
-        } => {
+        Outcome::Error { status, error, retry_after_secs } => {
             sim.counters.count_status(status);
-            let res = reply::json(
-                status,
-                &Faulted {
-                    error,
-                    status: status.as_u16(),
-                },
-            );
+            let res = reply::json(status, &Faulted { error, status: status.as_u16() });
             match retry_after_secs {
                 Some(secs) => reply::with_retry_after(res, secs),
                 None => res,
@@ -203,14 +167,7 @@ async fn answer(
                 }
             };
             sim.counters.count_status(StatusCode::OK);
-            reply::json(
-                StatusCode::OK,
-                &Executed {
-                    execution_id: key,
-                    status: "completed",
-                    duplicate,
-                },
-            )
+            reply::json(StatusCode::OK, &Executed { execution_id: key, status: "completed", duplicate })
         }
     }
 }
@@ -220,9 +177,7 @@ async fn answer(
 async fn decorate(res: Response<Body>, faults: &Faults, headers: &HeaderMap) -> Response<Body> {
     let status = res.status();
     let res = match &faults.limit_headers {
-        Some(h) if status.is_success() || status == StatusCode::TOO_MANY_REQUESTS => {
-            reply::with_limit_headers(res, h)
-        }
+        Some(h) if status.is_success() || status == StatusCode::TOO_MANY_REQUESTS => reply::with_limit_headers(res, h),
         _ => res,
     };
     if faults.echo_headers && !status.is_success() {
@@ -234,10 +189,7 @@ async fn decorate(res: Response<Body>, faults: &Faults, headers: &HeaderMap) -> 
 /// 401 for a missing, unknown or expired token; 403 for a token without the required scope.
 fn token_rejection(sim: &SimState, headers: &HeaderMap, now: Instant) -> Option<Response<Body>> {
     let Some(token) = bearer(headers) else {
-        return Some(reply::static_json(
-            StatusCode::UNAUTHORIZED,
-            r#"{"error":"missing_token"}"#,
-        ));
+        return Some(reply::static_json(StatusCode::UNAUTHORIZED, r#"{"error":"missing_token"}"#));
     };
     let (status, body) = match sim.tokens.check(token, now) {
         TokenCheck::Valid => return None,
@@ -251,13 +203,7 @@ fn token_rejection(sim: &SimState, headers: &HeaderMap, now: Instant) -> Option<
 /// The forced-status answer while a window runs, else a 429 when the rate limiter refuses.
 fn forced_or_limited(faults: &Faults) -> Option<Response<Body>> {
     if let Some(f) = faults.active_force(Instant::now()) {
-        let res = reply::json(
-            f.status,
-            &Faulted {
-                error: "forced_fault",
-                status: f.status.as_u16(),
-            },
-        );
+        let res = reply::json(f.status, &Faulted { error: "forced_fault", status: f.status.as_u16() });
         return Some(match f.retry_after_secs {
             Some(secs) => reply::with_retry_after(res, secs),
             None => res,
@@ -267,11 +213,7 @@ fn forced_or_limited(faults: &Faults) -> Option<Response<Body>> {
     let not_until = limiter.check().err()?;
     let wait = not_until.wait_time_from(limiter.clock().now());
     let res = reply::static_json(StatusCode::TOO_MANY_REQUESTS, r#"{"error":"rate_limited"}"#);
-    Some(if faults.retry_after {
-        reply::with_retry_after(res, ceil_secs(wait))
-    } else {
-        res
-    })
+    Some(if faults.retry_after { reply::with_retry_after(res, ceil_secs(wait)) } else { res })
 }
 
 /// Whole seconds to wait, rounded up, at least 1.
@@ -286,16 +228,8 @@ fn chance(p: f64) -> bool {
 
 fn roll(f: &Faults) -> Outcome {
     if chance(f.error_rate) {
-        const STATUSES: [StatusCode; 3] = [
-            StatusCode::INTERNAL_SERVER_ERROR,
-            StatusCode::BAD_GATEWAY,
-            StatusCode::SERVICE_UNAVAILABLE,
-        ];
-        Outcome::Error {
-            status: STATUSES[rand::random_range(0..STATUSES.len())],
-            error: "simulated_fault",
-            retry_after_secs: None,
-        }
+        const STATUSES: [StatusCode; 3] = [StatusCode::INTERNAL_SERVER_ERROR, StatusCode::BAD_GATEWAY, StatusCode::SERVICE_UNAVAILABLE];
+        Outcome::Error { status: STATUSES[rand::random_range(0..STATUSES.len())], error: "simulated_fault", retry_after_secs: None }
     } else if chance(f.reset_rate) {
         Outcome::Reset
     } else {
@@ -363,13 +297,7 @@ mod tests {
             let parts = [&b"ab"[..], b"", b"cd"];
             futures::stream::iter(parts.map(|p| Ok::<_, std::io::Error>(Bytes::from_static(p))))
         };
-        assert_eq!(
-            read_body(Body::from_stream(chunks()), 4)
-                .await
-                .unwrap()
-                .unwrap(),
-            Bytes::from_static(b"abcd")
-        );
+        assert_eq!(read_body(Body::from_stream(chunks()), 4).await.unwrap().unwrap(), Bytes::from_static(b"abcd"));
         let body = Body::from_stream(chunks());
         assert!(read_body(body, 3).await.unwrap().is_none());
     }

@@ -55,10 +55,7 @@ pub(crate) struct LedgerStore {
 
 impl Default for LedgerStore {
     fn default() -> Self {
-        LedgerStore {
-            hasher: RandomState::new(),
-            shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
-        }
+        LedgerStore { hasher: RandomState::new(), shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect() }
     }
 }
 
@@ -75,13 +72,7 @@ impl LedgerStore {
             slot.count += 1;
             return Recorded::Duplicate;
         }
-        map.insert(
-            key.to_owned(),
-            Slot {
-                count: 1,
-                first_seen_ms: now_ms,
-            },
-        );
+        map.insert(key.to_owned(), Slot { count: 1, first_seen_ms: now_ms });
         Recorded::Applied
     }
 
@@ -90,22 +81,10 @@ impl LedgerStore {
         let mut entries = Vec::new();
         for shard in self.shards.iter() {
             let map = shard.lock().unwrap_or_else(|e| e.into_inner());
-            entries.extend(map.iter().map(|(k, s)| LedgerEntry {
-                key: k.clone(),
-                count: s.count,
-                first_seen_ms: s.first_seen_ms,
-            }));
+            entries.extend(map.iter().map(|(k, s)| LedgerEntry { key: k.clone(), count: s.count, first_seen_ms: s.first_seen_ms }));
         }
-        entries.sort_by(|a, b| {
-            a.first_seen_ms
-                .cmp(&b.first_seen_ms)
-                .then_with(|| a.key.cmp(&b.key))
-        });
-        Ledger {
-            applied: entries.len() as u64,
-            duplicates: entries.iter().map(|e| e.count - 1).sum(),
-            entries,
-        }
+        entries.sort_by(|a, b| a.first_seen_ms.cmp(&b.first_seen_ms).then_with(|| a.key.cmp(&b.key)));
+        Ledger { applied: entries.len() as u64, duplicates: entries.iter().map(|e| e.count - 1).sum(), entries }
     }
 
     pub fn clear(&self) {
@@ -127,14 +106,7 @@ mod tests {
         assert_eq!(l.record("a", 3), Recorded::Duplicate);
         let snap = l.snapshot();
         assert_eq!((snap.applied, snap.duplicates), (2, 1));
-        assert_eq!(
-            snap.entries[0],
-            LedgerEntry {
-                key: "a".into(),
-                count: 2,
-                first_seen_ms: 1
-            }
-        );
+        assert_eq!(snap.entries[0], LedgerEntry { key: "a".into(), count: 2, first_seen_ms: 1 });
         l.clear();
         assert_eq!(l.snapshot(), Ledger::default());
     }

@@ -22,10 +22,7 @@ const RATELIMIT_POLICY: HeaderName = HeaderName::from_static("ratelimit-policy")
 pub(crate) fn static_json(status: StatusCode, body: &'static str) -> Response<Body> {
     let mut res = Response::new(Body::from(body));
     *res.status_mut() = status;
-    res.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
+    res.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     res
 }
 
@@ -36,8 +33,7 @@ pub(crate) fn json<T: Serialize>(status: StatusCode, body: &T) -> Response<Body>
 
 /// Adds `Retry-After: <secs>`.
 pub(crate) fn with_retry_after(mut res: Response<Body>, secs: u64) -> Response<Body> {
-    res.headers_mut()
-        .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+    res.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
     res
 }
 
@@ -51,14 +47,7 @@ pub(crate) struct FieldError<'a> {
 
 /// A 400 naming `field`.
 pub(crate) fn bad_field(error: &'static str, field: &str, message: &str) -> Response<Body> {
-    json(
-        StatusCode::BAD_REQUEST,
-        &FieldError {
-            error,
-            field,
-            message,
-        },
-    )
+    json(StatusCode::BAD_REQUEST, &FieldError { error, field, message })
 }
 
 /// Adds the rate-limit headers for the configured rate.
@@ -75,10 +64,7 @@ pub(crate) fn with_limit_headers(mut res: Response<Body>, h: &LimitHeaders) -> R
 ///
 /// Only the `echo_headers` fault calls this, and only for error answers, so re-reading the
 /// (already complete, in-memory) body here costs the hot path nothing.
-pub(crate) async fn with_request_headers(
-    res: Response<Body>,
-    headers: &HeaderMap,
-) -> Response<Body> {
+pub(crate) async fn with_request_headers(res: Response<Body>, headers: &HeaderMap) -> Response<Body> {
     let (mut parts, body) = res.into_parts();
     let bytes = match body.collect().await {
         Ok(collected) => collected.to_bytes(),
@@ -101,12 +87,7 @@ pub(crate) async fn with_request_headers(
 fn headers_json(headers: &HeaderMap) -> Value {
     let mut out = Map::new();
     for name in headers.keys() {
-        let joined = headers
-            .get_all(name)
-            .iter()
-            .map(|v| String::from_utf8_lossy(v.as_bytes()))
-            .collect::<Vec<_>>()
-            .join(", ");
+        let joined = headers.get_all(name).iter().map(|v| String::from_utf8_lossy(v.as_bytes())).collect::<Vec<_>>().join(", ");
         out.insert(name.as_str().to_owned(), Value::String(joined));
     }
     Value::Object(out)
@@ -119,17 +100,10 @@ mod tests {
     #[tokio::test]
     async fn echo_adds_every_header_to_json_objects_only() {
         let mut h = HeaderMap::new();
-        h.insert(
-            header::AUTHORIZATION,
-            HeaderValue::from_static("Bearer s3cret"),
-        );
+        h.insert(header::AUTHORIZATION, HeaderValue::from_static("Bearer s3cret"));
         h.append("x-multi", HeaderValue::from_static("a"));
         h.append("x-multi", HeaderValue::from_static("b"));
-        let res = with_request_headers(
-            static_json(StatusCode::UNAUTHORIZED, r#"{"error":"invalid_token"}"#),
-            &h,
-        )
-        .await;
+        let res = with_request_headers(static_json(StatusCode::UNAUTHORIZED, r#"{"error":"invalid_token"}"#), &h).await;
         assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
         let body = res.into_body().collect().await.unwrap().to_bytes();
         let v: Value = serde_json::from_slice(&body).unwrap();

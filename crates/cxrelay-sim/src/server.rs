@@ -48,18 +48,14 @@ pub struct SimServer {
 
 impl std::fmt::Debug for SimServer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SimServer")
-            .field("addr", &self.addr)
-            .finish_non_exhaustive()
+        f.debug_struct("SimServer").field("addr", &self.addr).finish_non_exhaustive()
     }
 }
 
 impl SimServer {
     /// Validates `config`, binds `addr` (port 0 picks a free port) and starts serving in the background.
     pub async fn start(config: SimConfig, addr: SocketAddr) -> io::Result<SimServer> {
-        config
-            .validate()
-            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+        config.validate().map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
         let listener = TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
         let state = Arc::new(SimState::new(config));
@@ -67,12 +63,7 @@ impl SimServer {
         let (stop, stopped) = oneshot::channel();
         let task = tokio::spawn(accept_loop(listener, router, stopped));
         tracing::info!(%addr, "cxrelay-sim started");
-        Ok(SimServer {
-            addr,
-            state,
-            stop: Some(stop),
-            task: Some(task),
-        })
+        Ok(SimServer { addr, state, stop: Some(stop), task: Some(task) })
     }
 
     /// The bound address (with the real port when 0 was asked for).
@@ -155,17 +146,11 @@ impl Drop for SimServer {
 fn router(state: Arc<SimState>) -> Router {
     Router::new()
         .route("/oauth/token", post(auth::token))
-        .route(
-            "/api/v1/datapoint/actions/{action_id}/execute",
-            post(execute::execute),
-        )
+        .route("/api/v1/datapoint/actions/{action_id}/execute", post(execute::execute))
         .route("/_sim/stats", get(admin::stats))
         .route("/_sim/ledger", get(admin::ledger))
         .route("/_sim/arrivals", get(admin::arrivals))
-        .route(
-            "/_sim/faults",
-            get(admin::get_faults).post(admin::set_faults),
-        )
+        .route("/_sim/faults", get(admin::get_faults).post(admin::set_faults))
         .route("/_sim/reset", post(admin::reset))
         .with_state(state)
 }
@@ -187,10 +172,7 @@ async fn accept_loop(listener: TcpListener, router: Router, mut stopped: oneshot
         }
     }
     drop(listener);
-    if tokio::time::timeout(GRACE, graceful.shutdown())
-        .await
-        .is_err()
-    {
+    if tokio::time::timeout(GRACE, graceful.shutdown()).await.is_err() {
         tracing::warn!("simulator shutdown: connections still busy after grace period");
     }
 }
@@ -211,18 +193,9 @@ fn serve_connection(stream: TcpStream, router: Router, graceful: &GracefulShutdo
     let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
         req.extensions_mut().insert(for_requests.clone());
         let router = router.clone();
-        async move {
-            Ok::<_, Infallible>(
-                router
-                    .oneshot(req)
-                    .await
-                    .unwrap_or_else(|never| match never {}),
-            )
-        }
+        async move { Ok::<_, Infallible>(router.oneshot(req).await.unwrap_or_else(|never| match never {})) }
     });
-    let conn = http1::Builder::new()
-        .keep_alive(true)
-        .serve_connection(TokioIo::new(stream), service);
+    let conn = http1::Builder::new().keep_alive(true).serve_connection(TokioIo::new(stream), service);
     let conn = graceful.watch(conn);
     tokio::spawn(async move {
         tokio::select! {

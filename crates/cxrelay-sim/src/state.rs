@@ -40,10 +40,7 @@ impl SimState {
 
     /// Current fault settings (a cheap `Arc` clone; the lock is released at once).
     pub fn faults(&self) -> Arc<Faults> {
-        self.faults
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+        self.faults.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     /// Applies a validated update and returns the new effective settings.

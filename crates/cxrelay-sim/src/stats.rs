@@ -80,9 +80,7 @@ pub(crate) struct SimClock {
 
 impl SimClock {
     pub fn new() -> Self {
-        SimClock {
-            start: Instant::now(),
-        }
+        SimClock { start: Instant::now() }
     }
 
     /// Microseconds between simulator start and `at`.
@@ -186,8 +184,7 @@ impl Counters {
         ] {
             c.store(0, Relaxed);
         }
-        self.max_concurrent
-            .store(self.in_flight.load(Relaxed), Relaxed);
+        self.max_concurrent.store(self.in_flight.load(Relaxed), Relaxed);
     }
 }
 
@@ -255,9 +252,7 @@ mod tests {
     #[test]
     fn counts_by_status_class_and_tracks_peak() {
         let c = Counters::default();
-        for s in [
-            200, 201, 400, 401, 403, 413, 429, 500, 503, 404, 422, 422, 409,
-        ] {
+        for s in [200, 201, 400, 401, 403, 413, 429, 500, 503, 404, 422, 422, 409] {
             c.count_status(StatusCode::from_u16(s).unwrap());
         }
         {
@@ -266,10 +261,7 @@ mod tests {
         }
         let _c = c.enter();
         let s = c.snapshot();
-        assert_eq!(
-            (s.ok, s.status_400, s.status_5xx, s.max_concurrent),
-            (2, 1, 2, 2)
-        );
+        assert_eq!((s.ok, s.status_400, s.status_5xx, s.max_concurrent), (2, 1, 2, 2));
         assert_eq!((s.status_404, s.status_422, s.in_flight), (1, 2, 1));
         c.reset();
         let s = c.snapshot();
@@ -280,15 +272,9 @@ mod tests {
     #[test]
     fn arrival_log_sorts_and_clears() {
         let log = ArrivalLog::default();
-        log.push(Arrival {
-            t_us: 5,
-            status: 200,
-        });
+        log.push(Arrival { t_us: 5, status: 200 });
         log.push(Arrival { t_us: 3, status: 0 });
-        assert_eq!(
-            log.snapshot().iter().map(|a| a.t_us).collect::<Vec<_>>(),
-            vec![3, 5]
-        );
+        assert_eq!(log.snapshot().iter().map(|a| a.t_us).collect::<Vec<_>>(), vec![3, 5]);
         log.clear();
         assert!(log.snapshot().is_empty());
     }

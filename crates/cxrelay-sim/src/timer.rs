@@ -52,10 +52,7 @@ fn timer() -> &'static Timer {
     static TIMER: OnceLock<&'static Timer> = OnceLock::new();
     TIMER.get_or_init(|| {
         let timer: &'static Timer = Box::leak(Box::new(Timer { queue: Mutex::default(), changed: Condvar::new() }));
-        std::thread::Builder::new()
-            .name("sim-precise-timer".into())
-            .spawn(move || timer.run())
-            .expect("spawn the simulator's timer thread");
+        std::thread::Builder::new().name("sim-precise-timer".into()).spawn(move || timer.run()).expect("spawn the simulator's timer thread");
         timer
     })
 }

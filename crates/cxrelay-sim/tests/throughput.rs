@@ -11,13 +11,8 @@ use serde_json::{json, Value};
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "measures throughput; run explicitly in release mode"]
 async fn execute_throughput() {
-    let sim = SimServer::start(SimConfig::default(), "127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap();
-    let client = reqwest::Client::builder()
-        .pool_max_idle_per_host(64)
-        .build()
-        .unwrap();
+    let sim = SimServer::start(SimConfig::default(), "127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let client = reqwest::Client::builder().pool_max_idle_per_host(64).build().unwrap();
     let tok: Value = client
         .post(format!("{}/oauth/token", sim.base_url()))
         .basic_auth("sim-client", Some("sim-secret"))
@@ -29,10 +24,7 @@ async fn execute_throughput() {
         .await
         .unwrap();
     let tok = Arc::new(tok["access_token"].as_str().unwrap().to_owned());
-    let url = Arc::new(format!(
-        "{}/api/v1/datapoint/actions/a1/execute",
-        sim.base_url()
-    ));
+    let url = Arc::new(format!("{}/api/v1/datapoint/actions/a1/execute", sim.base_url()));
     let next = Arc::new(AtomicU64::new(0));
     let deadline = Instant::now() + Duration::from_secs(3);
     let workers: Vec<_> = (0..32)
@@ -41,8 +33,7 @@ async fn execute_throughput() {
             tokio::spawn(async move {
                 while Instant::now() < deadline {
                     let i = next.fetch_add(1, Ordering::Relaxed);
-                    let body =
-                        json!({"index": i, "action": "a1", "inputs": {"id": i, "name": "someone"}});
+                    let body = json!({"index": i, "action": "a1", "inputs": {"id": i, "name": "someone"}});
                     let res = client
                         .post(url.as_str())
                         .bearer_auth(tok.as_str())
@@ -63,9 +54,6 @@ async fn execute_throughput() {
     }
     let stats = sim.stats();
     let rate = stats.ok as f64 / started.elapsed().as_secs_f64();
-    println!(
-        "execute throughput: {rate:.0} req/s ({} ok, peak concurrency {})",
-        stats.ok, stats.max_concurrent
-    );
+    println!("execute throughput: {rate:.0} req/s ({} ok, peak concurrency {})", stats.ok, stats.max_concurrent);
     assert_eq!(stats.applied, stats.ok);
 }

@@ -323,11 +323,8 @@ impl Gate {
 
     /// A 429: pause the tenant's fleet (and, adaptive or discovering, lower its rate).
     async fn throttle(&self, attempt: &Attempt) {
-        let pause = attempt
-            .retry_after
-            .as_deref()
-            .and_then(|v| parse_retry_after(v, std::time::SystemTime::now()))
-            .unwrap_or(self.config.default_pause);
+        let pause =
+            attempt.retry_after.as_deref().and_then(|v| parse_retry_after(v, std::time::SystemTime::now())).unwrap_or(self.config.default_pause);
         let budget = self.config.budget.unwrap_or(BudgetConfig { rate: 0.0, burst: 1, adaptive: false, discover: false, initial: 0.0 });
         match self.limits.throttle(pause, &budget).await {
             Ok(remaining) => {

@@ -100,7 +100,7 @@ impl ItemHandler {
                     class: (reason != DeferReason::RateLimited).then_some(FailureClass::Deferred),
                     latency_us: 0,
                     error: Some(reason.as_str().to_owned()),
-                }
+                };
             }
         };
         let body = Bytes::from(template.body(job.index, &job.item));
@@ -117,42 +117,42 @@ impl ItemHandler {
 /// A 429 does not spend the attempt budget (the target is busy, the item is fine); it has its
 /// own, larger bound. Every other answer but a success spends one attempt.
 pub fn judge(policy: &RetryPolicy, attempts_before: u32, throttled_before: u32, attempt: &Attempt, unit: f64) -> ItemOutcome {
-        let throttled = throttled_before + u32::from(attempt.status == Some(429) && !attempt.auth_failed);
-        let attempts = if throttled > throttled_before { attempts_before } else { attempts_before + 1 };
-        let latency_us = attempt.latency.as_micros() as u64;
-        let error = describe(attempt);
-        let status = if attempt.auth_failed { None } else { attempt.status };
-        let (disposition, class) = if attempt.auth_failed {
-            // The token endpoint failed: transient for the item (the next try gets a new token).
-            (Disposition::Retryable, FailureClass::Auth)
-        } else if attempt.status.is_none() && attempt.transport.is_none() {
-            // Refused locally before sending: retrying cannot help.
-            (Disposition::Permanent, FailureClass::Local)
-        } else {
-            (classify(attempt.status), FailureClass::of_status(attempt.status))
-        };
-        let outcome = |kind| ItemOutcome { kind, attempts, throttled, status, class: Some(class), latency_us, error: error.clone() };
-        let gave_up = |what: String| {
-            let mut o = outcome(OutcomeKind::Failed);
-            o.error = Some(error_text(&format!("{what}; last: {}", error.as_deref().unwrap_or("-"))));
-            o
-        };
-        match disposition {
-            Disposition::Success => ItemOutcome { error: None, class: None, ..outcome(OutcomeKind::Succeeded) },
-            // The client already refreshed the token and retried once: a second 401 is final.
-            Disposition::Unauthorized | Disposition::Permanent => outcome(OutcomeKind::Failed),
-            Disposition::Retryable if class == FailureClass::RateLimited && throttled >= policy.max_throttled => {
-                gave_up(format!("gave up after {throttled} answers of 429 (max_throttled)"))
-            }
-            Disposition::Retryable if class != FailureClass::RateLimited && policy.exhausted(attempts) => {
-                gave_up(format!("gave up after {attempts} attempts"))
-            }
-            Disposition::Retryable => {
-                let retry_after = attempt.retry_after.as_deref().and_then(|v| parse_retry_after(v, std::time::SystemTime::now()));
-                let delay = policy.delay(attempts.max(1), retry_after, unit);
-                outcome(OutcomeKind::Retry { delay_ms: delay.as_millis() as u64 })
-            }
+    let throttled = throttled_before + u32::from(attempt.status == Some(429) && !attempt.auth_failed);
+    let attempts = if throttled > throttled_before { attempts_before } else { attempts_before + 1 };
+    let latency_us = attempt.latency.as_micros() as u64;
+    let error = describe(attempt);
+    let status = if attempt.auth_failed { None } else { attempt.status };
+    let (disposition, class) = if attempt.auth_failed {
+        // The token endpoint failed: transient for the item (the next try gets a new token).
+        (Disposition::Retryable, FailureClass::Auth)
+    } else if attempt.status.is_none() && attempt.transport.is_none() {
+        // Refused locally before sending: retrying cannot help.
+        (Disposition::Permanent, FailureClass::Local)
+    } else {
+        (classify(attempt.status), FailureClass::of_status(attempt.status))
+    };
+    let outcome = |kind| ItemOutcome { kind, attempts, throttled, status, class: Some(class), latency_us, error: error.clone() };
+    let gave_up = |what: String| {
+        let mut o = outcome(OutcomeKind::Failed);
+        o.error = Some(error_text(&format!("{what}; last: {}", error.as_deref().unwrap_or("-"))));
+        o
+    };
+    match disposition {
+        Disposition::Success => ItemOutcome { error: None, class: None, ..outcome(OutcomeKind::Succeeded) },
+        // The client already refreshed the token and retried once: a second 401 is final.
+        Disposition::Unauthorized | Disposition::Permanent => outcome(OutcomeKind::Failed),
+        Disposition::Retryable if class == FailureClass::RateLimited && throttled >= policy.max_throttled => {
+            gave_up(format!("gave up after {throttled} answers of 429 (max_throttled)"))
         }
+        Disposition::Retryable if class != FailureClass::RateLimited && policy.exhausted(attempts) => {
+            gave_up(format!("gave up after {attempts} attempts"))
+        }
+        Disposition::Retryable => {
+            let retry_after = attempt.retry_after.as_deref().and_then(|v| parse_retry_after(v, std::time::SystemTime::now()));
+            let delay = policy.delay(attempts.max(1), retry_after, unit);
+            outcome(OutcomeKind::Retry { delay_ms: delay.as_millis() as u64 })
+        }
+    }
 }
 
 /// The error text of an attempt: `HTTP 503: <body excerpt>` or the transport failure, redacted

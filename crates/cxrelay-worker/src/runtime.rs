@@ -12,8 +12,8 @@ use cxrelay_core::config::Settings;
 use cxrelay_cxone::TargetClient;
 use cxrelay_queue::{Checkpoint, FleetLimits, ItemJob, StreamBackend};
 
-use crate::handler::ItemHandler;
 use crate::gate::Gate;
+use crate::handler::ItemHandler;
 use crate::setup::{client_config, gate_config, stream_config};
 
 /// Why the worker could not run.
@@ -54,11 +54,7 @@ where
     let name = config.consumer.clone();
     Monitor::new()
         .register(move |i| {
-            WorkerBuilder::new(format!("{name}-{i}"))
-                .backend(backend.clone())
-                .concurrency(concurrency)
-                .data(handler.clone())
-                .build(handle)
+            WorkerBuilder::new(format!("{name}-{i}")).backend(backend.clone()).concurrency(concurrency).data(handler.clone()).build(handle)
         })
         // A worker only ends on a backend error, which ours never raises; if apalis ends one
         // anyway, start it again rather than leave the process idle.

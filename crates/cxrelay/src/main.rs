@@ -54,8 +54,7 @@ enum Command {
 
 /// Installs the global subscriber: `RUST_LOG` filters, else `default_level`.
 fn init_logging(format: LogFormat, default_level: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     match format {
         LogFormat::Text => {
@@ -82,8 +81,7 @@ fn show_error(format: LogFormat, message: &str) {
 /// the authentication settings. A worker that started anyway would burn each item's attempts
 /// on the same configuration error.
 fn check_worker_settings(settings: &Settings) -> Result<(), String> {
-    cxrelay_cxone::TargetClient::new(cxrelay_worker::setup::client_config(settings))
-        .map_err(|e| format!("cannot start the worker: {e}"))?;
+    cxrelay_cxone::TargetClient::new(cxrelay_worker::setup::client_config(settings)).map_err(|e| format!("cannot start the worker: {e}"))?;
     let t = &settings.target;
     if matches!(t.auth, AuthMode::ClientCredentialsForm | AuthMode::ClientCredentialsJson) && t.client_secret.is_empty() {
         // Not refused: a token endpoint may accept a client without a secret.

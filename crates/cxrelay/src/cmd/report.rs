@@ -46,9 +46,7 @@ pub async fn run(settings: &Settings, args: Args) -> anyhow::Result<ExitCode> {
     let live = std::io::stderr().is_terminal() && !args.json;
     let bar = live.then(|| {
         let bar = ProgressBar::new(0);
-        bar.set_style(
-            ProgressStyle::with_template("{bar:40.cyan/blue} {pos}/{len} {percent}% {msg}").expect("valid template"),
-        );
+        bar.set_style(ProgressStyle::with_template("{bar:40.cyan/blue} {pos}/{len} {percent}% {msg}").expect("valid template"));
         bar
     });
     loop {
