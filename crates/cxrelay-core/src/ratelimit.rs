@@ -4,26 +4,15 @@
 //! module is the reference they are tested against, and where the rules are unit tested.
 //! Times are integer microseconds (Redis truncates Lua numbers in replies).
 
-/// Configuration of one budget (one tenant and action).
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct Budget {
-    /// Requests per second (the configured ceiling).
-    pub rate: f64,
-    /// Requests allowed at once above the rate.
-    pub burst: u32,
+/// Microseconds between requests at `rate`.
+pub fn interval_us(rate: f64) -> u64 {
+    (1_000_000.0 / rate).round().max(1.0) as u64
 }
 
-impl Budget {
-    /// Microseconds between requests at `rate`.
-    pub fn interval_us(rate: f64) -> u64 {
-        (1_000_000.0 / rate).round().max(1.0) as u64
-    }
-
-    /// How far ahead of "now" reservations may run before a request must wait:
-    /// `(usable_burst - 1) × interval`.
-    pub fn tolerance_us(rate: f64, burst: u32) -> u64 {
-        Self::interval_us(rate) * u64::from(usable_burst(burst).saturating_sub(1))
-    }
+/// How far ahead of "now" reservations may run before a request must wait:
+/// `(usable_burst - 1) × interval`.
+pub fn tolerance_us(rate: f64, burst: u32) -> u64 {
+    interval_us(rate) * u64::from(usable_burst(burst).saturating_sub(1))
 }
 
 /// The part of the target's burst the fleet spends: half of it (at least 1).
@@ -49,8 +38,8 @@ pub struct Slot {
 /// Every call reserves (no retry storm): callers sleep `wait_us`, then send. Over any window of
 /// length `t`, at most `usable_burst + t × rate` requests are scheduled.
 pub fn schedule(tat: Option<u64>, now: u64, rate: f64, burst: u32) -> Slot {
-    let interval = Budget::interval_us(rate);
-    let tolerance = Budget::tolerance_us(rate, burst);
+    let interval = interval_us(rate);
+    let tolerance = tolerance_us(rate, burst);
     let tat = tat.unwrap_or(now).max(now);
     let allowed_at = tat.saturating_sub(tolerance);
     Slot { wait_us: allowed_at.saturating_sub(now), tat: tat + interval }

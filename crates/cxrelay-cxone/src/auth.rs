@@ -72,7 +72,7 @@ pub enum AuthConfig {
         /// The bearer token.
         token: Secret,
     },
-    // Room for the real CXone profile (API-NOTES §2): OAuth2 *password grant with an access
+    // Room for the real CXone profile: OAuth2 *password grant with an access
     // key*, `POST {issuer}/auth/token` with form body
     // `grant_type=password&username=<accessKeyId>&password=<accessKeySecret>` (URL-encoded: keys
     // end in `=`), client id/secret as Basic; issuer found through

@@ -8,7 +8,7 @@
 //! - [`backend`]: the apalis [`StreamBackend`]: batched fetch from a Redis Stream consumer
 //!   group, lease-based recovery (`XAUTOCLAIM`), and checkpoints folded into the acknowledgement.
 //!
-//! Data model (see `DESIGN-NOTES.md` in the shared notes; chosen because it satisfies every
+//! Data model (chosen because it satisfies every
 //! durability point with one script call per batch): a stream per run with consumer group
 //! `workers`, a state hash with the run's counters, bitmaps of succeeded and finished indexes,
 //! and a sorted set of delayed retries promoted back into the stream in bounded slices.
