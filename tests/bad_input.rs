@@ -96,3 +96,25 @@ async fn bad_arguments_are_refused_before_anything_is_enqueued() {
     }
     assert_nothing_left(&env, "args").await;
 }
+
+/// With Redis down, a malformed input is still exit 2 (read to the end to tell), and a good one
+/// is exit 1 naming the Redis URL once, its password masked, and the cause once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_down_still_tells_bad_input_from_a_redis_failure() {
+    let env = TestEnv::start(SimConfig::default()).await;
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let url = format!("redis://:pw-down-1@{closed}");
+    let run = |name: &str, bytes: &[u8]| {
+        let file = env.write_file(name, bytes);
+        let out = env.cxrelay().args(["enqueue", "--action", "act"]).arg(&file).env("REDIS_URL", &url).output().unwrap();
+        (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    let (code, stderr) = run("bad.json", b"[{\"a\": 1}, oops");
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("line 1, column 12") || stderr.contains("line 1, column 11"), "{stderr}");
+    let (code, stderr) = run("good.json", b"[{\"a\": 1}]");
+    assert_eq!(code, Some(1), "{stderr}");
+    assert_eq!(stderr.matches("connecting to redis at redis://:****@").count(), 1, "{stderr}");
+    assert_eq!(stderr.matches("refused").count(), 1, "the cause once: {stderr}");
+    assert!(!stderr.contains("pw-down-1"), "{stderr}");
+}

@@ -67,6 +67,25 @@ fn init_logging(format: LogFormat, default_level: &str) {
     }
 }
 
+/// An error and its causes on one line, each cause once: library errors often repeat their
+/// source in their own text ("redis: connection refused: connection refused"), and a person
+/// should read the cause once.
+fn describe(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if out.contains(text.trim()) {
+            continue;
+        }
+        // A cause that already quotes the next ones keeps only its own words.
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&text);
+    }
+    out
+}
+
 /// Shows a command's final error: `error: …` on stderr, or an ERROR event in JSON mode so a
 /// log collector gets it like every other line (unless `RUST_LOG` silenced errors).
 fn show_error(format: LogFormat, message: &str) {
@@ -105,7 +124,7 @@ fn main() -> ExitCode {
                 let settings = match settings::load(cli.config.as_deref()) {
                     Ok(s) => s,
                     Err(e) => {
-                        show_error(format, &format!("{e:#}"));
+                        show_error(format, &describe(&e));
                         return Ok(ExitCode::from(EXIT_UNUSABLE));
                     }
                 };
@@ -127,7 +146,7 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(e) => {
-            show_error(format, &format!("{e:#}"));
+            show_error(format, &describe(&e));
             ExitCode::from(1)
         }
     }

@@ -9,7 +9,6 @@
 use std::io::IsTerminal;
 use std::process::ExitCode;
 
-use anyhow::Context;
 use cxrelay_core::config::Settings;
 use cxrelay_core::input::InputFormat;
 use cxrelay_core::RunId;
@@ -102,9 +101,26 @@ pub async fn run(settings: &Settings, args: Args) -> anyhow::Result<ExitCode> {
         let _ = std::io::Write::flush(&mut std::io::stdout());
     }
     let redis = cxrelay_worker::setup::redis_target(settings);
-    let store = Store::connect(&redis, cxrelay_worker::setup::store_options(settings))
-        .await
-        .with_context(|| format!("connecting to redis at {}", redis.masked()))?;
+    let store = match Store::connect(&redis, cxrelay_worker::setup::store_options(settings)).await {
+        Ok(store) => store,
+        Err(e) => {
+            // Redis is down: still tell a malformed input apart (exit 2) from a good one that
+            // could not be enqueued (exit 1), by reading it to the end.
+            let checked =
+                tokio::task::spawn_blocking(move || cxrelay_core::input::read_items(reader, format, |_| Ok(()))).await.expect("input check panicked");
+            match checked {
+                Err(input) => {
+                    eprintln!("error: {}: {input}; nothing was enqueued", args.input);
+                    return Ok(ExitCode::from(2));
+                }
+                Ok(0) => {
+                    eprintln!("error: {}: input contains no items (an empty array); nothing was enqueued", args.input);
+                    return Ok(ExitCode::from(2));
+                }
+                Ok(_) => return Err(anyhow::Error::from(e).context(format!("connecting to redis at {}", redis.masked()))),
+            }
+        }
+    };
     let request = EnqueueRequest {
         run_id: Some(run_id),
         action: args.action.clone(),
