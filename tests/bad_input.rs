@@ -85,8 +85,8 @@ async fn bad_arguments_are_refused_before_anything_is_enqueued() {
     let cases: [(&[&str], &str); 4] = [
         (&["--action", "act", "--run-id", "x{y"], "invalid --run-id \"x{y\""),
         (&["--action", "act", "--run-id", "args", "--tenant", "a b"], "invalid --tenant \"a b\""),
-        (&["--action", "act", "--run-id", "args", "--idempotency-field", " "], "--idempotency-field must name a field"),
-        (&["--run-id", "args", "--action", " "], "--action must not be empty"),
+        (&["--action", "act", "--run-id", "args", "--idempotency-field", " "], "invalid --idempotency-field \" \": must name a field"),
+        (&["--run-id", "args", "--action", " "], "invalid --action \" \": must not be empty"),
     ];
     for (args, message) in cases {
         let out = env.cxrelay().arg("enqueue").args(args).arg(&file).output().unwrap();

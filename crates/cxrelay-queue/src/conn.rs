@@ -25,7 +25,19 @@ pub struct RedisTarget {
     pub ca_cert: Option<PathBuf>,
 }
 
+/// Redis URL used when none is configured.
+pub const DEFAULT_REDIS_URL: &str = "redis://127.0.0.1:6379";
+
 impl RedisTarget {
+    /// Where the settings say Redis is (`redis_url`, `redis_cluster`, `redis_ca_cert`).
+    pub fn from_settings(settings: &cxrelay_core::config::Settings) -> Self {
+        Self {
+            url: settings.redis_url.clone().unwrap_or_else(|| DEFAULT_REDIS_URL.to_owned()),
+            cluster: settings.redis_cluster,
+            ca_cert: settings.redis_ca_cert.clone().map(Into::into),
+        }
+    }
+
     /// A single Redis at `url` (a comma-separated list selects Cluster).
     pub fn new(url: impl Into<String>) -> Self {
         Self { url: url.into(), cluster: false, ca_cert: None }

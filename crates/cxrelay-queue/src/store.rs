@@ -182,6 +182,14 @@ pub struct StoreOptions {
     pub loading_ttl_secs: u64,
 }
 
+impl StoreOptions {
+    /// What the settings say (namespace, retention, history length, loading TTL).
+    pub fn from_settings(settings: &cxrelay_core::config::Settings) -> Self {
+        let q = &settings.queue;
+        Self { keys: Keyspace::new(&q.namespace), retention_secs: q.retention_secs, history_len: q.history_len, loading_ttl_secs: q.loading_ttl_secs }
+    }
+}
+
 impl Default for StoreOptions {
     fn default() -> Self {
         Self { keys: Keyspace::default(), retention_secs: 7 * 24 * 3600, history_len: 10, loading_ttl_secs: 24 * 3600 }

@@ -4,32 +4,9 @@ use std::time::Duration;
 
 use cxrelay_core::config::{AuthMode, RateMode, Settings};
 use cxrelay_cxone::{AuthConfig, ClientConfig};
-use cxrelay_queue::store::StoreOptions;
 use cxrelay_queue::{BreakerConfig, BudgetConfig, Keyspace, RedisTarget, StreamConfig};
 
 use crate::gate::GateConfig;
-
-/// Default Redis URL when none is configured.
-pub const DEFAULT_REDIS_URL: &str = "redis://127.0.0.1:6379";
-
-/// Where Redis is, from the settings.
-pub fn redis_target(settings: &Settings) -> RedisTarget {
-    RedisTarget {
-        url: settings.redis_url.clone().unwrap_or_else(|| DEFAULT_REDIS_URL.to_owned()),
-        cluster: settings.redis_cluster,
-        ca_cert: settings.redis_ca_cert.clone().map(Into::into),
-    }
-}
-
-/// Where the store keeps things (namespace) and for how long.
-pub fn store_options(settings: &Settings) -> StoreOptions {
-    StoreOptions {
-        keys: Keyspace::new(&settings.queue.namespace),
-        retention_secs: settings.queue.retention_secs,
-        history_len: settings.queue.history_len,
-        loading_ttl_secs: settings.queue.loading_ttl_secs,
-    }
-}
 
 /// The HTTP client configuration for the target API.
 pub fn client_config(settings: &Settings) -> ClientConfig {
@@ -57,7 +34,7 @@ pub fn client_config(settings: &Settings) -> ClientConfig {
 
 /// The queue backend configuration for a worker with `concurrency` items in flight.
 pub fn stream_config(settings: &Settings) -> StreamConfig {
-    let mut config = StreamConfig::new(redis_target(settings), settings.worker.concurrency);
+    let mut config = StreamConfig::new(RedisTarget::from_settings(settings), settings.worker.concurrency);
     config.keys = Keyspace::new(&settings.queue.namespace);
     config.tenant = settings.target.tenant.clone();
     config.history_len = settings.queue.history_len;

@@ -9,11 +9,9 @@
 use std::io::IsTerminal;
 use std::process::ExitCode;
 
+use cxrelay_app::{App, AppError, NewRun};
 use cxrelay_core::config::Settings;
 use cxrelay_core::input::InputFormat;
-use cxrelay_core::RunId;
-use cxrelay_queue::producer::enqueue;
-use cxrelay_queue::{EnqueueError, EnqueueRequest, Store};
 use indicatif::{ProgressBar, ProgressStyle};
 
 /// Rejections printed on stderr (all are recorded in the run).
@@ -50,38 +48,48 @@ pub struct Args {
     input: String,
 }
 
-/// Prints an argument error and returns exit code 2 (nothing was enqueued).
-fn usage_error(message: &str) -> ExitCode {
-    eprintln!("error: {message}; nothing was enqueued");
-    ExitCode::from(2)
+/// The command-line flag an [`AppError::InvalidArgument`] came from.
+fn flag(what: &str) -> &str {
+    match what {
+        "run id" => "--run-id",
+        "tenant" => "--tenant",
+        "idempotency field" => "--idempotency-field",
+        "action" => "--action",
+        other => other,
+    }
 }
 
-/// Enqueues the input and prints the run id.
+/// Enqueues the input and prints the run id (first) and a summary.
 pub async fn run(settings: &Settings, args: Args) -> anyhow::Result<ExitCode> {
-    // Arguments are checked before anything else, so a bad one is exit 2 with nothing enqueued.
-    let run_id = match args.run_id.as_deref().map(RunId::parse).transpose() {
-        Ok(r) => r,
-        Err(e) => return Ok(usage_error(&format!("invalid --run-id {:?}: {e}", args.run_id.as_deref().unwrap_or("")))),
-    };
-    if args.action.trim().is_empty() {
-        return Ok(usage_error("--action must not be empty"));
-    }
-    let tenant = args.tenant.clone().unwrap_or_else(|| settings.target.tenant.clone());
-    if let Err(reason) = cxrelay_core::ids::check_name(&tenant) {
-        return Ok(usage_error(&format!("invalid --tenant {tenant:?}: {reason}")));
-    }
-    if args.idempotency_field.as_deref().is_some_and(|f| f.trim().is_empty()) {
-        return Ok(usage_error("--idempotency-field must name a field"));
-    }
+    let app = App::new(settings);
     let format = match args.format.as_deref() {
         Some(f) => InputFormat::parse(f).expect("clap checked the value"),
         None => InputFormat::from_path(&args.input),
     };
-    let (reader, source): (Box<dyn std::io::Read + Send>, String) = if args.input == "-" {
-        (Box::new(std::io::stdin()), "stdin".into())
+    let source = if args.input == "-" { "stdin".to_owned() } else { args.input.clone() };
+    let new = NewRun {
+        run_id: args.run_id.clone(),
+        action: args.action.clone(),
+        tenant: args.tenant.clone(),
+        idempotency_field: args.idempotency_field.clone(),
+        source,
+        format,
+        max_items: args.max_items,
+    };
+    // Arguments are checked before anything else, so a bad one is exit 2 with nothing enqueued.
+    let run = match app.check(new) {
+        Ok(run) => run,
+        Err(AppError::InvalidArgument { what, value, reason }) => {
+            eprintln!("error: invalid {} {value:?}: {reason}; nothing was enqueued", flag(what));
+            return Ok(ExitCode::from(2));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let reader: Box<dyn std::io::Read + Send> = if args.input == "-" {
+        Box::new(std::io::stdin())
     } else {
         match std::fs::File::open(&args.input) {
-            Ok(f) => (Box::new(f), args.input.clone()),
+            Ok(f) => Box::new(f),
             Err(e) => {
                 eprintln!("error: cannot read {}: {e}; nothing was enqueued", args.input);
                 return Ok(ExitCode::from(2));
@@ -90,64 +98,30 @@ pub async fn run(settings: &Settings, args: Args) -> anyhow::Result<ExitCode> {
     };
     // The run id goes out first, so a producer that dies or is killed mid-load has said which
     // run to resume (`--run-id`) or to look at; on stdout alone unless stdout is JSON.
-    let run_id = run_id.unwrap_or_else(|| {
-        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0);
-        RunId::generate(now)
-    });
     if args.json {
-        eprintln!("run {run_id}");
+        eprintln!("run {}", run.run_id());
     } else {
-        println!("{run_id}");
+        println!("{}", run.run_id());
         let _ = std::io::Write::flush(&mut std::io::stdout());
     }
-    let redis = cxrelay_worker::setup::redis_target(settings);
-    let store = match Store::connect(&redis, cxrelay_worker::setup::store_options(settings)).await {
-        Ok(store) => store,
-        Err(e) => {
-            // Redis is down: still tell a malformed input apart (exit 2) from a good one that
-            // could not be enqueued (exit 1), by reading it to the end.
-            let checked =
-                tokio::task::spawn_blocking(move || cxrelay_core::input::read_items(reader, format, |_| Ok(()))).await.expect("input check panicked");
-            match checked {
-                Err(input) => {
-                    eprintln!("error: {}: {input}; nothing was enqueued", args.input);
-                    return Ok(ExitCode::from(2));
-                }
-                Ok(0) => {
-                    eprintln!("error: {}: input contains no items (an empty array); nothing was enqueued", args.input);
-                    return Ok(ExitCode::from(2));
-                }
-                Ok(_) => return Err(anyhow::Error::from(e).context(format!("connecting to redis at {}", redis.masked()))),
-            }
-        }
-    };
-    let request = EnqueueRequest {
-        run_id: Some(run_id),
-        action: args.action.clone(),
-        tenant,
-        idempotency_field: args.idempotency_field.clone(),
-        source,
-        format,
-        max_items: args.max_items,
-        body: settings.target.body,
-    };
     let bar = (std::io::stderr().is_terminal()).then(|| {
         let bar = ProgressBar::new_spinner();
         bar.set_style(ProgressStyle::with_template("{spinner} {pos} items enqueued ({per_sec})").expect("valid template"));
         bar
     });
-    let result = enqueue(&store, request, reader, |n| {
-        if let Some(bar) = &bar {
-            bar.set_position(n);
-        }
-    })
-    .await;
+    let result = app
+        .enqueue(run, reader, |n| {
+            if let Some(bar) = &bar {
+                bar.set_position(n);
+            }
+        })
+        .await;
     if let Some(bar) = &bar {
         bar.finish_and_clear();
     }
     let summary = match result {
         Ok(s) => s,
-        Err(e @ (EnqueueError::Input { .. } | EnqueueError::Empty)) => {
+        Err(e @ (AppError::Input(_) | AppError::Empty)) => {
             eprintln!("error: {}: {e}", args.input);
             return Ok(ExitCode::from(2));
         }

@@ -8,11 +8,9 @@ use std::io::IsTerminal;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::Context;
+use cxrelay_app::App;
 use cxrelay_core::config::Settings;
 use cxrelay_core::report::RunStatus;
-use cxrelay_core::RunId;
-use cxrelay_queue::Store;
 use indicatif::{ProgressBar, ProgressStyle};
 
 /// Arguments of `cxrelay report`.
@@ -33,13 +31,9 @@ pub struct Args {
 
 /// Prints the report (once, or live with `--watch`).
 pub async fn run(settings: &Settings, args: Args) -> anyhow::Result<ExitCode> {
-    let run = RunId::parse(&args.run).with_context(|| format!("invalid run id {:?}", args.run))?;
-    let redis = cxrelay_worker::setup::redis_target(settings);
-    let store = Store::connect(&redis, cxrelay_worker::setup::store_options(settings))
-        .await
-        .with_context(|| format!("connecting to redis at {}", redis.masked()))?;
+    let app = App::new(settings);
     if !args.watch {
-        let report = store.report(&run).await?;
+        let report = app.report(&args.run).await?;
         print_report(&report, args.json)?;
         return Ok(ExitCode::SUCCESS);
     }
@@ -50,7 +44,7 @@ pub async fn run(settings: &Settings, args: Args) -> anyhow::Result<ExitCode> {
         bar
     });
     loop {
-        let report = store.report(&run).await?;
+        let report = app.report(&args.run).await?;
         let done = report.status == RunStatus::Finished;
         match &bar {
             Some(bar) => {
