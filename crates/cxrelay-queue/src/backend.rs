@@ -463,6 +463,36 @@ impl Shared {
         }
     }
 
+    /// [`fetch_pass`](Self::fetch_pass) on a task of its own: apalis drops a fetch that is under
+    /// way when the worker shuts down, and entries Redis had already handed to this consumer would
+    /// then sit unseen until their lease lapsed. Run apart, a fetch whose caller is gone hands its
+    /// entries straight back to the fleet.
+    async fn fetch_detached(self: Arc<Self>, budget: usize) -> Result<Vec<ItemJob>, QueueError> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let shared = self.clone();
+        tokio::spawn(async move {
+            let fetched = shared.fetch_pass(budget).await;
+            if let Err(Ok(orphans)) = tx.send(fetched) {
+                shared.release_jobs(orphans).await;
+            }
+        });
+        rx.await.unwrap_or_else(|_| Ok(Vec::new()))
+    }
+
+    /// Hands fetched entries that will not run here back to the fleet at once.
+    async fn release_jobs(&self, jobs: Vec<ItemJob>) {
+        let mut by_run: HashMap<RunId, (Arc<RunMeta>, Vec<String>)> = HashMap::new();
+        for job in jobs {
+            by_run.entry(job.run.run.clone()).or_insert_with(|| (job.run.clone(), Vec::new())).1.push(job.entry_id);
+        }
+        for (run, (meta, ids)) in by_run {
+            if let Err(e) = self.store.release(&meta, &self.config.consumer, &ids, self.config.lease).await {
+                tracing::warn!(run = %run, error = %e, "could not release unstarted items; they return after the lease");
+            }
+            self.untrack(&run, ids);
+        }
+    }
+
     fn mark_reclaimed(&self, run: &RunId) {
         let mut cache = self.runs.lock().expect("run cache");
         if let Some(entry) = cache.runs.iter_mut().find(|(m, _)| &m.run == run) {
@@ -603,7 +633,7 @@ impl Persistence for StreamPersistence {
             // more would hoard items another worker could run.
             let prefetch = (shared.config.concurrency / 4).max(1);
             let budget = (shared.config.concurrency + prefetch).saturating_sub(inflight).clamp(1, shared.config.fetch_batch);
-            match shared.fetch_pass(budget).await {
+            match shared.clone().fetch_detached(budget).await {
                 Ok(jobs) if !jobs.is_empty() => {
                     shared.track(&jobs);
                     return Ok(jobs.into_iter().map(|job| TaskBuilder::new(job.clone()).task_id(task_id(&job)).build()).collect());
@@ -626,20 +656,11 @@ impl Persistence for StreamPersistence {
 
     async fn reenqueue_abandoned(&mut self, tasks: Vec<Task<ItemJob>>, _worker: &WorkerContext) -> Result<u64, QueueError> {
         // Fetched but never started (shutdown): hand them to the fleet now instead of after a lease.
-        let mut by_run: HashMap<RunId, (Arc<RunMeta>, Vec<String>)> = HashMap::new();
-        for t in &tasks {
-            let job = &t.args;
-            by_run.entry(job.run.run.clone()).or_insert_with(|| (job.run.clone(), Vec::new())).1.push(job.entry_id.clone());
-        }
         let shared = &self.shared;
-        for (run, (meta, ids)) in by_run {
-            if let Err(e) = shared.store.release(&meta, &shared.config.consumer, &ids, shared.config.lease).await {
-                tracing::warn!(run = %run, error = %e, "could not release unstarted items; they return after the lease");
-            }
-            shared.untrack(&run, ids);
-        }
-        shared.finished(tasks.len());
-        Ok(tasks.len() as u64)
+        let count = tasks.len();
+        shared.release_jobs(tasks.into_iter().map(|t| t.args).collect()).await;
+        shared.finished(count);
+        Ok(count as u64)
     }
 
     async fn handle_events(&mut self, events: Vec<TaskEvent<Checkpoint>>, _worker: &WorkerContext) -> Result<(), QueueError> {
