@@ -157,7 +157,7 @@ async fn finished_runs_expire_after_retention() {
     env.wait_finished("kept", Duration::from_secs(30)).await;
     let mut conn = env.redis().await;
     let keys = env.run_keys("kept");
-    for key in [&keys.results, &keys.done, &keys.finished, &keys.state] {
+    for key in [&keys.latency, &keys.done, &keys.finished, &keys.state] {
         let ttl: i64 = redis::cmd("TTL").arg(key).query_async(&mut conn).await.unwrap();
         assert!(ttl > 0 && ttl <= 120, "{key}: ttl {ttl}");
     }

@@ -71,8 +71,6 @@ pub struct RunKeys {
     pub done: String,
     /// Bitmap: indexes that succeeded, failed or were rejected by validation.
     pub finished: String,
-    /// Hash: index → `status|attempts|http|latency_us` of the last delivery.
-    pub results: String,
     /// Hash: index → JSON of a failed item's last failure (class, status, reason, attempts, time).
     pub failed: String,
     /// Hash: index → item JSON of a failed item, kept for replay.
@@ -99,7 +97,6 @@ impl RunKeys {
             items: k("items"),
             done: k("done"),
             finished: k("finished"),
-            results: k("results"),
             failed: k("failed"),
             payloads: k("payloads"),
             history: k("history"),
@@ -112,12 +109,11 @@ impl RunKeys {
     }
 
     /// Every key of the run, state last: what expires after the retention period.
-    pub fn all(&self) -> [&str; 13] {
+    pub fn all(&self) -> [&str; 12] {
         [
             &self.items,
             &self.done,
             &self.finished,
-            &self.results,
             &self.failed,
             &self.payloads,
             &self.history,

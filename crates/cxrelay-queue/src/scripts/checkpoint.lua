@@ -3,15 +3,16 @@
 --   [1] items stream      NS:{run:ID}:items
 --   [2] done bitmap       bit per index that succeeded
 --   [3] finished bitmap   bit per index succeeded, failed or invalid
---   [4] results hash      index -> "status|attempts|http|latency_us"
---   [5] failed hash       index -> JSON summary of a failed item's last failure
---   [6] payloads hash     index -> item JSON of a failed item (for replay)
---   [7] history hash      index -> the item's last attempts, one JSON record per line
---   [8] failstats hash    c:CLASS, s:STATUS, r:REASON, nreasons -> counts of failed items
---   [9] latency hash      histogram bucket -> count
---   [10] delayed zset     member "index|attempts|429s|deferrals|item", score = due ms
---   [11] invalid hash, [12] redeliveries hash (only expired here)
---   [13] state hash       the run's counters (the seed's state matrix)
+--   [4] failed hash       index -> JSON summary of a failed item's last failure
+--   [5] payloads hash     index -> item JSON of a failed item (for replay)
+--   [6] history hash      index -> the item's last attempts, one JSON record per line
+--   [7] failstats hash    c:CLASS, s:STATUS, r:REASON, nreasons -> counts of failed items
+--   [8] latency hash      histogram bucket -> count
+--   [9] delayed zset      member "index|attempts|429s|deferrals|item", score = due ms
+--   [10] invalid hash, [11] redeliveries hash (only expired here)
+--   [12] state hash       the run's counters (the seed's state matrix), always last
+-- A success writes two bits and a latency count, nothing per item: a finished run of a million
+-- items holds two 125 KB bitmaps, not a million hash fields.
 -- ARGV[1] group, ARGV[2] retention seconds, ARGV[3] history length, ARGV[4] distinct reasons
 -- counted before the rest go under ARGV[5] (the "other" reason), then 13 values per outcome:
 --   entry id, index, kind (S succeeded | F failed | R retry | D deferred), attempts, 429s,
@@ -21,9 +22,9 @@
 -- An outcome whose delivery is no longer pending (XACK returns 0: another worker took it over
 -- and finished it) changes nothing, so counters stay exact under re-delivery.
 -- Returns {succeeded, failed, requeued, ignored, finished (1|0)}
-local items, done, finished, results, failed, payloads, history, failstats, latency, delayed =
-  KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9], KEYS[10]
-local state = KEYS[13]
+local items, done, finished, failed, payloads, history, failstats, latency, delayed =
+  KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9]
+local state = KEYS[#KEYS]
 local group, retention, history_len = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
 local max_reasons, other_reason = tonumber(ARGV[4]), ARGV[5]
 local t = redis.call('TIME')
@@ -71,7 +72,6 @@ for k = 6, #ARGV, 13 do
     if kind == 'S' then
       if redis.call('SETBIT', done, idx, 1) == 0 then
         redis.call('SETBIT', finished, idx, 1)
-        redis.call('HSET', results, index, 'S|' .. attempts .. '|' .. http .. '|' .. lat)
         redis.call('HDEL', failed, index)
         redis.call('HDEL', payloads, index)
         ok = ok + 1
@@ -79,7 +79,6 @@ for k = 6, #ARGV, 13 do
     elseif kind == 'F' then
       if redis.call('GETBIT', finished, idx) == 0 then
         redis.call('SETBIT', finished, idx, 1)
-        redis.call('HSET', results, index, 'F|' .. attempts .. '|' .. http .. '|' .. lat)
         redis.call('HSET', failed, index, summary)
         if f and f['d'] then redis.call('HSET', payloads, index, f['d']) end
         redis.call('HINCRBY', failstats, 'c:' .. class, 1)
@@ -109,7 +108,6 @@ for k = 6, #ARGV, 13 do
       requeued = requeued + 1
       if kind == 'R' then
         retries = retries + 1
-        redis.call('HSET', results, index, 'R|' .. attempts .. '|' .. http .. '|' .. lat)
       end
     end
   end

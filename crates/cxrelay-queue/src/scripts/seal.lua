@@ -1,10 +1,10 @@
 -- seal: the producer read its whole input; make the run visible to workers.
 -- KEYS: every key of the run, in RunKeys::all() order (all of them expire with the run):
---   [1] items  [2] done  [3] finished bitmap  [4] results  [5] failed  [6] payloads  [7] history
---   [8] failstats  [9] latency  [10] delayed  [11] invalid  [12] redeliveries  [13] state hash
+--   [1] items  [2] done  [3] finished bitmap  [4] failed  [5] payloads  [6] history
+--   [7] failstats  [8] latency  [9] delayed  [10] invalid  [11] redeliveries  [12] state hash (last)
 -- ARGV: beyond_max (items past --max-items), break condition ('' = none), retention seconds.
 -- Returns: the run's status after sealing.
-local finished, state = KEYS[3], KEYS[13]
+local finished, state = KEYS[3], KEYS[#KEYS]
 local status = redis.call('HGET', state, 'status')
 if not status then return redis.error_reply('ERR run does not exist') end
 redis.call('HSET', state, 'beyond_max', ARGV[1])
