@@ -2,10 +2,17 @@
 //!
 //! Pure: the caller supplies the file's text and an environment lookup, so every rule
 //! (defaults, overrides, validation with messages naming the key) is unit tested here.
+//!
+//! Every setting but the `rate_limit.actions` map has an environment variable; [`env_vars`]
+//! lists them (name, dotted key, expected form), and that one table is what
+//! [`Settings::with_env`] applies, through [figment](https://docs.rs/figment), and what the
+//! README's table is checked against.
 
 use std::time::Duration;
 
-use serde::Deserialize;
+use figment::providers::Serialized;
+use figment::Figment;
+use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::payload::BodyShape;
 use crate::retry::RetryPolicy;
@@ -38,7 +45,7 @@ pub enum ConfigError {
 }
 
 /// How the worker obtains its bearer token.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Default)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum AuthMode {
     /// OAuth2 client credentials, form body, id/secret as HTTP Basic (the seed's first tutorial).
@@ -51,7 +58,7 @@ pub enum AuthMode {
 }
 
 /// The API the worker calls.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct TargetSettings {
     /// Base URL of the API, e.g. `http://127.0.0.1:8089`.
@@ -62,9 +69,11 @@ pub struct TargetSettings {
     pub auth: AuthMode,
     /// OAuth client id.
     pub client_id: String,
-    /// OAuth client secret.
+    /// OAuth client secret (never serialized).
+    #[serde(skip_serializing)]
     pub client_secret: Secret,
-    /// Bearer token for `static_bearer`.
+    /// Bearer token for `static_bearer` (never serialized).
+    #[serde(skip_serializing)]
     pub token: Secret,
     /// Scopes requested with client credentials.
     pub scope: String,
@@ -105,7 +114,7 @@ impl TargetSettings {
 }
 
 /// How a worker process runs.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct WorkerSettings {
     /// Items in flight per process.
@@ -126,7 +135,7 @@ impl Default for WorkerSettings {
 }
 
 /// Retry budget and backoff.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RetrySettings {
     /// Attempts in all before an item fails permanently.
@@ -167,12 +176,14 @@ impl RetrySettings {
 
 /// The fleet-wide request budget of one tenant (every action of the tenant shares it, as real
 /// tenants are limited), with optional per-action sub-limits.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RateSettings {
     /// Requests per second for the whole fleet. Absent (the default): discover the target's
     /// limit, starting at `initial_rate` and growing until 429s reveal it. `0`: no limit at all
     /// (429s still pause the fleet). A number: at most that, lowered on 429s when `adaptive`.
+    /// `"auto"` is the same as absent.
+    #[serde(deserialize_with = "rate_or_auto")]
     pub rate: Option<f64>,
     /// Where discovery starts, requests per second.
     pub initial_rate: f64,
@@ -236,7 +247,7 @@ impl RateSettings {
 /// Fleet-wide circuit breaker (per tenant): opens when, within the last `window_ms`, more than
 /// `threshold` requests failed with a 5xx or no answer AND they were at least `failure_ratio` of
 /// all answers; a healthy target's random errors never reach the ratio.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct BreakerSettings {
     /// Failures in the window above which the breaker may open (the seed's "more than 5").
@@ -256,7 +267,7 @@ impl Default for BreakerSettings {
 }
 
 /// Where and how long the queue keeps its data.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct QueueSettings {
     /// Prefix of every Redis key: deployments sharing one Redis with different namespaces never
@@ -278,7 +289,7 @@ impl Default for QueueSettings {
 }
 
 /// Everything configurable, from `cxrelay.toml` plus environment overrides.
-#[derive(Clone, Debug, Deserialize, Default)]
+#[derive(Clone, Debug, Deserialize, Serialize, Default)]
 #[serde(default, deny_unknown_fields)]
 pub struct Settings {
     /// Redis URL (`redis://host:port/db`, `rediss://…` for TLS, `unix:///path`, ACL
@@ -302,8 +313,160 @@ pub struct Settings {
     pub queue: QueueSettings,
 }
 
-fn parse_env<T: std::str::FromStr>(var: &'static str, value: String, reason: &'static str) -> Result<T, ConfigError> {
-    value.trim().parse::<T>().map_err(|_| ConfigError::Env { var, value, reason })
+/// `rate_limit.rate`: requests per second, or `"auto"` (like absent: discover the limit).
+fn rate_or_auto<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
+    use serde::de::{Error, Unexpected, Visitor};
+    struct Rate;
+    impl<'de> Visitor<'de> for Rate {
+        type Value = Option<f64>;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("requests per second (0 = no limit) or \"auto\"")
+        }
+        fn visit_none<E>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_unit<E>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+            d.deserialize_f64(self)
+        }
+        fn visit_f64<E>(self, v: f64) -> Result<Self::Value, E> {
+            Ok(Some(v))
+        }
+        fn visit_i64<E>(self, v: i64) -> Result<Self::Value, E> {
+            Ok(Some(v as f64))
+        }
+        fn visit_u64<E>(self, v: u64) -> Result<Self::Value, E> {
+            Ok(Some(v as f64))
+        }
+        fn visit_str<E: Error>(self, v: &str) -> Result<Self::Value, E> {
+            match v {
+                "auto" => Ok(None),
+                _ => Err(E::invalid_value(Unexpected::Str(v), &self)),
+            }
+        }
+    }
+    d.deserialize_option(Rate)
+}
+
+/// An environment variable that overrides one setting.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EnvVar {
+    /// The variable, e.g. `CXRELAY_LEASE_MS`.
+    pub name: &'static str,
+    /// Dotted key of the setting it overrides, e.g. `worker.lease_ms`.
+    pub key: &'static str,
+    /// For a number, a boolean or a choice: what the value must be, as an error's reason
+    /// (`expected milliseconds`); such a value is trimmed first. `None` for text, taken as is.
+    pub expected: Option<&'static str>,
+    /// What the setting is.
+    pub description: &'static str,
+}
+
+impl EnvVar {
+    const fn text(name: &'static str, key: &'static str, description: &'static str) -> Self {
+        Self { name, key, expected: None, description }
+    }
+
+    const fn typed(name: &'static str, key: &'static str, expected: &'static str, description: &'static str) -> Self {
+        Self { name, key, expected: Some(expected), description }
+    }
+
+    /// The value the setting gets from the variable's value `raw`.
+    fn value<'v>(&self, raw: &'v str) -> &'v str {
+        if self.expected.is_some() {
+            raw.trim()
+        } else {
+            raw
+        }
+    }
+}
+
+const MS: &str = "expected milliseconds";
+const SECS: &str = "expected seconds";
+const BOOL: &str = "expected true or false";
+const COUNT: &str = "expected a whole number";
+const COUNT_1: &str = "expected a whole number ≥ 1";
+const PER_SEC: &str = "expected requests per second";
+
+/// Every environment variable and the setting it overrides: one per setting (each leaf of
+/// [`Settings`]) except the `rate_limit.actions` map, which only the settings file sets
+/// (`[rate_limit.actions]`). Names follow no mechanical rule (`CXRELAY_LEASE_MS` is
+/// `worker.lease_ms`, `CXRELAY_RATE` is `rate_limit.rate`), hence this table; the README's
+/// table of variables is checked against it (`tests/settings_table.rs`).
+const ENV: &[EnvVar] = &[
+    EnvVar::text("REDIS_URL", "redis_url", "Redis URL; several comma-separated node URLs select Redis Cluster"),
+    EnvVar::typed("CXRELAY_REDIS_CLUSTER", "redis_cluster", BOOL, "treat a single Redis URL as a seed node of a Redis Cluster"),
+    EnvVar::text("CXRELAY_REDIS_CA_CERT", "redis_ca_cert", "PEM file of the CA that signed the Redis server's TLS certificate"),
+    EnvVar::text("CXRELAY_API_BASE", "target.api_base", "base URL of the API"),
+    EnvVar::text("CXRELAY_TOKEN_URL", "target.token_url", "token endpoint (default: {api_base}/oauth/token)"),
+    EnvVar::typed(
+        "CXRELAY_AUTH",
+        "target.auth",
+        "expected client_credentials_form, client_credentials_json or static_bearer",
+        "how the worker obtains its bearer token",
+    ),
+    EnvVar::text("CXRELAY_CLIENT_ID", "target.client_id", "OAuth client id"),
+    EnvVar::text("CXRELAY_CLIENT_SECRET", "target.client_secret", "OAuth client secret"),
+    EnvVar::text("CXRELAY_TOKEN", "target.token", "bearer token for static_bearer"),
+    EnvVar::text("CXRELAY_SCOPE", "target.scope", "scopes requested with client credentials"),
+    EnvVar::text("CXRELAY_EXECUTE_PATH", "target.execute_path", "execute path; {action} is replaced by the action id"),
+    EnvVar::typed("CXRELAY_BODY", "target.body", "expected envelope or flat", "how the request body wraps an item"),
+    EnvVar::typed("CXRELAY_REQUEST_TIMEOUT_MS", "target.request_timeout_ms", MS, "per-request timeout"),
+    EnvVar::text("CXRELAY_TENANT", "target.tenant", "the tenant of runs and workers"),
+    EnvVar::typed("CXRELAY_CONCURRENCY", "worker.concurrency", COUNT_1, "items in flight per process"),
+    EnvVar::typed("CXRELAY_LEASE_MS", "worker.lease_ms", MS, "lease before another worker takes an item over"),
+    EnvVar::typed("CXRELAY_SHUTDOWN_TIMEOUT_MS", "worker.shutdown_timeout_ms", MS, "on SIGTERM/SIGINT, how long in-flight items may take"),
+    EnvVar::typed("CXRELAY_MAX_REDELIVERIES", "worker.max_redeliveries", COUNT, "take-overs before an item fails as poison"),
+    EnvVar::typed("CXRELAY_MAX_ATTEMPTS", "retry.max_attempts", COUNT_1, "attempts in all (429s excluded)"),
+    EnvVar::typed("CXRELAY_BACKOFF_BASE_MS", "retry.backoff_base_ms", MS, "first backoff"),
+    EnvVar::typed("CXRELAY_BACKOFF_CAP_MS", "retry.backoff_cap_ms", MS, "largest backoff"),
+    EnvVar::typed("CXRELAY_MAX_THROTTLED", "retry.max_throttled", COUNT_1, "429 answers before an item fails"),
+    EnvVar::typed(
+        "CXRELAY_RATE",
+        "rate_limit.rate",
+        "expected requests per second, e.g. 500 (0 = no limit, auto = discover)",
+        "requests per second for the tenant's fleet",
+    ),
+    EnvVar::typed("CXRELAY_INITIAL_RATE", "rate_limit.initial_rate", PER_SEC, "where discovery starts"),
+    EnvVar::typed("CXRELAY_MAX_RATE", "rate_limit.max_rate", PER_SEC, "discovery never goes above this"),
+    EnvVar::typed("CXRELAY_BURST", "rate_limit.burst", "expected a whole number of requests", "requests allowed above the rate at once"),
+    EnvVar::typed("CXRELAY_ADAPTIVE", "rate_limit.adaptive", BOOL, "lower a configured rate on 429s"),
+    EnvVar::typed("CXRELAY_MAX_WAIT_MS", "rate_limit.max_wait_ms", MS, "longest wait for a send slot before an item is deferred"),
+    EnvVar::typed("CXRELAY_PAUSE_MS", "rate_limit.pause_ms", MS, "fleet-wide pause after a 429 without Retry-After"),
+    EnvVar::typed("CXRELAY_BREAKER_THRESHOLD", "breaker.threshold", COUNT, "failures in the window above which the breaker may open"),
+    EnvVar::typed(
+        "CXRELAY_BREAKER_FAILURE_RATIO",
+        "breaker.failure_ratio",
+        "expected a number between 0 and 1",
+        "share of failures among answers needed to open",
+    ),
+    EnvVar::typed("CXRELAY_BREAKER_WINDOW_MS", "breaker.window_ms", MS, "the breaker's sliding window"),
+    EnvVar::typed("CXRELAY_BREAKER_COOLDOWN_MS", "breaker.cooldown_ms", MS, "open time before a probe"),
+    EnvVar::text("CXRELAY_NAMESPACE", "queue.namespace", "prefix of every Redis key"),
+    EnvVar::typed("CXRELAY_RETENTION_SECS", "queue.retention_secs", SECS, "a finished run's data is deleted after this"),
+    EnvVar::typed("CXRELAY_HISTORY_LEN", "queue.history_len", COUNT_1, "attempts kept in an item's history"),
+    EnvVar::typed("CXRELAY_LOADING_TTL_SECS", "queue.loading_ttl_secs", SECS, "a run still loading expires after this without a new chunk"),
+];
+
+/// Every environment variable that overrides a setting (all settings but `rate_limit.actions`).
+pub fn env_vars() -> &'static [EnvVar] {
+    ENV
+}
+
+/// The error of an override that did not fit its setting: names the variable, its value and
+/// what was expected.
+fn env_error(e: figment::Error, set: &[(&'static EnvVar, String)]) -> ConfigError {
+    let culprit = e.clone().into_iter().find_map(|e| {
+        let key = e.path.join(".");
+        set.iter().find(|(var, _)| var.key == key)
+    });
+    match culprit {
+        Some((var, value)) => ConfigError::Env { var: var.name, value: value.clone(), reason: var.expected.unwrap_or("expected text") },
+        // Unreachable: only the variables' values can fail to fit.
+        None => ConfigError::Invalid { key: "environment", reason: e.to_string() },
+    }
 }
 
 impl Settings {
@@ -323,107 +486,22 @@ impl Settings {
         })
     }
 
-    /// Applies environment overrides, then validates.
-    pub fn with_env(mut self, env: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        if let Some(v) = env("REDIS_URL") {
-            self.redis_url = Some(v);
-        }
-        if let Some(v) = env("CXRELAY_REDIS_CLUSTER") {
-            self.redis_cluster = parse_env("CXRELAY_REDIS_CLUSTER", v, "expected true or false")?;
-        }
-        if let Some(v) = env("CXRELAY_REDIS_CA_CERT") {
-            self.redis_ca_cert = Some(v);
-        }
-        let t = &mut self.target;
-        if let Some(v) = env("CXRELAY_API_BASE") {
-            t.api_base = v;
-        }
-        if let Some(v) = env("CXRELAY_TOKEN_URL") {
-            t.token_url = Some(v);
-        }
-        if let Some(v) = env("CXRELAY_CLIENT_ID") {
-            t.client_id = v;
-        }
-        if let Some(v) = env("CXRELAY_CLIENT_SECRET") {
-            t.client_secret = Secret::new(v);
-        }
-        if let Some(v) = env("CXRELAY_TOKEN") {
-            t.token = Secret::new(v);
-        }
-        if let Some(v) = env("CXRELAY_TENANT") {
-            t.tenant = v;
-        }
-        if let Some(v) = env("CXRELAY_AUTH") {
-            t.auth = match v.as_str() {
-                "client_credentials_form" => AuthMode::ClientCredentialsForm,
-                "client_credentials_json" => AuthMode::ClientCredentialsJson,
-                "static_bearer" => AuthMode::StaticBearer,
-                _ => {
-                    return Err(ConfigError::Env {
-                        var: "CXRELAY_AUTH",
-                        value: v,
-                        reason: "expected client_credentials_form, client_credentials_json or static_bearer",
-                    })
-                }
-            };
-        }
-        if let Some(v) = env("CXRELAY_RATE") {
-            self.rate_limit.rate = if v.trim() == "auto" {
-                None
-            } else {
-                Some(parse_env("CXRELAY_RATE", v, "expected requests per second, e.g. 500 (0 = no limit, auto = discover)")?)
-            };
-        }
-        if let Some(v) = env("CXRELAY_INITIAL_RATE") {
-            self.rate_limit.initial_rate = parse_env("CXRELAY_INITIAL_RATE", v, "expected requests per second")?;
-        }
-        if let Some(v) = env("CXRELAY_BURST") {
-            self.rate_limit.burst = parse_env("CXRELAY_BURST", v, "expected a whole number of requests")?;
-        }
-        if let Some(v) = env("CXRELAY_ADAPTIVE") {
-            self.rate_limit.adaptive = parse_env("CXRELAY_ADAPTIVE", v, "expected true or false")?;
-        }
-        if let Some(v) = env("CXRELAY_MAX_ATTEMPTS") {
-            self.retry.max_attempts = parse_env("CXRELAY_MAX_ATTEMPTS", v, "expected a whole number ≥ 1")?;
-        }
-        if let Some(v) = env("CXRELAY_MAX_THROTTLED") {
-            self.retry.max_throttled = parse_env("CXRELAY_MAX_THROTTLED", v, "expected a whole number ≥ 1")?;
-        }
-        if let Some(v) = env("CXRELAY_BACKOFF_BASE_MS") {
-            self.retry.backoff_base_ms = parse_env("CXRELAY_BACKOFF_BASE_MS", v, "expected milliseconds")?;
-        }
-        if let Some(v) = env("CXRELAY_LEASE_MS") {
-            self.worker.lease_ms = parse_env("CXRELAY_LEASE_MS", v, "expected milliseconds")?;
-        }
-        if let Some(v) = env("CXRELAY_MAX_REDELIVERIES") {
-            self.worker.max_redeliveries = parse_env("CXRELAY_MAX_REDELIVERIES", v, "expected a whole number")?;
-        }
-        if let Some(v) = env("CXRELAY_REQUEST_TIMEOUT_MS") {
-            self.target.request_timeout_ms = parse_env("CXRELAY_REQUEST_TIMEOUT_MS", v, "expected milliseconds")?;
-        }
-        if let Some(v) = env("CXRELAY_CONCURRENCY") {
-            self.worker.concurrency = parse_env("CXRELAY_CONCURRENCY", v, "expected a whole number ≥ 1")?;
-        }
-        if let Some(v) = env("CXRELAY_BREAKER_THRESHOLD") {
-            self.breaker.threshold = parse_env("CXRELAY_BREAKER_THRESHOLD", v, "expected a whole number")?;
-        }
-        if let Some(v) = env("CXRELAY_BREAKER_COOLDOWN_MS") {
-            self.breaker.cooldown_ms = parse_env("CXRELAY_BREAKER_COOLDOWN_MS", v, "expected milliseconds")?;
-        }
-        if let Some(v) = env("CXRELAY_BREAKER_WINDOW_MS") {
-            self.breaker.window_ms = parse_env("CXRELAY_BREAKER_WINDOW_MS", v, "expected milliseconds")?;
-        }
-        if let Some(v) = env("CXRELAY_NAMESPACE") {
-            self.queue.namespace = v;
-        }
-        if let Some(v) = env("CXRELAY_LOADING_TTL_SECS") {
-            self.queue.loading_ttl_secs = parse_env("CXRELAY_LOADING_TTL_SECS", v, "expected seconds")?;
-        }
-        if let Some(v) = env("CXRELAY_RETENTION_SECS") {
-            self.queue.retention_secs = parse_env("CXRELAY_RETENTION_SECS", v, "expected seconds")?;
-        }
-        self.validate()?;
-        Ok(self)
+    /// Applies environment overrides (the variables of [`env_vars`] that `env` has), then
+    /// validates.
+    ///
+    /// The settings, then each variable's value at its key, are layered with figment and read
+    /// back, numbers and booleans from their text (`true`/`false`, also `yes`/`no`, `on`/`off`,
+    /// `1`/`0`).
+    pub fn with_env(self, env: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let set: Vec<(&'static EnvVar, String)> = ENV.iter().filter_map(|var| env(var.name).map(|value| (var, value))).collect();
+        // Secrets are never serialized: they join as layers of their own.
+        let secrets = [("target.client_secret", &self.target.client_secret), ("target.token", &self.target.token)];
+        let base = Figment::from(Serialized::defaults(&self));
+        let base = secrets.into_iter().fold(base, |f, (key, secret)| f.merge(Serialized::default(key, secret.expose())));
+        let figment = set.iter().fold(base, |f, (var, value)| f.merge(Serialized::default(var.key, var.value(value))));
+        let settings: Settings = figment.extract_lossy().map_err(|e| env_error(e, &set))?;
+        settings.validate()?;
+        Ok(settings)
     }
 
     /// Checks ranges, naming the offending key.
@@ -553,5 +631,180 @@ mod tests {
         assert!(e.contains("CXRELAY_BURST") && e.contains("lots"), "{e}");
         let e = Settings::default().with_env(env(&[("CXRELAY_CONCURRENCY", "0")])).unwrap_err().to_string();
         assert!(e.contains("worker.concurrency"), "{e}");
+    }
+
+    /// Dotted keys of the leaves of `v` (an empty map, like `rate_limit.actions`, is a leaf).
+    fn leaves(prefix: &str, v: &serde_json::Value, out: &mut Vec<String>) {
+        match v {
+            serde_json::Value::Object(m) if !m.is_empty() => {
+                for (k, v) in m {
+                    leaves(&if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") }, v, out);
+                }
+            }
+            _ => out.push(prefix.to_owned()),
+        }
+    }
+
+    #[test]
+    fn every_setting_but_the_actions_map_has_one_variable() {
+        let mut keys = Vec::new();
+        leaves("", &serde_json::to_value(Settings::default()).unwrap(), &mut keys);
+        // Secrets are not serialized; they are settings all the same.
+        keys.extend(["target.client_secret".to_owned(), "target.token".to_owned()]);
+        keys.retain(|k| k != "rate_limit.actions");
+        keys.sort();
+        let mut table: Vec<String> = env_vars().iter().map(|v| v.key.to_owned()).collect();
+        table.sort();
+        assert_eq!(table, keys);
+        let mut names: Vec<&str> = env_vars().iter().map(|v| v.name).collect();
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), env_vars().len(), "a variable is listed twice");
+    }
+
+    #[test]
+    fn every_variable_reaches_its_setting() {
+        // One valid value per variable, different from the default.
+        let values = [
+            ("REDIS_URL", "redis://r:1"),
+            ("CXRELAY_REDIS_CLUSTER", "true"),
+            ("CXRELAY_REDIS_CA_CERT", "/ca.pem"),
+            ("CXRELAY_API_BASE", "http://api"),
+            ("CXRELAY_TOKEN_URL", "http://auth/token"),
+            ("CXRELAY_AUTH", "static_bearer"),
+            ("CXRELAY_CLIENT_ID", "id-1"),
+            ("CXRELAY_CLIENT_SECRET", "s3cret"),
+            ("CXRELAY_TOKEN", "t0ken"),
+            ("CXRELAY_SCOPE", "a b"),
+            ("CXRELAY_EXECUTE_PATH", "/x/{action}"),
+            ("CXRELAY_BODY", "flat"),
+            ("CXRELAY_REQUEST_TIMEOUT_MS", "1234"),
+            ("CXRELAY_TENANT", "t9"),
+            ("CXRELAY_CONCURRENCY", "7"),
+            ("CXRELAY_LEASE_MS", "2500"),
+            ("CXRELAY_SHUTDOWN_TIMEOUT_MS", "4500"),
+            ("CXRELAY_MAX_REDELIVERIES", "2"),
+            ("CXRELAY_MAX_ATTEMPTS", "3"),
+            ("CXRELAY_BACKOFF_BASE_MS", "40"),
+            ("CXRELAY_BACKOFF_CAP_MS", "900"),
+            ("CXRELAY_MAX_THROTTLED", "11"),
+            ("CXRELAY_RATE", "250.5"),
+            ("CXRELAY_INITIAL_RATE", "20"),
+            ("CXRELAY_MAX_RATE", "300"),
+            ("CXRELAY_BURST", "4"),
+            ("CXRELAY_ADAPTIVE", "false"),
+            ("CXRELAY_MAX_WAIT_MS", "700"),
+            ("CXRELAY_PAUSE_MS", "1500"),
+            ("CXRELAY_BREAKER_THRESHOLD", "9"),
+            ("CXRELAY_BREAKER_FAILURE_RATIO", "0.75"),
+            ("CXRELAY_BREAKER_WINDOW_MS", "5000"),
+            ("CXRELAY_BREAKER_COOLDOWN_MS", "600"),
+            ("CXRELAY_NAMESPACE", "ns2"),
+            ("CXRELAY_RETENTION_SECS", "60"),
+            ("CXRELAY_HISTORY_LEN", "3"),
+            ("CXRELAY_LOADING_TTL_SECS", "30"),
+        ];
+        let mut listed: Vec<&str> = values.iter().map(|(k, _)| *k).collect();
+        let mut names: Vec<&str> = env_vars().iter().map(|v| v.name).collect();
+        listed.sort();
+        names.sort();
+        assert_eq!(listed, names, "this test must give every variable a value");
+
+        let s = Settings::default().with_env(env(&values)).unwrap();
+        let json = serde_json::to_value(&s).unwrap();
+        for var in env_vars() {
+            let (_, raw) = values.iter().find(|(k, _)| *k == var.name).unwrap();
+            let got = match var.key {
+                "target.client_secret" => s.target.client_secret.expose().to_owned(),
+                "target.token" => s.target.token.expose().to_owned(),
+                key => match key.split('.').fold(&json, |v, k| &v[k]) {
+                    serde_json::Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                },
+            };
+            let want = match *raw {
+                "true" | "false" => raw.to_string(),
+                _ => raw.parse::<f64>().map_or(raw.to_string(), |n| serde_json::json!(n).to_string()),
+            };
+            let got = got.parse::<f64>().map_or(got.clone(), |n| serde_json::json!(n).to_string());
+            assert_eq!(got, want, "{} -> {}", var.name, var.key);
+        }
+    }
+
+    #[test]
+    fn typed_values_are_trimmed_text_is_verbatim() {
+        let s = Settings::default()
+            .with_env(env(&[
+                ("CXRELAY_LEASE_MS", " 3000\n"),
+                ("CXRELAY_ADAPTIVE", " false "),
+                ("CXRELAY_RATE", " auto "),
+                ("CXRELAY_AUTH", "client_credentials_json "),
+                ("CXRELAY_CLIENT_ID", " 123 "),
+                ("CXRELAY_CLIENT_SECRET", "12345"),
+                ("CXRELAY_NAMESPACE", "42"),
+                ("REDIS_URL", ""),
+            ]))
+            .unwrap();
+        assert_eq!(s.worker.lease_ms, 3000);
+        assert!(!s.rate_limit.adaptive);
+        assert_eq!(s.rate_limit.rate, None);
+        assert_eq!(s.target.auth, AuthMode::ClientCredentialsJson);
+        assert_eq!(s.target.client_id, " 123 ");
+        assert_eq!(s.target.client_secret.expose(), "12345");
+        assert_eq!(s.queue.namespace, "42");
+        assert_eq!(s.redis_url.as_deref(), Some(""));
+    }
+
+    #[test]
+    fn bad_values_name_the_variable_value_and_form() {
+        for (var, value, expected) in [
+            ("CXRELAY_AUTH", "kerberos", "static_bearer"),
+            ("CXRELAY_BODY", "xml", "envelope or flat"),
+            ("CXRELAY_RATE", "fast", "auto = discover"),
+            ("CXRELAY_ADAPTIVE", "maybe", "true or false"),
+            ("CXRELAY_LEASE_MS", "-5", "milliseconds"),
+            ("CXRELAY_MAX_ATTEMPTS", "2.5", "whole number"),
+            ("CXRELAY_HISTORY_LEN", "99999999999", "whole number"),
+            ("CXRELAY_REDIS_CLUSTER", "", "true or false"),
+        ] {
+            let e = Settings::default().with_env(env(&[(var, value)])).unwrap_err();
+            assert!(matches!(e, ConfigError::Env { .. }), "{var}: {e:?}");
+            let e = e.to_string();
+            assert!(e.contains(var) && e.contains(&format!("{value:?}")) && e.contains(expected), "{e}");
+        }
+        // Ranges are still checked after the overrides, naming the key.
+        let e = Settings::default().with_env(env(&[("CXRELAY_HISTORY_LEN", "0")])).unwrap_err().to_string();
+        assert!(e.contains("queue.history_len"), "{e}");
+        let e = Settings::default().with_env(env(&[("CXRELAY_BREAKER_FAILURE_RATIO", "1.5")])).unwrap_err().to_string();
+        assert!(e.contains("breaker.failure_ratio"), "{e}");
+        let e = Settings::default().with_env(env(&[("CXRELAY_AUTH", "static_bearer")])).unwrap_err().to_string();
+        assert!(e.contains("target.token"), "{e}");
+    }
+
+    #[test]
+    fn file_values_survive_unless_overridden() {
+        let s = Settings::from_toml(
+            "[target]\nclient_secret = \"from-file\"\ntoken = \"tok\"\nscope = \"s\"\n[rate_limit]\nrate = 10\n[rate_limit.actions]\nslow = 2.5\n",
+        )
+        .unwrap();
+        let kept = s.clone().with_env(env(&[])).unwrap();
+        assert_eq!((kept.target.client_secret.expose(), kept.target.token.expose()), ("from-file", "tok"));
+        assert_eq!((kept.target.scope.as_str(), kept.rate_limit.rate), ("s", Some(10.0)));
+        assert_eq!(kept.rate_limit.actions.get("slow"), Some(&2.5));
+        let s = s.with_env(env(&[("CXRELAY_CLIENT_SECRET", "from-env"), ("CXRELAY_RATE", "auto")])).unwrap();
+        assert_eq!((s.target.client_secret.expose(), s.target.token.expose()), ("from-env", "tok"));
+        assert_eq!(s.rate_limit.rate, None);
+        // Secrets show in neither Debug nor serialized settings.
+        let shown = format!("{s:?} {}", serde_json::to_string(&s).unwrap());
+        assert!(!shown.contains("from-env") && !shown.contains("tok\""), "{shown}");
+    }
+
+    #[test]
+    fn file_rate_may_say_auto() {
+        assert_eq!(Settings::from_toml("[rate_limit]\nrate = \"auto\"\n").unwrap().rate_limit.rate, None);
+        assert_eq!(Settings::from_toml("[rate_limit]\nrate = 0\n").unwrap().rate_limit.mode(), RateMode::Unlimited);
+        assert_eq!(Settings::from_toml("[rate_limit]\nrate = 2.5\n").unwrap().rate_limit.rate, Some(2.5));
+        let e = Settings::from_toml("[rate_limit]\nrate = \"fast\"\n").unwrap_err().to_string();
+        assert!(e.contains("line 2, column 8") && e.contains("\"auto\""), "{e}");
     }
 }
