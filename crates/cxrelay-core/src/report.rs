@@ -18,7 +18,22 @@ pub enum RunStatus {
     Finished,
 }
 
+impl std::fmt::Display for RunStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 impl RunStatus {
+    /// The stored form.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Loading => "loading",
+            Self::Active => "active",
+            Self::Finished => "finished",
+        }
+    }
+
     /// Parses the stored form.
     pub fn parse(s: &str) -> Option<Self> {
         match s {

@@ -39,6 +39,7 @@ use apalis_core::task::builder::TaskBuilder;
 use apalis_core::task::task_id::TaskId;
 use apalis_core::task::Task;
 use apalis_core::worker::context::WorkerContext;
+use cxrelay_core::report::RunStatus;
 use cxrelay_core::{ItemOutcome, OutcomeKind, RunId};
 use tokio::sync::Semaphore;
 
@@ -414,8 +415,8 @@ impl Shared {
                 break;
             }
             let fetched = self.store.fetch(meta, consumer, budget - jobs.len()).await?;
-            match fetched.status.as_str() {
-                "active" if fetched.nonce != meta.nonce => {
+            match fetched.status {
+                Some(RunStatus::Active) if fetched.nonce != meta.nonce => {
                     // The run id was reused (the old run expired, a new one was created) since this
                     // process read the run: its items must go out with the new run's keys.
                     let fresh = match self.store.run_meta(&meta.run).await? {
@@ -430,9 +431,9 @@ impl Shared {
                     drop(cache);
                     jobs.extend(fetched.deliveries.into_iter().map(|d| d.into_job(&fresh)));
                 }
-                "active" => jobs.extend(fetched.deliveries.into_iter().map(|d| d.into_job(meta))),
-                "loading" => {}
-                _ => {
+                Some(RunStatus::Active) => jobs.extend(fetched.deliveries.into_iter().map(|d| d.into_job(meta))),
+                Some(RunStatus::Loading) => {}
+                Some(RunStatus::Finished) | None => {
                     // Finished or gone: nothing more to deliver from it.
                     self.store.deactivate(&meta.tenant, meta.run.as_str()).await?;
                     self.runs.lock().expect("run cache").runs.retain(|(m, _)| m.run != meta.run);

@@ -72,7 +72,7 @@ pub struct EnqueueSummary {
     /// Items read from the input.
     pub read: u64,
     /// The run's status afterwards.
-    pub status: String,
+    pub status: cxrelay_core::report::RunStatus,
     /// The first rejections (index, position, reason).
     pub rejections: Vec<Rejection>,
 }

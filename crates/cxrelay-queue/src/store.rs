@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use cxrelay_core::latency::bucket_of;
 use cxrelay_core::outcome::{reason_of, AttemptRecord};
-use cxrelay_core::report::{FailureSummary, RunReport, RunSnapshot, MAX_DISTINCT_REASONS, OTHER_REASONS};
+use cxrelay_core::report::{FailureSummary, RunReport, RunSnapshot, RunStatus, MAX_DISTINCT_REASONS, OTHER_REASONS};
 use cxrelay_core::{IdempotencyKey, OutcomeKind, RunId};
 use redis::AsyncCommands;
 use serde::Serialize;
@@ -68,7 +68,7 @@ pub struct CreatedRun {
     /// True when this call created the run.
     pub created: bool,
     /// Status after the call.
-    pub status: String,
+    pub status: RunStatus,
     /// Indexes below this were enqueued by an earlier producer with the same run id.
     pub next_index: u64,
 }
@@ -161,8 +161,8 @@ impl Delivery {
 /// Result of a fetch: the run's status and what was delivered.
 #[derive(Debug)]
 pub struct Fetched {
-    /// The run's status (`active`, `loading`, `finished`, `missing`).
-    pub status: String,
+    /// The run's status; `None` when the run is gone (expired or discarded).
+    pub status: Option<RunStatus>,
     /// The run's nonce: differs from a cached [`RunMeta`]'s when the run id was reused.
     pub nonce: String,
     /// Entries delivered to this consumer.
@@ -270,7 +270,7 @@ impl Store {
         // Listed before it is sealed: workers skip loading runs, and a run cannot be sealed
         // without being listed, so no crash between two steps can strand a run.
         let _: () = conn.sadd(self.opts.keys.active_runs(new.tenant), run.as_str()).await?;
-        Ok(CreatedRun { created: created == 1, status, next_index })
+        Ok(CreatedRun { created: created == 1, status: status_of(&status)?, next_index })
     }
 
     /// Appends one chunk (all or nothing) starting at index `first`.
@@ -290,14 +290,15 @@ impl Store {
     }
 
     /// Marks a loaded run active (or finished, when nothing is left to deliver).
-    pub async fn seal(&self, run: &RunId, beyond_max: u64, break_condition: Option<&str>) -> Result<String, QueueError> {
+    pub async fn seal(&self, run: &RunId, beyond_max: u64, break_condition: Option<&str>) -> Result<RunStatus, QueueError> {
         let keys = self.opts.keys.run(run);
         let mut inv = scripts::SEAL.prepare_invoke();
         for k in keys.all() {
             inv.key(k);
         }
         inv.arg(beyond_max).arg(break_condition.unwrap_or("")).arg(self.opts.retention_secs);
-        Ok(inv.invoke_async(&mut self.conn.clone()).await?)
+        let status: String = inv.invoke_async(&mut self.conn.clone()).await?;
+        status_of(&status)
     }
 
     /// Deletes every key of a run (used when its input turned out malformed).
@@ -435,6 +436,7 @@ impl Store {
             return Err(QueueError::Corrupt("short fetch reply".into()));
         };
         let (status, nonce): (String, String) = (redis::from_redis_value(status)?, redis::from_redis_value(nonce)?);
+        let status = if status == "missing" { None } else { Some(status_of(&status)?) };
         let rest: Vec<redis::Value> = it.collect();
         Ok(Fetched { status, nonce, deliveries: parse_deliveries(rest, false)? })
     }
@@ -543,6 +545,11 @@ impl Store {
         let (succeeded, failed, requeued, ignored, finished): (u64, u64, u64, u64, u8) = inv.invoke_async(&mut self.conn.clone()).await?;
         Ok(CheckpointCounts { succeeded, failed, requeued, ignored, run_finished: finished == 1 })
     }
+}
+
+/// A status as the scripts store it.
+fn status_of(s: &str) -> Result<RunStatus, QueueError> {
+    RunStatus::parse(s).ok_or_else(|| QueueError::Corrupt(format!("run status {s:?}")))
 }
 
 /// Parses `{id, index, attempts, 429s, deferrals, item[, redeliveries]}` groups.
