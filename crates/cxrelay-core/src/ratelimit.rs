@@ -105,11 +105,11 @@ pub fn estimate_limit(sent: f64, burst: u32, elapsed_secs: f64) -> Option<f64> {
 /// noise, and so is one implying a negative burst.
 pub fn refine_estimate(estimate: f64, previous: (f64, f64), now: (f64, f64)) -> f64 {
     let ((prev_sent, prev_secs), (sent, secs)) = (previous, now);
-    if (secs - prev_secs).abs() < 0.5 {
+    if (secs - prev_secs).abs() < REFINE_MIN_GAP_SECS {
         return estimate;
     }
     let limit = (sent - prev_sent) / (secs - prev_secs);
-    if limit >= 0.8 * estimate && sent - limit * secs >= 0.0 {
+    if limit >= REFINE_NOISE_FLOOR * estimate && sent - limit * secs >= 0.0 {
         limit
     } else {
         estimate
@@ -169,6 +169,41 @@ pub enum Phase {
     Cruise,
 }
 
+/// Discovery never goes below this rate (requests/s).
+pub const MIN_DISCOVERED_RATE: f64 = 0.1;
+/// Two observations this far apart (seconds) can refine an estimate ([`refine_estimate`]).
+pub const REFINE_MIN_GAP_SECS: f64 = 0.5;
+/// A refined estimate below this share of the one-point estimate is taken for noise.
+pub const REFINE_NOISE_FLOOR: f64 = 0.8;
+
+/// The constants `acquire.lua` applies, in the order it reads them after its own arguments.
+/// The scripts receive every rule's parameters from here, so a rule lives in one place.
+pub fn acquire_rules() -> [f64; 6] {
+    [CRUISE, CONFIRMED_CRUISE, FAST_RECOVERY, SLOW_RECOVERY, SLOW_START, CLIMB]
+}
+
+/// The constants `throttle.lua` applies, in the order it reads them after its own arguments.
+pub fn throttle_rules() -> [f64; 11] {
+    [
+        DECREASE,
+        CRUISE,
+        CONFIRMED_CRUISE,
+        FLOOR,
+        CONFIRM_WITHIN,
+        PROBE_SLOWDOWN,
+        MIN_PROBE,
+        MIN_ESTIMATE_SECS,
+        REFINE_MIN_GAP_SECS,
+        REFINE_NOISE_FLOOR,
+        MIN_DISCOVERED_RATE,
+    ]
+}
+
+/// The constants `hint.lua` applies, in the order it reads them after its own arguments.
+pub fn hint_rules() -> [f64; 2] {
+    [CONFIRMED_CRUISE, MIN_PROBE]
+}
+
 /// Growth factor per second in slow start.
 pub const SLOW_START: f64 = 2.0;
 /// Growth factor per second while climbing after the first 429.
@@ -216,7 +251,7 @@ impl Discovery {
     /// A 429 was met (once per pause window).
     pub fn on_throttle(self) -> Self {
         match self.phase {
-            Phase::SlowStart => Self { rate: (self.rate / 2.0).max(0.1), phase: Phase::Climb, ceiling: None },
+            Phase::SlowStart => Self { rate: (self.rate / 2.0).max(MIN_DISCOVERED_RATE), phase: Phase::Climb, ceiling: None },
             Phase::Climb => Self { rate: self.rate * CRUISE, phase: Phase::Cruise, ceiling: Some(self.rate) },
             Phase::Cruise => self,
         }

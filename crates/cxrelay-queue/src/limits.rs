@@ -7,6 +7,8 @@
 
 use std::time::Duration;
 
+use cxrelay_core::ratelimit;
+
 use crate::conn::RedisConn;
 use crate::keys::Keyspace;
 use crate::scripts;
@@ -115,6 +117,7 @@ impl FleetLimits {
             .arg(max_wait.as_micros() as u64)
             .arg(u8::from(budget.discover))
             .arg(budget.initial)
+            .arg(&ratelimit::acquire_rules()[..])
             .invoke_async(&mut self.conn.clone())
             .await?;
         Ok(Reservation { wait: Duration::from_micros(wait), reserved: reserved == 1, paused: reserved == 2, rate_milli })
@@ -130,6 +133,7 @@ impl FleetLimits {
             .arg(budget.rate)
             .arg(budget.burst)
             .arg(u8::from(budget.discover))
+            .arg(&ratelimit::throttle_rules()[..])
             .invoke_async(&mut self.conn.clone())
             .await?;
         Ok(Duration::from_micros(remaining))
@@ -138,8 +142,13 @@ impl FleetLimits {
     /// The target stated its limit (`RateLimit-Policy`): a budget still discovering it cruises
     /// just under it from now on. Returns whether the hint was taken.
     pub async fn hint(&self, limit: f64, budget: &BudgetConfig) -> Result<bool, QueueError> {
-        let taken: u8 =
-            scripts::HINT.key(self.keys.budget(&self.tenant, None)).arg(limit).arg(budget.rate).invoke_async(&mut self.conn.clone()).await?;
+        let taken: u8 = scripts::HINT
+            .key(self.keys.budget(&self.tenant, None))
+            .arg(limit)
+            .arg(budget.rate)
+            .arg(&ratelimit::hint_rules()[..])
+            .invoke_async(&mut self.conn.clone())
+            .await?;
         Ok(taken == 1)
     }
 

@@ -13,7 +13,9 @@
 --                uses every slot), 'ca' (after the first 429: +10% a second), 'cruise' (a ceiling
 --                is known: the adaptive rules below, scaled to the ceiling)
 -- ARGV: configured rate (req/s; in discovery the highest rate allowed), burst, adaptive (1|0),
---       max wait (us), discover (1|0), initial rate (discovery)
+--       max wait (us), discover (1|0), initial rate (discovery), then the rules' constants from
+--       cxrelay_core::ratelimit::acquire_rules: cruise, confirmed cruise, fast recovery, slow
+--       recovery, slow-start growth, climb growth (per second)
 -- Returns {wait_us, reserved (1 reserved | 0 too far | 2 paused), rate in force x1000}. Time comes from the Redis server, one
 -- clock for every pod. While paused, or when the slot is further than max wait, nothing is
 -- reserved and the caller defers the item instead of holding a worker slot.
@@ -22,6 +24,8 @@
 local key = KEYS[1]
 local conf, burst, adaptive, max_wait = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3] == '1', tonumber(ARGV[4])
 local discover, initial = ARGV[5] == '1', tonumber(ARGV[6])
+local CRUISE, CONFIRMED_CRUISE, FAST_RECOVERY = tonumber(ARGV[7]), tonumber(ARGV[8]), tonumber(ARGV[9])
+local SLOW_RECOVERY, SLOW_START, CLIMB = tonumber(ARGV[10]), tonumber(ARGV[11]), tonumber(ARGV[12])
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local h = redis.call('HMGET', key, 'tat', 'rate', 'ceiling', 'adjusted', 'pause_until', 'epoch_at', 'sent', 'probe', 'phase')
@@ -39,8 +43,8 @@ if discover then
     local interval = 1000000 / rate
     if tonumber(h[1] or '0') >= now - interval then
       local secs = (now - adjusted) / 1000000
-      local factor = 2
-      if phase == 'ca' then factor = 1.1 end
+      local factor = SLOW_START
+      if phase == 'ca' then factor = CLIMB end
       rate = math.min(rate * factor ^ secs, conf)
     end
     redis.call('HSET', key, 'rate', string.format('%.9f', rate), 'adjusted', now)
@@ -59,12 +63,12 @@ if adaptive and (not discover or phase == 'cruise') then
     local probe = tonumber(h[8] or '1')
     local fast_until = conf
     -- Cruise just under the ceiling; closer to a confirmed one (probe < 1), see Adaptive::cruise.
-    if ceiling and probe < 1 then fast_until = ceiling * 0.995 elseif ceiling then fast_until = ceiling * 0.98 end
+    if ceiling and probe < 1 then fast_until = ceiling * CONFIRMED_CRUISE elseif ceiling then fast_until = ceiling * CRUISE end
     -- The tolerance keeps a rate stored at the cruise level from counting as below it.
     if rate < fast_until - 0.000001 then
-      rate = math.min(rate + scale * 0.05 * secs, math.max(fast_until, rate))
+      rate = math.min(rate + scale * FAST_RECOVERY * secs, math.max(fast_until, rate))
     else
-      rate = rate + scale * 0.0005 * probe * secs
+      rate = rate + scale * SLOW_RECOVERY * probe * secs
     end
     rate = math.min(rate, conf)
     redis.call('HSET', key, 'rate', string.format('%.9f', rate), 'adjusted', now)

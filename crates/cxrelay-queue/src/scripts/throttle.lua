@@ -3,7 +3,10 @@
 --         cut_sent, cut_secs, cut_future = the observation the last cut estimated the limit from,
 --         kept so an operator can see why the rate is where it is)
 -- ARGV: pause (us; the Retry-After, or a backoff when absent), adaptive (1|0), configured rate,
---       burst, discover (1|0)
+--       burst, discover (1|0), then the rules' constants from
+--       cxrelay_core::ratelimit::throttle_rules: decrease, cruise, confirmed cruise, floor,
+--       confirm within, probe slowdown, min probe, min estimate secs, refine min gap, refine
+--       noise floor, min discovered rate
 -- Discovery (no rate configured; mirrors cxrelay_core::ratelimit::Discovery): a 429 in slow start
 -- halves the rate (it doubled within the last second, so half of it was still accepted) and
 -- climbing goes on slowly; a 429 while climbing takes the rate in force as the first ceiling
@@ -19,6 +22,10 @@
 local key = KEYS[1]
 local pause, adaptive, conf, burst = tonumber(ARGV[1]), ARGV[2] == '1', tonumber(ARGV[3]), tonumber(ARGV[4])
 local discover = ARGV[5] == '1'
+local DECREASE, CRUISE, CONFIRMED_CRUISE, FLOOR = tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8]), tonumber(ARGV[9])
+local CONFIRM_WITHIN, PROBE_SLOWDOWN, MIN_PROBE = tonumber(ARGV[10]), tonumber(ARGV[11]), tonumber(ARGV[12])
+local MIN_ESTIMATE_SECS, REFINE_MIN_GAP, REFINE_NOISE = tonumber(ARGV[13]), tonumber(ARGV[14]), tonumber(ARGV[15])
+local MIN_DISCOVERED_RATE = tonumber(ARGV[16])
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local h = redis.call('HMGET', key, 'pause_until', 'rate', 'cut_at', 'tat', 'sent', 'epoch_at', 'epoch_sent',
@@ -31,9 +38,9 @@ local fresh_cut = now - tonumber(h[3] or '0') > math.max(pause, 1000000)
 if discover and fresh_cut and phase ~= 'cruise' and h[2] then
   local rate = tonumber(h[2])
   if phase == 'ss' then
-    redis.call('HSET', key, 'rate', string.format('%.9f', math.max(rate / 2, 0.1)), 'phase', 'ca')
+    redis.call('HSET', key, 'rate', string.format('%.9f', math.max(rate / 2, MIN_DISCOVERED_RATE)), 'phase', 'ca')
   else
-    redis.call('HSET', key, 'ceiling', string.format('%.9f', rate), 'rate', string.format('%.9f', rate * 0.98),
+    redis.call('HSET', key, 'ceiling', string.format('%.9f', rate), 'rate', string.format('%.9f', rate * CRUISE),
       'probe', 1, 'phase', 'cruise')
   end
   redis.call('HSET', key, 'cut_at', now, 'adjusted', until_)
@@ -51,30 +58,30 @@ elseif adaptive and conf > 0 and fresh_cut and (not discover or h[2]) then
   if epoch > 0 then secs = (now - epoch) / 1000000 end
   local ceiling = rate
   local estimate = nil
-  if secs >= 0.2 and sent - burst > 0 then estimate = (sent - burst) / secs end
+  if secs >= MIN_ESTIMATE_SECS and sent - burst > 0 then estimate = (sent - burst) / secs end
   -- Discovery does not know the target's burst, which biases that estimate high by
   -- burst / secs; two observations of different lengths give the limit without it
   -- (sent = burst + limit x secs). A result far below the one-point estimate is noise.
   -- Mirrors cxrelay_core::ratelimit::refine_estimate.
   local prev_sent, prev_secs = tonumber(h[11] or ''), tonumber(h[12] or '')
-  if discover and estimate and prev_sent and prev_secs and math.abs(secs - prev_secs) >= 0.5 then
+  if discover and estimate and prev_sent and prev_secs and math.abs(secs - prev_secs) >= REFINE_MIN_GAP then
     local limit = (sent - prev_sent) / (secs - prev_secs)
-    if limit >= 0.8 * estimate and sent - limit * secs >= 0 then estimate = limit end
+    if limit >= REFINE_NOISE * estimate and sent - limit * secs >= 0 then estimate = limit end
   end
   if estimate and estimate < rate then ceiling = estimate end
   -- A ceiling met again within 3% is confirmed: probe above it 4x slower (down to 1/64) and
   -- cruise closer to it; a moved ceiling restores fast probing (Adaptive::on_throttle).
   local old_ceiling, probe = tonumber(h[8] or ''), tonumber(h[9] or '1')
-  local cruise = 0.98
-  if old_ceiling and math.abs(ceiling - old_ceiling) <= 0.03 * old_ceiling then
-    probe = math.max(probe / 4, 1 / 64)
-    cruise = 0.995
+  local cruise = CRUISE
+  if old_ceiling and math.abs(ceiling - old_ceiling) <= CONFIRM_WITHIN * old_ceiling then
+    probe = math.max(probe / PROBE_SLOWDOWN, MIN_PROBE)
+    cruise = CONFIRMED_CRUISE
   else
     probe = 1
   end
-  local floor = conf * 0.05
-  if discover then floor = 0.1 end
-  local new_rate = math.max(math.min(rate * 0.9, ceiling * cruise), floor)
+  local floor = conf * FLOOR
+  if discover then floor = MIN_DISCOVERED_RATE end
+  local new_rate = math.max(math.min(rate * DECREASE, ceiling * cruise), floor)
   redis.call('HSET', key, 'ceiling', string.format('%.9f', ceiling), 'rate', string.format('%.9f', new_rate),
     'probe', string.format('%.9f', probe),
     'cut_at', now, 'adjusted', until_, 'cut_sent', sent, 'cut_secs', string.format('%.6f', secs), 'cut_future', future)
