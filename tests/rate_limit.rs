@@ -317,3 +317,58 @@ async fn a_stated_limit_replaces_the_search() {
     assert!(stats.status_429 * 100 <= stats.requests, "{} 429s of {} requests", stats.status_429, stats.requests);
     assert!(env.logs().contains("ratelimit.hint"), "{}", env.logs());
 }
+
+/// Property: the scripts and the Rust model (`Adaptive`) agree on random sequences of 429s and
+/// recoveries, for random configured rates. The seed is printed on failure (`RATE_SEED` replays).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_scripts_and_the_model_agree_on_random_sequences() {
+    use cxrelay_core::ratelimit::Adaptive;
+    use rand::{Rng, SeedableRng};
+    let seed: u64 = std::env::var("RATE_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(rand::random);
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let env = TestEnv::start(SimConfig::default()).await;
+    let mut conn = env.store().await.conn();
+    let field = |conn: cxrelay_queue::RedisConn, key: String, name: &'static str| async move {
+        let mut conn = conn;
+        redis::cmd("HGET").arg(&key).arg(name).query_async::<Option<f64>>(&mut conn).await.unwrap()
+    };
+    for case in 0..40 {
+        let conf: f64 = rng.random_range(20.0..2000.0);
+        let budget = fixed(conf, 10, true);
+        let tenant = format!("prop{case}");
+        let limits = FleetLimits::new(conn.clone(), env.keys(), &tenant);
+        let key = env.keys().budget(&tenant, None);
+        limits.acquire(None, &budget, Duration::from_secs(3600)).await.unwrap();
+        let mut model = Adaptive::new(conf);
+        for step in 0..15 {
+            let what;
+            if rng.random_bool(0.4) {
+                // A 429 with nothing to estimate from: the rate in force becomes the ceiling.
+                let _: () = redis::cmd("HSET").arg(&key).arg(&["cut_at", "0", "epoch_at", "0"]).query_async(&mut conn).await.unwrap();
+                limits.throttle(Duration::from_micros(1), &budget).await.unwrap();
+                model = model.on_throttle(conf, None);
+                what = "throttle".to_owned();
+            } else {
+                let dt: u64 = rng.random_range(1_000..5_000_000);
+                let (secs, micros): (u64, u64) = redis::cmd("TIME").query_async(&mut conn).await.unwrap();
+                let now = secs * 1_000_000 + micros;
+                let _: () =
+                    redis::cmd("HSET").arg(&key).arg("adjusted").arg(now - dt).arg("pause_until").arg(0).query_async(&mut conn).await.unwrap();
+                limits.acquire(None, &budget, Duration::from_secs(3600)).await.unwrap();
+                model = model.recover(conf, dt);
+                what = format!("recover {dt} us");
+            }
+            let rate = field(conn.clone(), key.clone(), "rate").await.unwrap_or(conf);
+            let ctx = format!("seed {seed}, case {case} (configured {conf:.3}/s), step {step} ({what}): script {rate}, model {model:?}");
+            // The script's clock moved on a little between our TIME and its own.
+            assert!((rate - model.rate).abs() <= model.rate * 1e-3 + conf * 0.05 * 0.01, "{ctx}");
+            if let Some(ceiling) = model.ceiling {
+                let got = field(conn.clone(), key.clone(), "ceiling").await.unwrap();
+                assert!((got - ceiling).abs() <= ceiling * 1e-3 + conf * 0.05 * 0.01, "ceiling {got}: {ctx}");
+                assert_eq!(field(conn.clone(), key.clone(), "probe").await, Some(model.probe), "{ctx}");
+            }
+            // Keep the model on the script's exact value, so small clock drifts do not add up.
+            model.rate = rate;
+        }
+    }
+}
