@@ -1,5 +1,5 @@
 # Shared helpers for scripts/: start a private redis-server and the simulator, clean up on exit.
-# Source it; it defines start_redis, start_sim, start_worker and a cleanup trap.
+# Source it; it defines start_redis, start_redis_tcp, start_sim, start_worker and a cleanup trap.
 
 CXRELAY_BIN=${CXRELAY_BIN:-target/debug/cxrelay}
 PIDS=()
@@ -51,6 +51,36 @@ start_redis() {
   done
   redis-cli -s "$dir/redis.sock" PING >/dev/null 2>&1 || { echo "error: redis-server did not start; see $dir/redis.log" >&2; exit 1; }
   export REDIS_URL="unix://$dir/redis.sock"
+}
+
+# start_redis_tcp DIR [extra args…]: another private redis-server, listening on a free TCP port of
+# 127.0.0.1 only, no persistence (even when CXRELAY_TEST_REDIS_URL is set: for measures that need a
+# Redis of their own). Sets REDIS_TCP_PID and REDIS_TCP_URL (redis://127.0.0.1:PORT); REDIS_URL and
+# REDIS_PID are left alone. Stopped at exit like the simulator (PIDS).
+start_redis_tcp() {
+  local dir port try i; dir=$(realpath -m "$1"); shift
+  mkdir -p "$dir"
+  for try in 1 2 3; do
+    port=$(free_port)
+    redis-server --port "$port" --bind 127.0.0.1 --save "" --appendonly no \
+      --dir "$dir" --logfile "$dir/redis.log" "$@" &
+    REDIS_TCP_PID=$!
+    for i in $(seq 1 200); do
+      kill -0 "$REDIS_TCP_PID" 2>/dev/null || break
+      # The server answering must be ours (the port could have been taken since free_port).
+      [ "$(redis-cli -h 127.0.0.1 -p "$port" INFO server 2>/dev/null | awk -F: '$1 == "process_id" { print $2 + 0 }')" = "$REDIS_TCP_PID" ] && {
+        PIDS+=("$REDIS_TCP_PID")
+        export REDIS_TCP_URL="redis://127.0.0.1:$port"
+        return 0
+      }
+      sleep 0.05
+    done
+    kill "$REDIS_TCP_PID" 2>/dev/null || true
+    wait "$REDIS_TCP_PID" 2>/dev/null || true
+  done
+  REDIS_TCP_PID=
+  echo "error: redis-server did not start on a TCP port; see $dir/redis.log" >&2
+  exit 1
 }
 
 # start_sim LOG [sim args…]: the simulator on a free port; exports CXRELAY_API_BASE.
