@@ -15,6 +15,8 @@ async fn two_workers_deliver_each_item_exactly_once() {
     let mut env = TestEnv::start(SimConfig { latency: Duration::from_millis(2), ..SimConfig::default() }).await;
     env.enqueue_generated("two-workers", 2000);
     let mut w1 = env.spawn_worker(32);
+    // One worker on the default single-threaded runtime, one on a multi-threaded one.
+    env.set("CXRELAY_WORKER_THREADS", 2);
     let mut w2 = env.spawn_worker(32);
     let report = env.wait_finished("two-workers", Duration::from_secs(60)).await;
 

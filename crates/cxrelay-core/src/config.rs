@@ -119,6 +119,9 @@ impl TargetSettings {
 pub struct WorkerSettings {
     /// Items in flight per process.
     pub concurrency: usize,
+    /// Threads of the worker's async runtime. 1 (the default) runs everything on one thread,
+    /// the cheapest per item: scale out with processes (one per core) rather than threads.
+    pub threads: usize,
     /// A delivered item not acknowledged or renewed within this many ms goes to another worker.
     pub lease_ms: u64,
     /// On SIGTERM/SIGINT, how long in-flight items may take to finish.
@@ -130,7 +133,7 @@ pub struct WorkerSettings {
 
 impl Default for WorkerSettings {
     fn default() -> Self {
-        Self { concurrency: 64, lease_ms: 10_000, shutdown_timeout_ms: 30_000, max_redeliveries: 5 }
+        Self { concurrency: 64, threads: 1, lease_ms: 10_000, shutdown_timeout_ms: 30_000, max_redeliveries: 5 }
     }
 }
 
@@ -416,6 +419,7 @@ const ENV: &[EnvVar] = &[
     EnvVar::typed("CXRELAY_REQUEST_TIMEOUT_MS", "target.request_timeout_ms", MS, "per-request timeout"),
     EnvVar::text("CXRELAY_TENANT", "target.tenant", "the tenant of runs and workers"),
     EnvVar::typed("CXRELAY_CONCURRENCY", "worker.concurrency", COUNT_1, "items in flight per process"),
+    EnvVar::typed("CXRELAY_WORKER_THREADS", "worker.threads", COUNT_1, "threads of a worker process (1 = one thread, the cheapest per item)"),
     EnvVar::typed("CXRELAY_LEASE_MS", "worker.lease_ms", MS, "lease before another worker takes an item over"),
     EnvVar::typed("CXRELAY_SHUTDOWN_TIMEOUT_MS", "worker.shutdown_timeout_ms", MS, "on SIGTERM/SIGINT, how long in-flight items may take"),
     EnvVar::typed("CXRELAY_MAX_REDELIVERIES", "worker.max_redeliveries", COUNT, "take-overs before an item fails as poison"),
@@ -509,6 +513,9 @@ impl Settings {
         let bad = |key, reason: &str| Err(ConfigError::Invalid { key, reason: reason.to_owned() });
         if self.worker.concurrency == 0 {
             return bad("worker.concurrency", "must be at least 1");
+        }
+        if !(1..=1024).contains(&self.worker.threads) {
+            return bad("worker.threads", "must be between 1 and 1024");
         }
         if self.worker.lease_ms < 500 {
             return bad("worker.lease_ms", "must be at least 500 ms");
@@ -681,6 +688,7 @@ mod tests {
             ("CXRELAY_REQUEST_TIMEOUT_MS", "1234"),
             ("CXRELAY_TENANT", "t9"),
             ("CXRELAY_CONCURRENCY", "7"),
+            ("CXRELAY_WORKER_THREADS", "3"),
             ("CXRELAY_LEASE_MS", "2500"),
             ("CXRELAY_SHUTDOWN_TIMEOUT_MS", "4500"),
             ("CXRELAY_MAX_REDELIVERIES", "2"),

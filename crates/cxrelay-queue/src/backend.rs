@@ -41,7 +41,8 @@ use apalis_core::task::Task;
 use apalis_core::worker::context::WorkerContext;
 use cxrelay_core::report::RunStatus;
 use cxrelay_core::{ItemOutcome, OutcomeKind, RunId};
-use tokio::sync::Semaphore;
+use tokio::sync::{oneshot, Semaphore};
+use tokio_util::task::TaskTracker;
 
 use crate::conn::{connect, RedisConn, RedisTarget};
 use crate::job::{Checkpoint, ItemJob, RunMeta};
@@ -155,6 +156,9 @@ struct Shared {
     closing: AtomicBool,
     /// Tasks that finished and whose completion events were not drained yet.
     undrained: Arc<AtomicUsize>,
+    /// Detached fetches and releases: closing waits for them, so entries fetched for a worker
+    /// that is stopping are handed back before the process exits, not after a lease.
+    background: TaskTracker,
 }
 
 /// apalis-core `Persistence` over Redis Streams (see the module docs).
@@ -215,6 +219,7 @@ impl StreamBackend {
             pruned: Mutex::default(),
             closing: AtomicBool::new(false),
             undrained: Arc::new(AtomicUsize::new(0)),
+            background: TaskTracker::new(),
         });
         Self { persist: Persisted::new(StreamPersistence { shared }), config, checkpoints_landed: None }
     }
@@ -222,6 +227,27 @@ impl StreamBackend {
     /// The store the backend uses (shares its connection).
     pub fn store(&self) -> &Store {
         &self.persist.shared.store
+    }
+}
+
+/// The receiving end of a detached fetch. Dropped before it took the answer (the worker is
+/// stopping), it closes the channel and hands back whatever had already arrived.
+struct Handoff {
+    rx: Option<oneshot::Receiver<Result<Vec<ItemJob>, QueueError>>>,
+    shared: Arc<Shared>,
+}
+
+impl Drop for Handoff {
+    fn drop(&mut self) {
+        let Some(mut rx) = self.rx.take() else { return };
+        // After close() the sender's send fails (and it releases); an answer sent before is here.
+        rx.close();
+        if let Ok(Ok(jobs)) = rx.try_recv() {
+            if !jobs.is_empty() {
+                let shared = self.shared.clone();
+                self.shared.background.spawn(async move { shared.release_jobs(jobs).await });
+            }
+        }
     }
 }
 
@@ -248,10 +274,14 @@ impl Backend for StreamBackend {
         std::task::ready!(self.persist.poll_close(cx, worker))?;
         // The last events were checkpointed inline; earlier batches may still be in the background.
         let checkpoints = self.persist.shared.checkpoints.clone();
+        let background = self.persist.shared.background.clone();
         let landed = self.checkpoints_landed.get_or_insert_with(|| {
             Mutex::new(Box::pin(async move {
                 // Taking every permit means no background checkpoint is left.
                 let _all = checkpoints.acquire_many(BACKGROUND_CHECKPOINTS).await;
+                // Fetches under way when the worker stopped hand their entries back.
+                background.close();
+                background.wait().await;
             }))
         });
         landed.get_mut().expect("close future").as_mut().poll(cx).map(Ok)
@@ -467,17 +497,21 @@ impl Shared {
     /// [`fetch_pass`](Self::fetch_pass) on a task of its own: apalis drops a fetch that is under
     /// way when the worker shuts down, and entries Redis had already handed to this consumer would
     /// then sit unseen until their lease lapsed. Run apart, a fetch whose caller is gone hands its
-    /// entries straight back to the fleet.
+    /// entries straight back to the fleet — whether the caller went before the fetch answered or
+    /// after, while the answer waited in the channel ([`Handoff`]).
     async fn fetch_detached(self: Arc<Self>, budget: usize) -> Result<Vec<ItemJob>, QueueError> {
-        let (tx, rx) = tokio::sync::oneshot::channel();
+        let (tx, rx) = oneshot::channel();
         let shared = self.clone();
-        tokio::spawn(async move {
+        self.background.spawn(async move {
             let fetched = shared.fetch_pass(budget).await;
             if let Err(Ok(orphans)) = tx.send(fetched) {
                 shared.release_jobs(orphans).await;
             }
         });
-        rx.await.unwrap_or_else(|_| Ok(Vec::new()))
+        let mut handoff = Handoff { rx: Some(rx), shared: self };
+        let fetched = handoff.rx.as_mut().expect("set above").await;
+        handoff.rx = None;
+        fetched.unwrap_or_else(|_| Ok(Vec::new()))
     }
 
     /// Hands fetched entries that will not run here back to the fleet at once.

@@ -7,7 +7,8 @@
 local function deliverable(items, group, done, id, fields)
   local f = {}
   for k = 1, #fields, 2 do f[fields[k]] = fields[k + 1] end
-  if f['i'] and redis.call('GETBIT', done, tonumber(f['i'])) == 1 then
+  -- The index goes to GETBIT as the string it is (a Lua number would be printf-formatted).
+  if f['i'] and redis.call('GETBIT', done, f['i']) == 1 then
     redis.call('XACK', items, group, id)
     redis.call('XDEL', items, id)
     return nil

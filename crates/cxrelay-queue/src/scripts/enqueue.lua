@@ -22,11 +22,13 @@ for k = 0, n - 1 do
   if index < next_index then
     skipped = skipped + 1
   elseif kind == 'v' then
-    redis.call('XADD', items, '*', 'i', index, 'a', 0, 'd', data)
+    -- No attempts field: a fresh entry has none (readers default it to 0), which keeps the
+    -- entry small; its fields match the stream's master entry, so their names are not stored.
+    redis.call('XADD', items, '*', 'i', index, 'd', data)
     accepted = accepted + 1
   else
     redis.call('HSET', invalid, index, data)
-    redis.call('SETBIT', finished, index, 1)
+    redis.call('SETBIT', finished, index, '1')
     bad = bad + 1
   end
 end
