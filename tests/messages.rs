@@ -115,7 +115,7 @@ async fn json_logs_are_one_object_per_line() {
 
     // A command's final error is a JSON line too.
     let out = env.cxrelay().args(["--log-format", "json", "report", "NOSUCHRUN"]).output().unwrap();
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(2), "an unknown run is an unusable request");
     let lines = json_lines(&stderr(&out));
     let last = lines.last().unwrap();
     assert_eq!(last["level"], "ERROR", "{last:?}");

@@ -71,7 +71,16 @@ async fn no_secret_or_token_reaches_redis_logs_or_output() {
     assert_eq!(report.failures.by_class.get("auth"), Some(&12), "{:?}", report.failures);
 
     for run in ["leaky", "denied"] {
-        for args in [vec!["report", run], vec!["report", run, "--json"]] {
+        for args in [
+            vec!["report", run],
+            vec!["report", run, "--json"],
+            vec!["failed", run, "--json"],
+            vec!["failed", run, "--csv"],
+            vec!["failed", run, "--summary"],
+            vec!["item", run, "0", "--json"],
+            vec!["item", run, "1"],
+            vec!["audit", run, "--json"],
+        ] {
             seen.push_str(&outputs(&env.cxrelay().args(&args).output().unwrap()));
         }
     }

@@ -7,16 +7,20 @@
 
 #![warn(missing_docs)]
 
+mod oncall;
+
+pub use cxrelay_core::oncall::{FailedFilter, StatusFilter};
+pub use cxrelay_queue::oncall::{AuditEvent, Control, ItemState, ItemView, WorkerInfo};
+pub use oncall::{FailedPages, FailedRow, FailureGroup, Refusal, Replay, ReplayOutcome, RunsFilter, Selection};
+
 use std::io::Read;
 
 use cxrelay_core::config::Settings;
 use cxrelay_core::input::{read_items, InputError, InputFormat};
-use cxrelay_core::outcome::AttemptRecord;
 use cxrelay_core::payload::BodyShape;
-use cxrelay_core::report::RunReport;
-use cxrelay_core::RunId;
+use cxrelay_core::{now_ms, RunId};
 use cxrelay_queue::producer::enqueue;
-use cxrelay_queue::store::{FailedItem, StoreOptions};
+use cxrelay_queue::store::StoreOptions;
 use cxrelay_queue::{EnqueueError, EnqueueRequest, EnqueueSummary, QueueError, RedisTarget, Store};
 use tokio::sync::OnceCell;
 
@@ -53,6 +57,9 @@ pub enum AppError {
         /// Why.
         source: QueueError,
     },
+    /// The operation does not apply to the run as it is (resume a run that is not paused…).
+    #[error("{0}")]
+    NotAllowed(String),
     /// Redis failed during the operation.
     #[error(transparent)]
     Queue(QueueError),
@@ -62,6 +69,7 @@ impl From<QueueError> for AppError {
     fn from(e: QueueError) -> Self {
         match e {
             QueueError::RunNotFound(run) => AppError::RunNotFound(run),
+            QueueError::NotAllowed(m) => AppError::NotAllowed(m),
             e @ (QueueError::TenantMismatch { .. } | QueueError::ActionMismatch { .. }) => AppError::Conflict(e),
             e => AppError::Queue(e),
         }
@@ -95,6 +103,10 @@ pub struct NewRun {
     pub format: InputFormat,
     /// The seed's max-iterations break.
     pub max_items: Option<u64>,
+    /// Failure-rate guard, as typed (`20%` or `20`); `None`: the settings' default.
+    pub pause_on_failure_rate: Option<String>,
+    /// Finished items the guard looks at; `None`: the settings' default.
+    pub failure_window: Option<u32>,
 }
 
 /// A run whose arguments were checked: its id is known before anything is read.
@@ -117,11 +129,9 @@ pub struct App {
     options: StoreOptions,
     tenant: String,
     body: BodyShape,
+    guard_rate: Option<f64>,
+    guard_window: u32,
     store: OnceCell<Store>,
-}
-
-fn now_ms() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
 }
 
 impl App {
@@ -132,6 +142,8 @@ impl App {
             options: StoreOptions::from_settings(settings),
             tenant: settings.target.tenant.clone(),
             body: settings.target.body,
+            guard_rate: settings.queue.pause_on_failure_rate,
+            guard_window: settings.queue.failure_window,
             store: OnceCell::new(),
         }
     }
@@ -159,6 +171,23 @@ impl App {
         if let Some(f) = new.idempotency_field.as_deref().filter(|f| f.trim().is_empty()) {
             return Err(invalid("idempotency field", f, "must name a field".into()));
         }
+        let rate = match new.pause_on_failure_rate.as_deref() {
+            Some(typed) => Some(
+                typed
+                    .trim()
+                    .trim_end_matches('%')
+                    .trim()
+                    .parse::<f64>()
+                    .ok()
+                    .filter(|r| *r > 0.0 && *r <= 100.0)
+                    .ok_or_else(|| invalid("failure rate", typed, "expected a percentage above 0 and at most 100, e.g. 20%".into()))?,
+            ),
+            None => self.guard_rate,
+        };
+        let window = new.failure_window.unwrap_or(self.guard_window);
+        if !(1..=10_000).contains(&window) {
+            return Err(invalid("failure window", &window.to_string(), "expected 1 to 10000 finished items".into()));
+        }
         let request = EnqueueRequest {
             run_id: Some(run.clone()),
             action: new.action,
@@ -168,6 +197,7 @@ impl App {
             format: new.format,
             max_items: new.max_items,
             body: self.body,
+            guard: rate.map(|r| (r, window)),
         };
         Ok(CheckedRun { run, request })
     }
@@ -193,48 +223,9 @@ impl App {
         };
         Ok(enqueue(store, run.request, input, on_progress).await?)
     }
-
-    /// A run's report.
-    pub async fn report(&self, run: &str) -> Result<RunReport, AppError> {
-        let run = parse_run(run)?;
-        Ok(self.store().await?.report(&run).await?)
-    }
-
-    /// The reports of a tenant's active runs (`None`: the settings' tenant), newest first.
-    pub async fn runs(&self, tenant: Option<&str>) -> Result<Vec<RunReport>, AppError> {
-        let store = self.store().await?;
-        let tenant = tenant.unwrap_or(&self.tenant);
-        let mut out = Vec::new();
-        for id in store.active_runs(tenant).await? {
-            let Ok(run) = RunId::parse(&id) else { continue };
-            match store.report(&run).await {
-                Ok(r) => out.push(r),
-                Err(QueueError::RunNotFound(_)) => {}
-                Err(e) => return Err(e.into()),
-            }
-        }
-        out.sort_by(|a, b| b.created_ms.cmp(&a.created_ms).then_with(|| a.run_id.cmp(&b.run_id)));
-        Ok(out)
-    }
-
-    /// A run's failed items (index, last failure), by index, at most `limit`.
-    pub async fn failed(&self, run: &str, limit: usize) -> Result<Vec<(u64, FailedItem)>, AppError> {
-        let run = parse_run(run)?;
-        let store = self.store().await?;
-        store.report(&run).await?;
-        Ok(store.failed_items(&run, limit).await?)
-    }
-
-    /// One failed item: its last failure, payload and attempt history; `None` if it did not fail.
-    pub async fn failed_item(&self, run: &str, index: u64) -> Result<Option<(FailedItem, Option<String>, Vec<AttemptRecord>)>, AppError> {
-        let run = parse_run(run)?;
-        let store = self.store().await?;
-        store.report(&run).await?;
-        Ok(store.failed_item(&run, index).await?)
-    }
 }
 
-fn parse_run(run: &str) -> Result<RunId, AppError> {
+pub(crate) fn parse_run(run: &str) -> Result<RunId, AppError> {
     RunId::parse(run).map_err(|e| AppError::InvalidArgument { what: "run id", value: run.to_owned(), reason: e.to_string() })
 }
 
@@ -251,6 +242,8 @@ mod tests {
             source: "x.json".into(),
             format: InputFormat::JsonArray,
             max_items: None,
+            pause_on_failure_rate: None,
+            failure_window: None,
         }
     }
 

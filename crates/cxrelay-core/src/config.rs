@@ -283,11 +283,26 @@ pub struct QueueSettings {
     /// Seconds a run that is still loading lives without a new chunk: a producer killed
     /// mid-load leaves a run that expires instead of one workers look at forever.
     pub loading_ttl_secs: u64,
+    /// Events kept in a run's audit stream (about; trimmed with `MAXLEN ~`).
+    pub audit_len: u64,
+    /// Default failure-rate guard of new runs: a run pauses itself when more than this percent
+    /// of its last `failure_window` finished items failed (`None`: no guard).
+    pub pause_on_failure_rate: Option<f64>,
+    /// Finished items the failure-rate guard looks at.
+    pub failure_window: u32,
 }
 
 impl Default for QueueSettings {
     fn default() -> Self {
-        Self { namespace: "cxr".into(), retention_secs: 7 * 24 * 3600, history_len: 10, loading_ttl_secs: 24 * 3600 }
+        Self {
+            namespace: "cxr".into(),
+            retention_secs: 7 * 24 * 3600,
+            history_len: 10,
+            loading_ttl_secs: 24 * 3600,
+            audit_len: 10_000,
+            pause_on_failure_rate: None,
+            failure_window: 200,
+        }
     }
 }
 
@@ -452,6 +467,14 @@ const ENV: &[EnvVar] = &[
     EnvVar::typed("CXRELAY_RETENTION_SECS", "queue.retention_secs", SECS, "a finished run's data is deleted after this"),
     EnvVar::typed("CXRELAY_HISTORY_LEN", "queue.history_len", COUNT_1, "attempts kept in an item's history"),
     EnvVar::typed("CXRELAY_LOADING_TTL_SECS", "queue.loading_ttl_secs", SECS, "a run still loading expires after this without a new chunk"),
+    EnvVar::typed("CXRELAY_AUDIT_LEN", "queue.audit_len", COUNT_1, "events kept in a run's audit stream"),
+    EnvVar::typed(
+        "CXRELAY_PAUSE_ON_FAILURE_RATE",
+        "queue.pause_on_failure_rate",
+        "expected a percentage, e.g. 20",
+        "new runs pause themselves when more than this percent of recent items failed",
+    ),
+    EnvVar::typed("CXRELAY_FAILURE_WINDOW", "queue.failure_window", COUNT_1, "finished items the failure-rate guard looks at"),
 ];
 
 /// Every environment variable that overrides a setting (all settings but `rate_limit.actions`).
@@ -558,6 +581,17 @@ impl Settings {
         }
         if self.queue.loading_ttl_secs == 0 {
             return bad("queue.loading_ttl_secs", "must be at least 1 second");
+        }
+        if let Some(r) = self.queue.pause_on_failure_rate {
+            if !(r > 0.0 && r <= 100.0) {
+                return bad("queue.pause_on_failure_rate", "must be a percentage above 0 and at most 100");
+            }
+        }
+        if !(1..=10_000).contains(&self.queue.failure_window) {
+            return bad("queue.failure_window", "must be between 1 and 10000");
+        }
+        if self.queue.audit_len == 0 {
+            return bad("queue.audit_len", "must be at least 1");
         }
         if !(1..=1000).contains(&self.queue.history_len) {
             return bad("queue.history_len", "must be between 1 and 1000");
@@ -711,6 +745,9 @@ mod tests {
             ("CXRELAY_RETENTION_SECS", "60"),
             ("CXRELAY_HISTORY_LEN", "3"),
             ("CXRELAY_LOADING_TTL_SECS", "30"),
+            ("CXRELAY_AUDIT_LEN", "500"),
+            ("CXRELAY_PAUSE_ON_FAILURE_RATE", "12.5"),
+            ("CXRELAY_FAILURE_WINDOW", "50"),
         ];
         let mut listed: Vec<&str> = values.iter().map(|(k, _)| *k).collect();
         let mut names: Vec<&str> = env_vars().iter().map(|v| v.name).collect();

@@ -109,11 +109,14 @@ pub enum IdempotencyKey {
 impl IdempotencyKey {
     /// The key of item `index` of `run` for `action`; `item` is its JSON (only read for `Field`).
     /// `None` when the field is missing or not a string or number.
-    pub fn key(&self, run: &RunId, action: &str, index: u64, item: &str) -> Option<String> {
-        match self {
+    /// `generation` > 0 (an item replayed with `--new-idempotency-key`) appends `:r{generation}`,
+    /// so a target that cached the item's failed answer sees a new request.
+    pub fn key(&self, run: &RunId, action: &str, index: u64, item: &str, generation: u32) -> Option<String> {
+        let key = match self {
             IdempotencyKey::PerRun { nonce } => Some(format!("{}:{nonce}:{index}", run.0)),
             IdempotencyKey::Field(name) => field_value(item, name).map(|v| format!("{action}:{v}")),
-        }
+        }?;
+        Some(if generation > 0 { format!("{key}:r{generation}") } else { key })
     }
 }
 
@@ -155,14 +158,18 @@ mod tests {
         let run = RunId::parse("abc").unwrap();
         let a = IdempotencyKey::PerRun { nonce: run_nonce() };
         let b = IdempotencyKey::PerRun { nonce: run_nonce() };
-        assert_eq!(a.key(&run, "x", 42, "{}"), a.key(&run, "x", 42, "{}"), "stable for one incarnation");
-        assert_ne!(a.key(&run, "x", 42, "{}"), b.key(&run, "x", 42, "{}"), "a reused run id gets new keys");
-        assert!(a.key(&run, "x", 42, "{}").unwrap().starts_with("abc:") && a.key(&run, "x", 42, "{}").unwrap().ends_with(":42"));
+        assert_eq!(a.key(&run, "x", 42, "{}", 0), a.key(&run, "x", 42, "{}", 0), "stable for one incarnation");
+        assert_ne!(a.key(&run, "x", 42, "{}", 0), b.key(&run, "x", 42, "{}", 0), "a reused run id gets new keys");
+        assert!(a.key(&run, "x", 42, "{}", 0).unwrap().starts_with("abc:") && a.key(&run, "x", 42, "{}", 0).unwrap().ends_with(":42"));
         let f = IdempotencyKey::Field("id".into());
-        assert_eq!(f.key(&run, "act", 1, r#"{"id":"c-7"}"#).as_deref(), Some("act:c-7"));
-        assert_eq!(f.key(&run, "act", 1, r#"{"id":7}"#).as_deref(), Some("act:7"));
-        assert_eq!(f.key(&run, "act", 1, r#"{"id":null}"#), None);
-        assert_eq!(f.key(&run, "act", 1, r#"{"other":1}"#), None);
+        assert_eq!(f.key(&run, "act", 1, r#"{"id":"c-7"}"#, 0).as_deref(), Some("act:c-7"));
+        assert_eq!(f.key(&run, "act", 1, r#"{"id":7}"#, 0).as_deref(), Some("act:7"));
+        assert_eq!(f.key(&run, "act", 1, r#"{"id":null}"#, 0), None);
+        assert_eq!(f.key(&run, "act", 1, r#"{"other":1}"#, 0), None);
+        // A replay with a new key: same item, a different key, stable across its retries.
+        assert_eq!(a.key(&run, "x", 42, "{}", 2), a.key(&run, "x", 42, "{}", 2));
+        assert_eq!(a.key(&run, "x", 42, "{}", 2).unwrap(), format!("{}:r2", a.key(&run, "x", 42, "{}", 0).unwrap()));
+        assert_eq!(f.key(&run, "act", 1, r#"{"id":7}"#, 1).as_deref(), Some("act:7:r1"));
     }
 
     #[test]

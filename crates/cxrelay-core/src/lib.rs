@@ -12,6 +12,7 @@ pub mod config;
 pub mod ids;
 pub mod input;
 pub mod latency;
+pub mod oncall;
 pub mod outcome;
 pub mod payload;
 pub mod ratelimit;
@@ -25,3 +26,8 @@ pub use ids::{IdempotencyKey, RunId, RunIdError};
 pub use outcome::{ItemOutcome, OutcomeKind};
 pub use payload::{PayloadError, MAX_PAYLOAD_BYTES};
 pub use secret::Secret;
+
+/// Wall-clock time in ms since the Unix epoch (0 if the clock is before it).
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+}

@@ -14,8 +14,12 @@ pub enum RunStatus {
     Loading,
     /// Items are being delivered.
     Active,
+    /// An operator paused it: nothing new is sent; items in flight finish.
+    Paused,
     /// Every accepted item succeeded or failed.
     Finished,
+    /// An operator cancelled it: nothing more is sent; its pending items are cancelled.
+    Cancelled,
 }
 
 impl std::fmt::Display for RunStatus {
@@ -30,7 +34,9 @@ impl RunStatus {
         match self {
             Self::Loading => "loading",
             Self::Active => "active",
+            Self::Paused => "paused",
             Self::Finished => "finished",
+            Self::Cancelled => "cancelled",
         }
     }
 
@@ -39,7 +45,9 @@ impl RunStatus {
         match s {
             "loading" => Some(Self::Loading),
             "active" => Some(Self::Active),
+            "paused" => Some(Self::Paused),
             "finished" => Some(Self::Finished),
+            "cancelled" => Some(Self::Cancelled),
             _ => None,
         }
     }
@@ -74,6 +82,10 @@ pub struct RunSnapshot {
     pub high_water: u64,
     /// Retries made (attempts after the first).
     pub retries: u64,
+    /// Failed items an operator replayed (each replay counted).
+    pub replayed: u64,
+    /// Why the run is paused or was cancelled (operator's reason or the failure-rate guard).
+    pub status_reason: Option<String>,
     /// Why the producer stopped early, if it did (the seed's break condition).
     pub break_condition: Option<String>,
     /// Creation time, ms since the epoch.
@@ -105,6 +117,8 @@ impl RunSnapshot {
             max_items: num("max_items"),
             high_water: n("high_water"),
             retries: n("retries"),
+            replayed: n("replayed"),
+            status_reason: f.get("status_reason").filter(|s| !s.is_empty()).cloned(),
             break_condition: f.get("break").filter(|s| !s.is_empty()).cloned(),
             created_ms: n("created_ms"),
             started_ms: num("started_ms"),
@@ -194,8 +208,14 @@ pub struct RunReport {
     pub succeeded: u64,
     /// Items that failed permanently.
     pub failed: u64,
-    /// Accepted items still to finish.
+    /// Accepted items still to finish (0 once cancelled: they count as `cancelled`).
     pub pending: u64,
+    /// Items a cancellation left undelivered.
+    pub cancelled: u64,
+    /// Failed items an operator replayed.
+    pub replayed: u64,
+    /// Why the run is paused or was cancelled.
+    pub status_reason: Option<String>,
     /// Items rejected before sending.
     pub validation_failures: u64,
     /// Items past `--max-items`, not enqueued.
@@ -230,6 +250,9 @@ pub struct RunReport {
     pub last_snapshot_ms: Option<u64>,
     /// How the failed items failed.
     pub failures: FailureSummary,
+    /// Something an operator should know (e.g. no worker serves the run's tenant).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub warning: Option<String>,
 }
 
 impl RunReport {
@@ -240,7 +263,7 @@ impl RunReport {
         let end = s.finished_ms.unwrap_or(now_ms);
         let elapsed_s = s.started_ms.map(|st| end.saturating_sub(st) as f64 / 1000.0).unwrap_or(0.0);
         let throughput = if elapsed_s > 0.0 { finished as f64 / elapsed_s } else { 0.0 };
-        let pending = s.pending();
+        let (pending, cancelled) = if s.status == RunStatus::Cancelled { (0, s.pending()) } else { (s.pending(), 0) };
         let eta_s = if pending == 0 {
             Some(0.0)
         } else if throughput > 0.0 {
@@ -259,6 +282,9 @@ impl RunReport {
             succeeded: s.succeeded,
             failed: s.failed,
             pending,
+            cancelled,
+            replayed: s.replayed,
+            status_reason: s.status_reason.clone(),
             validation_failures: s.validation_failures,
             skipped_beyond_max: s.skipped_beyond_max,
             retries: s.retries,
@@ -276,6 +302,7 @@ impl RunReport {
             finished_ms: s.finished_ms,
             last_snapshot_ms: s.last_snapshot_ms,
             failures,
+            warning: None,
         }
     }
 
@@ -288,7 +315,16 @@ impl RunReport {
             "  total {}  succeeded {}  failed {}  pending {}  validation failures {}\n",
             self.total, self.succeeded, self.failed, self.pending, self.validation_failures
         ));
+        if self.cancelled > 0 {
+            out.push_str(&format!("  cancelled {} (never sent)\n", self.cancelled));
+        }
+        if let Some(why) = &self.status_reason {
+            out.push_str(&format!("  {}: {why}\n", self.status));
+        }
         out.push_str(&format!("  completion {:.2}%  retries {}  high-water index {}\n", self.completion_rate * 100.0, self.retries, self.high_water));
+        if self.replayed > 0 {
+            out.push_str(&format!("  replayed {} failed item(s)\n", self.replayed));
+        }
         out.push_str(&format!("  latency p50 {}  p95 {}  p99 {}\n", ms(self.latency_p50_ms), ms(self.latency_p95_ms), ms(self.latency_p99_ms)));
         let eta = self.eta_s.map(|e| format!("{e:.1} s")).unwrap_or_else(|| "-".into());
         out.push_str(&format!("  throughput {:.1} items/s  elapsed {:.1} s  eta {}\n", self.throughput_per_s, self.elapsed_s, eta));
@@ -298,6 +334,9 @@ impl RunReport {
                 self.break_condition.as_deref().unwrap_or("-"),
                 self.skipped_beyond_max
             ));
+        }
+        if let Some(w) = &self.warning {
+            out.push_str(&format!("  warning: {w}\n"));
         }
         if self.failed > 0 {
             let join = |m: &BTreeMap<String, u64>| m.iter().map(|(k, v)| format!("{k} {v}")).collect::<Vec<_>>().join(", ");

@@ -39,6 +39,7 @@ use apalis_core::task::builder::TaskBuilder;
 use apalis_core::task::task_id::TaskId;
 use apalis_core::task::Task;
 use apalis_core::worker::context::WorkerContext;
+use cxrelay_core::now_ms;
 use cxrelay_core::report::RunStatus;
 use cxrelay_core::{ItemOutcome, OutcomeKind, RunId};
 use tokio::sync::{oneshot, Semaphore};
@@ -47,6 +48,7 @@ use tokio_util::task::TaskTracker;
 use crate::conn::{connect, RedisConn, RedisTarget};
 use crate::job::{Checkpoint, ItemJob, RunMeta};
 use crate::keys::Keyspace;
+use crate::oncall::WorkerInfo;
 use crate::store::{QueueError, Store, StoreOptions};
 
 /// Checkpoint batches that may be written in the background at once; one more waits in
@@ -105,9 +107,13 @@ impl StreamConfig {
 
 /// `host-pid-startms`: unique per process and readable in `XPENDING`.
 pub fn default_consumer_name() -> String {
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").map(|h| h.trim().to_owned()).unwrap_or_else(|_| "host".into());
+    let host = hostname();
     let start = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or(0);
     format!("{host}-{}-{start}", std::process::id())
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname").map(|h| h.trim().to_owned()).unwrap_or_else(|_| "host".into())
 }
 
 /// The identity codec: jobs and checkpoints stay typed end to end, so decoding cannot fail.
@@ -275,6 +281,7 @@ impl Backend for StreamBackend {
         // The last events were checkpointed inline; earlier batches may still be in the background.
         let checkpoints = self.persist.shared.checkpoints.clone();
         let background = self.persist.shared.background.clone();
+        let (store, tenant, consumer) = (self.persist.shared.store.clone(), self.config.tenant.clone(), self.config.consumer.clone());
         let landed = self.checkpoints_landed.get_or_insert_with(|| {
             Mutex::new(Box::pin(async move {
                 // Taking every permit means no background checkpoint is left.
@@ -282,6 +289,8 @@ impl Backend for StreamBackend {
                 // Fetches under way when the worker stopped hand their entries back.
                 background.close();
                 background.wait().await;
+                // A stopped worker leaves the list at once, not when its heartbeat expires.
+                let _ = store.forget_workers(&tenant, &[consumer]).await;
             }))
         });
         landed.get_mut().expect("close future").as_mut().poll(cx).map(Ok)
@@ -462,9 +471,11 @@ impl Shared {
                     jobs.extend(fetched.deliveries.into_iter().map(|d| d.into_job(&fresh)));
                 }
                 Some(RunStatus::Active) => jobs.extend(fetched.deliveries.into_iter().map(|d| d.into_job(meta))),
-                Some(RunStatus::Loading) => {}
-                Some(RunStatus::Finished) | None => {
-                    // Finished or gone: nothing more to deliver from it.
+                // Not yet, or not now: looked at again on the next pass.
+                Some(RunStatus::Loading | RunStatus::Paused) => {}
+                Some(RunStatus::Finished | RunStatus::Cancelled) | None => {
+                    // Finished, cancelled or gone: nothing more to deliver from it (a replay or a
+                    // resume lists it again).
                     self.store.deactivate(&meta.tenant, meta.run.as_str()).await?;
                     self.runs.lock().expect("run cache").runs.retain(|(m, _)| m.run != meta.run);
                 }
@@ -512,6 +523,27 @@ impl Shared {
         let fetched = handoff.rx.as_mut().expect("set above").await;
         handoff.rx = None;
         fetched.unwrap_or_else(|_| Ok(Vec::new()))
+    }
+
+    /// Says this worker is alive (`cxrelay workers`), until a lease from now.
+    async fn heartbeat(&self, started_ms: u64) {
+        let c = &self.config;
+        let now = now_ms();
+        let info = WorkerInfo {
+            consumer: c.consumer.clone(),
+            host: hostname(),
+            pid: std::process::id(),
+            tenant: c.tenant.clone(),
+            concurrency: c.concurrency,
+            in_flight: self.unfinished.load(Ordering::Relaxed),
+            started_ms,
+            last_seen_ms: now,
+            expires_ms: now + c.lease.as_millis() as u64,
+        };
+        let json = serde_json::to_string(&info).expect("worker info serializes");
+        if let Err(e) = self.store.heartbeat(&c.tenant, &c.consumer, &json).await {
+            tracing::warn!(error = %e, "could not write the worker heartbeat; will retry");
+        }
     }
 
     /// Hands fetched entries that will not run here back to the fleet at once.
@@ -621,12 +653,17 @@ impl Shared {
         }
         let weak = Arc::downgrade(self);
         let period = self.config.lease / 3;
+        let started_ms = now_ms();
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(period);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 tick.tick().await;
                 let Some(shared) = weak.upgrade() else { return };
+                if shared.closing.load(Ordering::Relaxed) {
+                    return;
+                }
+                shared.heartbeat(started_ms).await;
                 let held: Vec<(Arc<RunMeta>, Vec<String>)> = {
                     let inflight = shared.inflight.lock().expect("inflight");
                     inflight.by_run.values().map(|(m, ids)| (m.clone(), ids.iter().cloned().collect())).collect()

@@ -44,6 +44,10 @@ pub struct ItemJob {
     pub item: String,
     /// Times this item was taken over after a worker's lease expired.
     pub redeliveries: u32,
+    /// Replay generation when it was replayed with a new Idempotency-Key (0: never).
+    pub generation: u32,
+    /// 1 when an operator replayed it.
+    pub replays: u32,
 }
 
 /// The handler's answer for one delivery: recorded and acknowledged in one script call.
@@ -62,11 +66,12 @@ pub struct Checkpoint {
 }
 
 impl ItemJob {
-    /// True when this is the item's first delivery: it never failed, waited or changed hands.
+    /// True when this is the item's first delivery: it never failed, waited, changed hands or
+    /// was replayed.
     /// Such an item keeps no history when it succeeds, and a failure of it is news about the
     /// target rather than about the item.
     pub fn is_fresh(&self) -> bool {
-        self.attempts == 0 && self.throttled == 0 && self.deferrals == 0 && self.redeliveries == 0
+        self.attempts == 0 && self.throttled == 0 && self.deferrals == 0 && self.redeliveries == 0 && self.replays == 0
     }
 }
 

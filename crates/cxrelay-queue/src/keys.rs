@@ -41,6 +41,18 @@ impl Keyspace {
         format!("{}:active:{{t:{tenant}}}", self.ns)
     }
 
+    /// Sorted set of a tenant's runs by creation time (ms): what `runs` lists, newest first;
+    /// members whose run expired are dropped when listed.
+    pub fn runs_index(&self, tenant: &str) -> String {
+        format!("{}:runs:{{t:{tenant}}}", self.ns)
+    }
+
+    /// Hash of a tenant's live worker processes: consumer name → heartbeat JSON (with the time it
+    /// was last written; entries older than their expiry are dropped when listed).
+    pub fn workers(&self, tenant: &str) -> String {
+        format!("{}:workers:{{t:{tenant}}}", self.ns)
+    }
+
     /// Rate budget of a tenant (`action` = None) or of one action's sub-limit.
     pub fn budget(&self, tenant: &str, action: Option<&str>) -> String {
         match action {
@@ -87,6 +99,9 @@ pub struct RunKeys {
     pub invalid: String,
     /// Hash: index → times the item was taken over from a worker whose lease expired.
     pub redeliveries: String,
+    /// Stream (capped): the run's audit trail — operator actions, state changes and every
+    /// attempt that did not succeed.
+    pub audit: String,
 }
 
 impl RunKeys {
@@ -105,11 +120,12 @@ impl RunKeys {
             delayed: k("delayed"),
             invalid: k("invalid"),
             redeliveries: k("redeliveries"),
+            audit: k("audit"),
         }
     }
 
     /// Every key of the run, state last: what expires after the retention period.
-    pub fn all(&self) -> [&str; 12] {
+    pub fn all(&self) -> [&str; 13] {
         [
             &self.items,
             &self.done,
@@ -122,6 +138,7 @@ impl RunKeys {
             &self.delayed,
             &self.invalid,
             &self.redeliveries,
+            &self.audit,
             &self.state,
         ]
     }

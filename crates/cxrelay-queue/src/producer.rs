@@ -8,6 +8,7 @@
 use std::io::Read;
 
 use cxrelay_core::input::{read_items, InputError, InputFormat};
+use cxrelay_core::now_ms;
 use cxrelay_core::payload::{BodyShape, BodyTemplate};
 use cxrelay_core::RunId;
 use serde::Serialize;
@@ -41,6 +42,8 @@ pub struct EnqueueRequest {
     pub max_items: Option<u64>,
     /// Body shape, for the 256 KB check.
     pub body: BodyShape,
+    /// Failure-rate guard (percent, window), if any.
+    pub guard: Option<(f64, u32)>,
 }
 
 /// One item rejected by validation.
@@ -99,10 +102,6 @@ struct Chunk {
     items: Vec<ChunkItem>,
 }
 
-fn now_ms() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
-}
-
 /// Streams `input` into a run; `on_progress` is called with the count of items read so far.
 pub async fn enqueue<R>(store: &Store, req: EnqueueRequest, input: R, on_progress: impl Fn(u64)) -> Result<EnqueueSummary, EnqueueError>
 where
@@ -115,6 +114,7 @@ where
         source: &req.source,
         max_items: req.max_items,
         idempotency_field: req.idempotency_field.as_deref(),
+        guard: req.guard,
     };
     let created = store.create_run(&run, &new).await?;
     let key_field = req.idempotency_field.clone();

@@ -1,6 +1,7 @@
 //! The Lua scripts, one per atomic operation; each `.lua` file beside this one documents the
 //! keys it touches. Scripts are sent by hash and reloaded transparently after a Redis restart.
-//! `deliverable.lua` is a prelude shared by the two scripts that hand out stream entries.
+//! `deliverable.lua` is a prelude shared by the two scripts that hand out stream entries, and
+//! `audit.lua` one shared by the scripts that write a run's audit stream.
 
 use std::sync::LazyLock;
 
@@ -19,7 +20,12 @@ pub static FETCH: LazyLock<Script> =
 pub static RECLAIM: LazyLock<Script> =
     LazyLock::new(|| Script::new(concat!(include_str!("scripts/deliverable.lua"), include_str!("scripts/reclaim.lua"))));
 /// Record outcomes and acknowledge deliveries in one step.
-pub static CHECKPOINT: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("scripts/checkpoint.lua")));
+pub static CHECKPOINT: LazyLock<Script> =
+    LazyLock::new(|| Script::new(concat!(include_str!("scripts/audit.lua"), include_str!("scripts/checkpoint.lua"))));
+/// Put a batch of failed items back in the queue.
+pub static REPLAY: LazyLock<Script> = LazyLock::new(|| Script::new(concat!(include_str!("scripts/audit.lua"), include_str!("scripts/replay.lua"))));
+/// Pause, resume or cancel a run.
+pub static CONTROL: LazyLock<Script> = LazyLock::new(|| Script::new(concat!(include_str!("scripts/audit.lua"), include_str!("scripts/control.lua"))));
 /// Remove dead workers' consumers (idle, holding nothing) from a run's group.
 pub static PRUNE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("scripts/prune.lua")));
 /// Reserve the next send slot of a fleet-wide rate budget.

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use cxrelay_core::latency::bucket_of;
+use cxrelay_core::now_ms;
 use cxrelay_core::outcome::{reason_of, AttemptRecord};
 use cxrelay_core::report::{FailureSummary, RunReport, RunSnapshot, RunStatus, MAX_DISTINCT_REASONS, OTHER_REASONS};
 use cxrelay_core::{IdempotencyKey, OutcomeKind, RunId};
@@ -49,6 +50,9 @@ pub enum QueueError {
     /// Redis holds something we did not write.
     #[error("unexpected data in redis: {0}")]
     Corrupt(String),
+    /// The operation does not apply to the run as it is (e.g. resuming a run that is not paused).
+    #[error("{0}")]
+    NotAllowed(String),
 }
 
 impl From<redis::ParsingError> for QueueError {
@@ -86,6 +90,8 @@ pub struct NewRun<'a> {
     pub max_items: Option<u64>,
     /// Key items on this field instead of a per-run key (`--idempotency-field`).
     pub idempotency_field: Option<&'a str>,
+    /// Failure-rate guard: pause when more than this percent of the last N finished items failed.
+    pub guard: Option<(f64, u32)>,
 }
 
 /// One item of a producer chunk: valid JSON to deliver, or the reason it was rejected.
@@ -121,6 +127,8 @@ pub struct CheckpointCounts {
     pub ignored: u64,
     /// The batch finished the run.
     pub run_finished: bool,
+    /// The batch tripped the run's failure-rate guard: it paused itself.
+    pub run_paused: bool,
 }
 
 /// An entry delivered by `fetch` or `reclaim`, before it becomes an [`ItemJob`].
@@ -140,6 +148,10 @@ pub struct Delivery {
     pub item: String,
     /// Lease take-overs so far.
     pub redeliveries: u32,
+    /// Replay generation when the item was replayed with a new Idempotency-Key (0: never).
+    pub generation: u32,
+    /// 1 when an operator replayed the item.
+    pub replays: u32,
 }
 
 impl Delivery {
@@ -154,6 +166,8 @@ impl Delivery {
             deferrals: self.deferrals,
             item: self.item,
             redeliveries: self.redeliveries,
+            generation: self.generation,
+            replays: self.replays,
         }
     }
 }
@@ -180,19 +194,27 @@ pub struct StoreOptions {
     pub history_len: u32,
     /// Seconds a run still loading lives without a new chunk (its producer died).
     pub loading_ttl_secs: u64,
+    /// Events kept in a run's audit stream (about).
+    pub audit_len: u64,
 }
 
 impl StoreOptions {
     /// What the settings say (namespace, retention, history length, loading TTL).
     pub fn from_settings(settings: &cxrelay_core::config::Settings) -> Self {
         let q = &settings.queue;
-        Self { keys: Keyspace::new(&q.namespace), retention_secs: q.retention_secs, history_len: q.history_len, loading_ttl_secs: q.loading_ttl_secs }
+        Self {
+            keys: Keyspace::new(&q.namespace),
+            retention_secs: q.retention_secs,
+            history_len: q.history_len,
+            loading_ttl_secs: q.loading_ttl_secs,
+            audit_len: q.audit_len,
+        }
     }
 }
 
 impl Default for StoreOptions {
     fn default() -> Self {
-        Self { keys: Keyspace::default(), retention_secs: 7 * 24 * 3600, history_len: 10, loading_ttl_secs: 24 * 3600 }
+        Self { keys: Keyspace::default(), retention_secs: 7 * 24 * 3600, history_len: 10, loading_ttl_secs: 24 * 3600, audit_len: 10_000 }
     }
 }
 
@@ -218,10 +240,6 @@ pub struct Store {
     opts: StoreOptions,
 }
 
-fn now_ms() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
-}
-
 impl Store {
     /// Connects to Redis at `target`.
     pub async fn connect(target: &RedisTarget, opts: StoreOptions) -> Result<Self, QueueError> {
@@ -231,6 +249,11 @@ impl Store {
     /// A store over an existing connection.
     pub fn with_conn(conn: RedisConn, opts: StoreOptions) -> Self {
         Self { conn, opts }
+    }
+
+    /// The options it was made with.
+    pub fn options(&self) -> &StoreOptions {
+        &self.opts
     }
 
     /// The key layout.
@@ -259,6 +282,8 @@ impl Store {
             .arg(cxrelay_core::ids::run_nonce())
             .arg(new.idempotency_field.unwrap_or(""))
             .arg(self.opts.loading_ttl_secs)
+            .arg(new.guard.map(|(rate, _)| rate.to_string()).unwrap_or_default())
+            .arg(new.guard.map(|(_, window)| window.to_string()).unwrap_or_default())
             .invoke_async(&mut conn)
             .await?;
         if created == 0 && existing_tenant != new.tenant {
@@ -270,6 +295,9 @@ impl Store {
         // Listed before it is sealed: workers skip loading runs, and a run cannot be sealed
         // without being listed, so no crash between two steps can strand a run.
         let _: () = conn.sadd(self.opts.keys.active_runs(new.tenant), run.as_str()).await?;
+        if created == 1 {
+            let _: () = conn.zadd(self.opts.keys.runs_index(new.tenant), run.as_str(), now_ms()).await?;
+        }
         Ok(CreatedRun { created: created == 1, status: status_of(&status)?, next_index })
     }
 
@@ -307,6 +335,7 @@ impl Store {
         let mut conn = self.conn.clone();
         let _: () = conn.del(&keys.all()[..]).await?;
         let _: () = conn.srem(self.opts.keys.active_runs(tenant), run.as_str()).await?;
+        let _: () = conn.zrem(self.opts.keys.runs_index(tenant), run.as_str()).await?;
         Ok(())
     }
 
@@ -495,7 +524,7 @@ impl Store {
         for key in meta.keys.all() {
             inv.key(key);
         }
-        inv.arg(GROUP).arg(self.opts.retention_secs).arg(self.opts.history_len).arg(MAX_DISTINCT_REASONS).arg(OTHER_REASONS);
+        inv.arg(GROUP).arg(self.opts.retention_secs).arg(self.opts.history_len).arg(MAX_DISTINCT_REASONS).arg(OTHER_REASONS).arg(self.opts.audit_len);
         let now = now_ms();
         for cp in batch {
             let o = &cp.outcome;
@@ -542,19 +571,19 @@ impl Store {
                 .arg(reason)
                 .arg(summary);
         }
-        let (succeeded, failed, requeued, ignored, finished): (u64, u64, u64, u64, u8) = inv.invoke_async(&mut self.conn.clone()).await?;
-        Ok(CheckpointCounts { succeeded, failed, requeued, ignored, run_finished: finished == 1 })
+        let (succeeded, failed, requeued, ignored, finished, paused): (u64, u64, u64, u64, u8, u8) = inv.invoke_async(&mut self.conn.clone()).await?;
+        Ok(CheckpointCounts { succeeded, failed, requeued, ignored, run_finished: finished == 1, run_paused: paused == 1 })
     }
 }
 
 /// A status as the scripts store it.
-fn status_of(s: &str) -> Result<RunStatus, QueueError> {
+pub(crate) fn status_of(s: &str) -> Result<RunStatus, QueueError> {
     RunStatus::parse(s).ok_or_else(|| QueueError::Corrupt(format!("run status {s:?}")))
 }
 
 /// Parses `{id, index, attempts, 429s, deferrals, item[, redeliveries]}` groups.
 fn parse_deliveries(values: Vec<redis::Value>, with_redeliveries: bool) -> Result<Vec<Delivery>, QueueError> {
-    let width = if with_redeliveries { 7 } else { 6 };
+    let width = if with_redeliveries { 9 } else { 8 };
     if !values.len().is_multiple_of(width) {
         return Err(QueueError::Corrupt(format!("delivery reply of {} values", values.len())));
     }
@@ -567,11 +596,13 @@ fn parse_deliveries(values: Vec<redis::Value>, with_redeliveries: bool) -> Resul
         let throttled: u32 = redis::from_redis_value(it.next().expect("width checked"))?;
         let deferrals: u32 = redis::from_redis_value(it.next().expect("width checked"))?;
         let item: String = redis::from_redis_value(it.next().expect("width checked"))?;
+        let generation: u32 = redis::from_redis_value(it.next().expect("width checked"))?;
+        let replays: u32 = redis::from_redis_value(it.next().expect("width checked"))?;
         let redeliveries: u32 = if with_redeliveries { redis::from_redis_value(it.next().expect("width checked"))? } else { 0 };
         // An entry without a valid index was not written by us; deliver it as index u64::MAX so
         // the handler fails it with a clear reason instead of the worker choking on it.
         let index = u64::try_from(index).unwrap_or(u64::MAX);
-        out.push(Delivery { entry_id, index, attempts, throttled, deferrals, item, redeliveries });
+        out.push(Delivery { entry_id, index, attempts, throttled, deferrals, item, redeliveries, generation, replays });
     }
     Ok(out)
 }

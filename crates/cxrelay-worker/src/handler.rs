@@ -79,7 +79,7 @@ impl ItemHandler {
         if let Err(e) = template.check(job.index, &job.item) {
             return fail(FailureClass::Local, e.to_string());
         }
-        let Some(key) = job.run.idempotency.key(&job.run.run, &job.run.action, job.index, &job.item) else {
+        let Some(key) = job.run.idempotency.key(&job.run.run, &job.run.action, job.index, &job.item, job.generation) else {
             return fail(FailureClass::Local, "the item has no usable value in its idempotency field".into());
         };
         // Have a token before taking a send slot, so a reserved slot is not spent waiting for the

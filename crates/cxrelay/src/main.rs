@@ -19,9 +19,6 @@ use cxrelay_core::config::{AuthMode, Settings};
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-/// Exit code when the settings are unusable: the command refused to start and did nothing.
-const EXIT_UNUSABLE: u8 = 2;
-
 /// Durable, rate-limited delivery of record arrays to a contact-center API.
 #[derive(Parser)]
 #[command(name = "cxrelay", version, about)]
@@ -53,6 +50,26 @@ enum Command {
     Worker(cmd::worker::Args),
     /// Show a run's progress and results.
     Report(cmd::report::Args),
+    /// List a tenant's runs, newest first.
+    Runs(cmd::runs::Args),
+    /// List live worker processes.
+    Workers(cmd::workers::Args),
+    /// List a run's failed items (or `--summary`: counts by status and reason).
+    Failed(cmd::failed::Args),
+    /// Show one item: state, payload, last failure and attempt history.
+    Item(cmd::item::Args),
+    /// Re-enqueue exactly the selected failed items.
+    Replay(cmd::replay::Args),
+    /// Stop sending a run's items (in-flight ones finish).
+    Pause(cmd::control::Args),
+    /// Send a paused run's items again.
+    Resume(cmd::control::Args),
+    /// Stop a run for good: pending items are cancelled, never failed.
+    Cancel(cmd::control::Args),
+    /// Delete a finished or cancelled run's data now (`--yes`).
+    Purge(cmd::control::PurgeArgs),
+    /// Show a run's audit trail.
+    Audit(cmd::audit::Args),
     /// Serve the bundled CXone simulator on 127.0.0.1.
     Sim(cxrelay_sim::SimArgs),
 }
@@ -151,7 +168,7 @@ fn main() -> ExitCode {
             Ok(s) => s,
             Err(e) => {
                 show_error(format, &describe(&e));
-                return ExitCode::from(EXIT_UNUSABLE);
+                return ExitCode::from(cmd::EXIT_UNUSABLE);
             }
         },
     };
@@ -165,11 +182,21 @@ fn main() -> ExitCode {
                 Command::Worker(args) => {
                     if let Err(message) = check_worker_settings(&settings) {
                         show_error(format, &message);
-                        return Ok(ExitCode::from(EXIT_UNUSABLE));
+                        return Ok(ExitCode::from(cmd::EXIT_UNUSABLE));
                     }
                     cmd::worker::run(settings, args).await
                 }
                 Command::Report(args) => cmd::report::run(&settings, args).await,
+                Command::Runs(args) => cmd::runs::run(&settings, args).await,
+                Command::Workers(args) => cmd::workers::run(&settings, args).await,
+                Command::Failed(args) => cmd::failed::run(&settings, args).await,
+                Command::Item(args) => cmd::item::run(&settings, args).await,
+                Command::Replay(args) => cmd::replay::run(&settings, args).await,
+                Command::Pause(args) => cmd::control::run(&settings, cxrelay_app::Control::Pause, args).await,
+                Command::Resume(args) => cmd::control::run(&settings, cxrelay_app::Control::Resume, args).await,
+                Command::Cancel(args) => cmd::control::run(&settings, cxrelay_app::Control::Cancel, args).await,
+                Command::Purge(args) => cmd::control::purge(&settings, args).await,
+                Command::Audit(args) => cmd::audit::run(&settings, args).await,
                 Command::Sim(_) => unreachable!("handled above"),
             }
         });
@@ -177,9 +204,15 @@ fn main() -> ExitCode {
     });
     match result {
         Ok(code) => code,
-        Err(e) => {
-            show_error(format, &describe(&e));
-            ExitCode::from(1)
-        }
+        Err(e) => match e.downcast_ref::<cmd::Refused>() {
+            Some(refused) => {
+                show_error(format, &refused.0);
+                ExitCode::from(cmd::EXIT_UNUSABLE)
+            }
+            None => {
+                show_error(format, &describe(&e));
+                ExitCode::from(1)
+            }
+        },
     }
 }

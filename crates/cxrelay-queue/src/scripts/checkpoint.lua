@@ -8,16 +8,19 @@
 --   [6] history hash      index -> the item's last attempts, one JSON record per line
 --   [7] failstats hash    c:CLASS, s:STATUS, r:REASON, nreasons -> counts of failed items
 --   [8] latency hash      histogram bucket -> count
---   [9] delayed zset      member "index|attempts|429s|deferrals|item", score = due ms
+--   [9] delayed zset      member "index|attempts|429s|deferrals|generation|replays|item", score = due ms
 --   [10] invalid hash, [11] redeliveries hash (only expired here)
---   [12] state hash       the run's counters (the seed's state matrix), always last
+--   [12] audit stream     capped: every history record (attempts that did not succeed, deferrals)
+--                         as an `attempt` event, and `run.finished` / `run.paused` (the guard)
+--   [13] state hash       the run's counters (the seed's state matrix), always last
 -- A success writes two bits and a latency count, nothing per item: a finished run of a million
 -- items holds two 125 KB bitmaps, not a million hash fields. The success path is the hot path:
 -- four commands per item (XACK, XDEL, two SETBITs), latency counts summed per batch, and
 -- indexes passed as the strings they arrived as (a Lua number argument is formatted with
 -- printf on every call).
 -- ARGV[1] group, ARGV[2] retention seconds, ARGV[3] history length, ARGV[4] distinct reasons
--- counted before the rest go under ARGV[5] (the "other" reason), then 13 values per outcome:
+-- counted before the rest go under ARGV[5] (the "other" reason), ARGV[6] audit stream length,
+-- then 13 values per outcome:
 --   entry id, index, kind (S succeeded | F failed | R retry | D deferred), attempts, 429s,
 --   http status ('' = none), latency us, latency bucket ('' = none), delay ms,
 --   history record ('' = none: a first-try success writes no history),
@@ -29,7 +32,8 @@ local items, done, finished, failed, payloads, history, failstats, latency, dela
   KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9]
 local state = KEYS[#KEYS]
 local group, retention, history_len = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
-local max_reasons, other_reason = tonumber(ARGV[4]), ARGV[5]
+local max_reasons, other_reason, audit_len = tonumber(ARGV[4]), ARGV[5], ARGV[6]
+local audit = KEYS[12]
 local t = redis.call('TIME')
 local now = t[1] * 1000 + math.floor(t[2] / 1000)
 
@@ -60,7 +64,9 @@ end
 
 local ok, bad, requeued, ignored, retries = 0, 0, 0, 0, 0
 local latencies = {}
-for k = 6, #ARGV, 13 do
+-- Finished outcomes of this batch in order, '1' failed / '0' succeeded, for the failure-rate guard.
+local marks = {}
+for k = 7, #ARGV, 13 do
   local id, index, kind, attempts, throttled = ARGV[k], ARGV[k + 1], ARGV[k + 2], ARGV[k + 3], ARGV[k + 4]
   local http, lat, bucket, delay, record = ARGV[k + 5], ARGV[k + 6], ARGV[k + 7], ARGV[k + 8], ARGV[k + 9]
   local class, reason, summary = ARGV[k + 10], ARGV[k + 11], ARGV[k + 12]
@@ -71,7 +77,10 @@ for k = 6, #ARGV, 13 do
   else
     redis.call('XDEL', items, id)
     if bucket ~= '' then latencies[bucket] = (latencies[bucket] or 0) + 1 end
-    if record ~= '' then remember(index, record) end
+    if record ~= '' then
+      remember(index, record)
+      audit_event(audit, state, audit_len, {'type', 'attempt', 'index', index, 'record', record})
+    end
     if kind == 'S' then
       if redis.call('SETBIT', done, index, '1') == 0 then
         -- Already finished means it had failed before: its failure record goes.
@@ -80,6 +89,7 @@ for k = 6, #ARGV, 13 do
           redis.call('HDEL', payloads, index)
         end
         ok = ok + 1
+        marks[#marks + 1] = '0'
       end
     elseif kind == 'F' then
       if redis.call('GETBIT', finished, index) == 0 then
@@ -98,6 +108,7 @@ for k = 6, #ARGV, 13 do
         end
         redis.call('HINCRBY', failstats, 'r:' .. reason, 1)
         bad = bad + 1
+        marks[#marks + 1] = '1'
       end
     elseif (kind == 'R' or kind == 'D') and f and f['d'] then
       local deferrals = tonumber(f['n'] or '0')
@@ -109,7 +120,7 @@ for k = 6, #ARGV, 13 do
         attempts, throttled = f['a'] or '0', f['t'] or '0'
       end
       redis.call('ZADD', delayed, now + tonumber(delay),
-        index .. '|' .. attempts .. '|' .. throttled .. '|' .. deferrals .. '|' .. f['d'])
+        index .. '|' .. attempts .. '|' .. throttled .. '|' .. deferrals .. '|' .. (f['g'] or '0') .. '|' .. (f['r'] or '0') .. '|' .. f['d'])
       requeued = requeued + 1
       if kind == 'R' then
         retries = retries + 1
@@ -123,7 +134,8 @@ if bad > 0 then redis.call('HINCRBY', state, 'failed', bad) end
 if retries > 0 then redis.call('HINCRBY', state, 'retries', retries) end
 redis.call('HSET', state, 'last_snapshot_ms', now)
 redis.call('HSETNX', state, 'started_ms', now)
-local v = redis.call('HMGET', state, 'high_water', 'next_index', 'accepted', 'succeeded', 'failed', 'status')
+local v = redis.call('HMGET', state, 'high_water', 'next_index', 'accepted', 'succeeded', 'failed', 'status',
+  'guard_window', 'guard_rate', 'guard_ring')
 local hw, next_index = tonumber(v[1]), tonumber(v[2])
 local start_hw = hw
 -- Every index below the high-water mark is finished, so the first clear bit from its byte on is
@@ -138,5 +150,24 @@ if v[6] == 'active' and tonumber(v[3]) - tonumber(v[4]) - tonumber(v[5]) == 0 th
   redis.call('HSET', state, 'status', 'finished', 'finished_ms', now)
   for j = 1, #KEYS do redis.call('EXPIRE', KEYS[j], retention) end
   is_finished = 1
+  audit_event(audit, state, audit_len, {'type', 'run.finished', 'succeeded', v[4] + ok, 'failed', v[5] + bad})
 end
-return {ok, bad, requeued, ignored, is_finished}
+-- The failure-rate guard (the seed's break condition, made operable): when more than guard_rate
+-- percent of the last guard_window finished items failed, the run pauses itself. The window is a
+-- string of '0'/'1' marks in the state hash, oldest first; a pause starts a fresh window.
+local paused = 0
+if is_finished == 0 and v[7] and #marks > 0 then
+  local window, rate = tonumber(v[7]), tonumber(v[8])
+  local ring = (v[9] or '') .. table.concat(marks)
+  if #ring > window then ring = string.sub(ring, #ring - window + 1) end
+  local _, failures = string.gsub(ring, '1', '')
+  if v[6] == 'active' and #ring >= window and failures * 100 > rate * window then
+    local why = 'failure-rate guard: ' .. failures .. ' of the last ' .. window .. ' finished items failed (more than ' .. v[8] .. '%)'
+    redis.call('HSET', state, 'status', 'paused', 'status_reason', why, 'guard_ring', '')
+    audit_event(audit, state, audit_len, {'type', 'run.paused', 'by', 'failure-rate guard', 'reason', why})
+    paused = 1
+  else
+    redis.call('HSET', state, 'guard_ring', ring)
+  end
+end
+return {ok, bad, requeued, ignored, is_finished, paused}

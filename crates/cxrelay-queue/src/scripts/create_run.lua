@@ -4,7 +4,8 @@
 -- ARGV: id, action, source, group, max_items ('' = none), tenant, nonce (a fresh random token:
 --       part of every Idempotency-Key of this incarnation of the run), idempotency field ('' = none),
 --       loading TTL (s): a run still loading expires unless a chunk or a seal comes within it, so a
---       producer killed mid-load leaves nothing that lives forever
+--       producer killed mid-load leaves nothing that lives forever, failure-rate guard: percent
+--       ('' = none) and window (finished items)
 -- Returns: {created (1|0), status, action, next_index, tenant}
 local state, items = KEYS[1], KEYS[2]
 local loading_ttl = tonumber(ARGV[9])
@@ -23,6 +24,7 @@ redis.call('HSET', state, 'id', ARGV[1], 'action', ARGV[2], 'source', ARGV[3], '
   'created_ms', now, 'accepted', 0, 'invalid', 0, 'succeeded', 0, 'failed', 0, 'retries', 0,
   'high_water', 0, 'next_index', 0, 'beyond_max', 0)
 if ARGV[5] ~= '' then redis.call('HSET', state, 'max_items', ARGV[5]) end
+if ARGV[10] ~= '' then redis.call('HSET', state, 'guard_rate', ARGV[10], 'guard_window', ARGV[11]) end
 if redis.call('EXISTS', items) == 0 then
   redis.call('XGROUP', 'CREATE', items, ARGV[4], '0', 'MKSTREAM')
 end

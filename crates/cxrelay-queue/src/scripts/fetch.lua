@@ -2,7 +2,7 @@
 -- KEYS[1] state hash      NS:{run:ID}:state
 -- KEYS[2] items stream    NS:{run:ID}:items
 -- KEYS[3] done bitmap     NS:{run:ID}:done      bit per index that succeeded
--- KEYS[4] delayed zset    NS:{run:ID}:delayed   member "index|attempts|429s|deferrals|item", score = due ms
+-- KEYS[4] delayed zset    NS:{run:ID}:delayed   member "index|attempts|429s|deferrals|generation|replays|item", score = due ms
 -- ARGV: group, consumer, count, promote limit (members), promote limit (bytes)
 -- Returns {status, nonce, e1_id, e1_index, e1_attempts, e1_429s, e1_deferrals, e1_item, e2_id, ...};
 -- status is the run's status ('active' delivers; others deliver nothing); nonce tells a worker
@@ -25,12 +25,12 @@ while promoted < limit and bytes < max_bytes do
   for _, member in ipairs(due) do
     local p = {}
     local from = 1
-    for k = 1, 4 do
+    for k = 1, 6 do
       local bar = string.find(member, '|', from, true)
       p[k] = string.sub(member, from, bar - 1)
       from = bar + 1
     end
-    redis.call('XADD', items, '*', 'i', p[1], 'a', p[2], 't', p[3], 'n', p[4], 'd', string.sub(member, from))
+    redis.call('XADD', items, '*', 'i', p[1], 'a', p[2], 't', p[3], 'n', p[4], 'g', p[5], 'r', p[6], 'd', string.sub(member, from))
     redis.call('ZREM', delayed, member)
     promoted = promoted + 1
     bytes = bytes + #member

@@ -1,7 +1,8 @@
 -- seal: the producer read its whole input; make the run visible to workers.
 -- KEYS: every key of the run, in RunKeys::all() order (all of them expire with the run):
 --   [1] items  [2] done  [3] finished bitmap  [4] failed  [5] payloads  [6] history
---   [7] failstats  [8] latency  [9] delayed  [10] invalid  [11] redeliveries  [12] state hash (last)
+--   [7] failstats  [8] latency  [9] delayed  [10] invalid  [11] redeliveries  [12] audit
+--   [13] state hash (last)
 -- ARGV: beyond_max (items past --max-items), break condition ('' = none), retention seconds.
 -- Returns: the run's status after sealing.
 local finished, state = KEYS[3], KEYS[#KEYS]

@@ -38,6 +38,13 @@ pub struct Args {
     /// Enqueue only items with index below N (the seed's max-iterations break).
     #[arg(long)]
     max_items: Option<u64>,
+    /// Failure-rate guard: the run pauses itself when more than this percent of its last
+    /// `--window` finished items failed (e.g. `20%`; default: queue.pause_on_failure_rate).
+    #[arg(long)]
+    pause_on_failure_rate: Option<String>,
+    /// Finished items the failure-rate guard looks at (default: queue.failure_window, 200).
+    #[arg(long)]
+    window: Option<u32>,
     /// Input format; default: ndjson for *.ndjson/*.jsonl, else json.
     #[arg(long, value_parser = ["json", "ndjson", "jsonl"])]
     format: Option<String>,
@@ -55,6 +62,8 @@ fn flag(what: &str) -> &str {
         "tenant" => "--tenant",
         "idempotency field" => "--idempotency-field",
         "action" => "--action",
+        "failure rate" => "--pause-on-failure-rate",
+        "failure window" => "--window",
         other => other,
     }
 }
@@ -75,6 +84,8 @@ pub async fn run(settings: &Settings, args: Args) -> anyhow::Result<ExitCode> {
         source,
         format,
         max_items: args.max_items,
+        pause_on_failure_rate: args.pause_on_failure_rate.clone(),
+        failure_window: args.window,
     };
     // Arguments are checked before anything else, so a bad one is exit 2 with nothing enqueued.
     let run = match app.check(new) {

@@ -2,7 +2,8 @@
 //! failed items failed.
 //!
 //! Exit codes: 0 printed (with `--watch`: the run finished and no item failed); 4 with
-//! `--watch`, the run finished with failed items; 1 the run does not exist or Redis failed.
+//! `--watch`, the run finished with failed items or was cancelled; 2 the run does not exist;
+//! 1 Redis failed.
 
 use std::io::IsTerminal;
 use std::process::ExitCode;
@@ -32,6 +33,9 @@ pub struct Args {
 /// Prints the report (once, or live with `--watch`).
 pub async fn run(settings: &Settings, args: Args) -> anyhow::Result<ExitCode> {
     let app = App::new(settings);
+    if let Err(e) = app.report(&args.run).await {
+        return super::refuse(e);
+    }
     if !args.watch {
         let report = app.report(&args.run).await?;
         print_report(&report, args.json)?;
@@ -45,7 +49,7 @@ pub async fn run(settings: &Settings, args: Args) -> anyhow::Result<ExitCode> {
     });
     loop {
         let report = app.report(&args.run).await?;
-        let done = report.status == RunStatus::Finished;
+        let done = matches!(report.status, RunStatus::Finished | RunStatus::Cancelled);
         match &bar {
             Some(bar) => {
                 bar.set_length(report.total);
@@ -75,7 +79,7 @@ pub async fn run(settings: &Settings, args: Args) -> anyhow::Result<ExitCode> {
             }
             print_report(&report, args.json)?;
             // A pipeline waiting on the run learns from the exit code whether anything failed.
-            return Ok(if report.failed > 0 { ExitCode::from(4) } else { ExitCode::SUCCESS });
+            return Ok(if report.failed > 0 || report.cancelled > 0 { ExitCode::from(4) } else { ExitCode::SUCCESS });
         }
         tokio::time::sleep(Duration::from_millis(args.interval_ms)).await;
     }

@@ -1,0 +1,38 @@
+-- control: an operator pauses, resumes or cancels a run.
+-- KEYS: every key of the run, in RunKeys::all() order ([12] audit stream, [13] state hash last).
+-- ARGV[1] action: pause | resume | cancel, ARGV[2] who, ARGV[3] why, ARGV[4] retention seconds,
+-- ARGV[5] audit stream length.
+-- pause: active → paused (nothing new is sent; items in flight finish and are recorded).
+-- resume: paused → active.
+-- cancel: loading, active or paused → cancelled (nothing more is sent; pending items count as
+-- cancelled, never as failed); the run's keys expire after the retention period, as a finished
+-- run's do.
+-- Returns {old status, new status}; an error reply names a transition that is not allowed.
+local audit, state = KEYS[12], KEYS[#KEYS]
+local action, who, why, retention, audit_len = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4]), ARGV[5]
+local status = redis.call('HGET', state, 'status')
+if not status then return redis.error_reply('ERR run does not exist') end
+local allowed = {
+  pause = {active = 'paused'},
+  resume = {paused = 'active'},
+  cancel = {loading = 'cancelled', active = 'cancelled', paused = 'cancelled'},
+}
+local to = allowed[action] and allowed[action][status]
+if not to then
+  return redis.error_reply('ERR cannot ' .. action .. ' a run that is ' .. status)
+end
+local t = redis.call('TIME')
+local now = t[1] * 1000 + math.floor(t[2] / 1000)
+redis.call('HSET', state, 'status', to)
+if to == 'active' then
+  redis.call('HDEL', state, 'status_reason', 'guard_ring')
+else
+  redis.call('HSET', state, 'status_reason', why .. ' (by ' .. who .. ')')
+end
+if to == 'cancelled' then
+  redis.call('HSET', state, 'finished_ms', now)
+  for j = 1, #KEYS do redis.call('EXPIRE', KEYS[j], retention) end
+end
+local event = {pause = 'run.paused', resume = 'run.resumed', cancel = 'run.cancelled'}
+audit_event(audit, state, audit_len, {'type', event[action], 'by', who, 'reason', why, 'from', status, 'to', to})
+return {status, to}
