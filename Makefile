@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 
-.PHONY: demo test build lint bench bench-ratelimit chaos ensure-deps clean-demo
+.PHONY: demo test build lint bench bench-ratelimit bench-oncall chaos ensure-deps clean-demo
 
 ## Build everything (debug).
 build: ensure-deps
@@ -33,6 +33,10 @@ bench: ensure-deps
 ## Rate-limit benchmark (see BENCHMARKS.md).
 bench-ratelimit: ensure-deps
 	scripts/bench-ratelimit
+
+## On-call benchmark: replay, failed listing, webhook dispatcher (see BENCHMARKS.md).
+bench-oncall: ensure-deps
+	scripts/bench-oncall
 
 ## Chaos run (see RELIABILITY.md).
 chaos: ensure-deps

@@ -11,7 +11,7 @@ mod oncall;
 
 pub use cxrelay_core::oncall::{FailedFilter, StatusFilter};
 pub use cxrelay_queue::oncall::{AuditEvent, Control, ItemState, ItemView, WorkerInfo};
-pub use oncall::{FailedPages, FailedRow, FailureGroup, Refusal, Replay, ReplayOutcome, RunsFilter, Selection};
+pub use oncall::{FailedPages, FailedRow, FailureGroup, Refusal, Replay, ReplayOutcome, RunsFilter, Selection, WebhookStatus};
 
 use std::io::Read;
 
@@ -131,6 +131,7 @@ pub struct App {
     body: BodyShape,
     guard_rate: Option<f64>,
     guard_window: u32,
+    webhooks: Vec<cxrelay_core::webhook::WebhookEndpoint>,
     store: OnceCell<Store>,
 }
 
@@ -144,6 +145,7 @@ impl App {
             body: settings.target.body,
             guard_rate: settings.queue.pause_on_failure_rate,
             guard_window: settings.queue.failure_window,
+            webhooks: settings.webhooks.clone(),
             store: OnceCell::new(),
         }
     }

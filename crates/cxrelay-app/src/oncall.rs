@@ -317,21 +317,27 @@ impl App {
             }
         };
         let selection = replay.selection.describe();
-        let req = ReplayRequest {
+        let mut req = ReplayRequest {
             by: &replay.by,
             reason: &replay.reason,
             selection: &selection,
             new_idempotency_key: replay.new_idempotency_key,
             dry_run: replay.dry_run,
+            announce: true,
+            requested: candidates.len(),
         };
         let mut outcome = ReplayOutcome { dry_run: replay.dry_run, ..ReplayOutcome::default() };
         for batch in candidates.chunks(PAGE) {
             let done = store.replay_batch(&id, batch, &req).await?;
+            req.announce &= done.replayed.is_empty();
             outcome.replayed.extend(done.replayed);
             outcome.refused.extend(done.refused.into_iter().map(|(index, why)| Refusal { index, why }));
         }
         if !replay.dry_run && !outcome.replayed.is_empty() {
             store.activate(&report.tenant, &id).await?;
+            if !store.options().events_wanted.is_empty() {
+                store.hint_outbox(&report.tenant, id.as_str()).await?;
+            }
         }
         Ok(outcome)
     }
@@ -369,4 +375,103 @@ impl App {
 
 fn candidate(index: u64, f: &FailedItem) -> ReplayCandidate {
     ReplayCandidate { index, class: f.class.clone(), status_key: status_key(f), reason_key: reason_of(&f.reason) }
+}
+
+/// One endpoint's delivery status (`cxrelay webhooks status`).
+#[derive(Debug, Clone, Serialize)]
+pub struct WebhookStatus {
+    /// Endpoint id (a hash of its URL).
+    pub endpoint: String,
+    /// Its URL, credentials masked.
+    pub url: String,
+    /// Event types it receives.
+    pub events: Vec<String>,
+    /// Events waiting for it (in runs with undelivered events, and breaker events).
+    pub pending: u64,
+    /// Events delivered.
+    pub delivered: u64,
+    /// Failed attempts.
+    pub failures: u64,
+    /// Events given up after retrying for their maximum age.
+    pub dropped: u64,
+    /// Failing since (RFC 3339), while its last attempt failed.
+    pub failing_since: Option<String>,
+    /// The last failed attempt's error.
+    pub last_error: Option<String>,
+    /// Last delivery (RFC 3339).
+    pub last_success_at: Option<String>,
+}
+
+impl App {
+    /// Every configured endpoint's delivery status for the settings' tenant.
+    pub async fn webhooks_status(&self) -> Result<Vec<WebhookStatus>, AppError> {
+        use cxrelay_queue::outbox::OutboxSource;
+        let store = self.store().await?;
+        let fields = store.webhook_statuses(&self.tenant).await?;
+        let mut sources: Vec<OutboxSource> =
+            store.hinted_outboxes(&self.tenant).await?.iter().filter_map(|r| RunId::parse(r).ok()).map(OutboxSource::Run).collect();
+        sources.push(OutboxSource::Breaker(self.tenant.clone()));
+        let mut out = Vec::new();
+        for ep in &self.webhooks {
+            let id = ep.id();
+            let mut pending = 0;
+            for source in &sources {
+                let cursor = store.outbox_cursor(source, &id).await?;
+                pending += store.outbox_events(source, &cursor.after, 100_000).await?.iter().filter(|e| ep.wants(&e.kind)).count() as u64;
+            }
+            let get = |f: &str| fields.get(&format!("{id}:{f}")).cloned();
+            let num = |f: &str| get(f).and_then(|v| v.parse::<u64>().ok());
+            out.push(WebhookStatus {
+                url: cxrelay_core::webhook::mask_url(&ep.url),
+                events: ep.events.clone(),
+                pending,
+                delivered: num("delivered").unwrap_or(0),
+                failures: num("failures").unwrap_or(0),
+                dropped: num("dropped").unwrap_or(0),
+                failing_since: num("failing_since").map(rfc3339),
+                last_error: get("last_error").filter(|_| num("failing_since").is_some()),
+                last_success_at: num("last_success_ms").map(rfc3339),
+                endpoint: id,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Sends one signed `webhook.test` event to `url` with the configured endpoint's secret (or
+    /// `secret`); returns the HTTP status it answered.
+    pub async fn webhook_test(&self, url: &str, secret: Option<cxrelay_core::Secret>) -> Result<u16, AppError> {
+        use cxrelay_core::webhook::{payload, sign, WebhookEndpoint};
+        let secret =
+            secret.or_else(|| self.webhooks.iter().find(|w| w.url == url).map(|w| w.secret.clone())).ok_or_else(|| AppError::InvalidArgument {
+                what: "url",
+                value: cxrelay_core::webhook::mask_url(url),
+                reason: "no configured endpoint has this URL: pass --secret whsec_…".into(),
+            })?;
+        let endpoint = WebhookEndpoint { url: url.to_owned(), secret, events: vec!["*".into()] };
+        endpoint.check().map_err(|reason| AppError::InvalidArgument { what: "webhook", value: cxrelay_core::webhook::mask_url(url), reason })?;
+        let key = cxrelay_core::webhook::signing_key(&endpoint.secret).map_err(|reason| AppError::InvalidArgument {
+            what: "secret",
+            value: "whsec_…".into(),
+            reason,
+        })?;
+        let now = now_ms();
+        let id = format!("msg_test_{now}");
+        let body = payload("webhook.test", now, &serde_json::json!({"message": "a test event from cxrelay", "tenant": self.tenant}));
+        let answer = reqwest::Client::new()
+            .post(url)
+            .timeout(std::time::Duration::from_secs(10))
+            .header("content-type", "application/json")
+            .header("webhook-id", &id)
+            .header("webhook-timestamp", (now / 1000).to_string())
+            .header("webhook-signature", sign(&key, &id, now / 1000, &body))
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| {
+                AppError::NotAllowed(
+                    cxrelay_core::redact::redact(&format!("{} did not answer: {e}", cxrelay_core::webhook::mask_url(url))).into_owned(),
+                )
+            })?;
+        Ok(answer.status().as_u16())
+    }
 }

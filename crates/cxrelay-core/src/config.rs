@@ -329,7 +329,13 @@ pub struct Settings {
     pub breaker: BreakerSettings,
     /// Queue housekeeping.
     pub queue: QueueSettings,
+    /// Monitoring webhook endpoints (`[[webhooks]]`).
+    pub webhooks: Vec<crate::webhook::WebhookEndpoint>,
 }
+
+/// The webhook endpoint given by environment variables, if `CXRELAY_WEBHOOK_URL` is set (its
+/// secret from `CXRELAY_WEBHOOK_SECRET`, its events from `CXRELAY_WEBHOOK_EVENTS`, comma-separated).
+pub const WEBHOOK_ENV: [&str; 3] = ["CXRELAY_WEBHOOK_URL", "CXRELAY_WEBHOOK_SECRET", "CXRELAY_WEBHOOK_EVENTS"];
 
 /// `rate_limit.rate`: requests per second, or `"auto"` (like absent: discover the limit).
 fn rate_or_auto<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
@@ -526,7 +532,18 @@ impl Settings {
         let base = Figment::from(Serialized::defaults(&self));
         let base = secrets.into_iter().fold(base, |f, (key, secret)| f.merge(Serialized::default(key, secret.expose())));
         let figment = set.iter().fold(base, |f, (var, value)| f.merge(Serialized::default(var.key, var.value(value))));
-        let settings: Settings = figment.extract_lossy().map_err(|e| env_error(e, &set))?;
+        let mut settings: Settings = figment.extract_lossy().map_err(|e| env_error(e, &set))?;
+        // Webhook secrets are never serialized either: the endpoints come back as they were.
+        settings.webhooks = self.webhooks;
+        if let Some(url) = env(WEBHOOK_ENV[0]).filter(|u| !u.trim().is_empty()) {
+            settings.webhooks.push(crate::webhook::WebhookEndpoint {
+                url: url.trim().to_owned(),
+                secret: crate::Secret::new(env(WEBHOOK_ENV[1]).unwrap_or_default().trim()),
+                events: env(WEBHOOK_ENV[2])
+                    .map(|e| e.split(',').map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).collect())
+                    .unwrap_or_else(crate::webhook::default_events),
+            });
+        }
         settings.validate()?;
         Ok(settings)
     }
@@ -536,6 +553,9 @@ impl Settings {
         let bad = |key, reason: &str| Err(ConfigError::Invalid { key, reason: reason.to_owned() });
         if self.worker.concurrency == 0 {
             return bad("worker.concurrency", "must be at least 1");
+        }
+        for w in &self.webhooks {
+            w.check().map_err(|reason| ConfigError::Invalid { key: "webhooks", reason })?;
         }
         if !(1..=1024).contains(&self.worker.threads) {
             return bad("worker.threads", "must be between 1 and 1024");
@@ -692,7 +712,7 @@ mod tests {
         leaves("", &serde_json::to_value(Settings::default()).unwrap(), &mut keys);
         // Secrets are not serialized; they are settings all the same.
         keys.extend(["target.client_secret".to_owned(), "target.token".to_owned()]);
-        keys.retain(|k| k != "rate_limit.actions");
+        keys.retain(|k| k != "rate_limit.actions" && k != "webhooks");
         keys.sort();
         let mut table: Vec<String> = env_vars().iter().map(|v| v.key.to_owned()).collect();
         table.sort();
@@ -774,6 +794,22 @@ mod tests {
             let got = got.parse::<f64>().map_or(got.clone(), |n| serde_json::json!(n).to_string());
             assert_eq!(got, want, "{} -> {}", var.name, var.key);
         }
+    }
+
+    #[test]
+    fn webhook_endpoints_from_the_file_and_the_environment() {
+        let secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+        let file = format!("[[webhooks]]\nurl = \"https://a.example/h\"\nsecret = \"{secret}\"\nevents = [\"run.completed\"]\n");
+        let s = Settings::from_toml(&file)
+            .unwrap()
+            .with_env(env(&[("CXRELAY_WEBHOOK_URL", "http://b.example/h"), ("CXRELAY_WEBHOOK_SECRET", secret), ("CXRELAY_WEBHOOK_EVENTS", "item.failed, run.paused")]))
+            .unwrap();
+        assert_eq!(s.webhooks.len(), 2);
+        assert_eq!(s.webhooks[0].secret.expose(), secret, "a secret from the file survives the environment layer");
+        assert_eq!(s.webhooks[1].events, vec!["item.failed", "run.paused"]);
+        assert!(!serde_json::to_string(&s).unwrap().contains(secret), "never serialized");
+        let e = Settings::default().with_env(env(&[("CXRELAY_WEBHOOK_URL", "http://b/h"), ("CXRELAY_WEBHOOK_SECRET", "oops")])).unwrap_err().to_string();
+        assert!(e.contains("whsec_") && !e.contains("oops"), "{e}");
     }
 
     #[test]

@@ -20,6 +20,7 @@ pub mod redact;
 pub mod report;
 pub mod retry;
 pub mod secret;
+pub mod webhook;
 
 pub use classify::{classify, Disposition};
 pub use ids::{IdempotencyKey, RunId, RunIdError};

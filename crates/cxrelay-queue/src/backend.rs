@@ -47,7 +47,6 @@ use tokio_util::task::TaskTracker;
 
 use crate::conn::{connect, RedisConn, RedisTarget};
 use crate::job::{Checkpoint, ItemJob, RunMeta};
-use crate::keys::Keyspace;
 use crate::oncall::WorkerInfo;
 use crate::store::{QueueError, Store, StoreOptions};
 
@@ -64,20 +63,17 @@ pub const PRUNE_EVERY_LEASES: u32 = 3;
 pub struct StreamConfig {
     /// Where Redis is.
     pub redis: RedisTarget,
-    /// Key layout (namespace).
-    pub keys: Keyspace,
+    /// What the store writes: key layout (namespace), retention, history and audit lengths,
+    /// webhook events wanted.
+    pub store: StoreOptions,
     /// The tenant whose runs this worker delivers (and no other).
     pub tenant: String,
-    /// Attempts kept per item history.
-    pub history_len: u32,
     /// Items in flight at most (the worker's concurrency); fetches never exceed what is free.
     pub concurrency: usize,
     /// Largest fetch.
     pub fetch_batch: usize,
     /// An unacknowledged delivery idle this long is taken over by another worker.
     pub lease: Duration,
-    /// Seconds a finished run's data is kept.
-    pub retention_secs: u64,
     /// A delivery taken over more than this many times is failed as poison.
     pub max_redeliveries: u32,
     /// How long an idle worker blocks waiting for new items before looking again.
@@ -91,13 +87,11 @@ impl StreamConfig {
     pub fn new(redis: RedisTarget, concurrency: usize) -> Self {
         Self {
             redis,
-            keys: Keyspace::default(),
+            store: StoreOptions::default(),
             tenant: "default".into(),
-            history_len: 10,
             concurrency,
             fetch_batch: 100,
             lease: Duration::from_secs(10),
-            retention_secs: 7 * 24 * 3600,
             max_redeliveries: 5,
             idle_wait: Duration::from_millis(200),
             consumer: default_consumer_name(),
@@ -197,13 +191,7 @@ impl StreamBackend {
             let blocking = connect(&config.redis, config.idle_wait + Duration::from_secs(10)).await;
             match (main, blocking) {
                 (Ok(m), Ok(b)) => {
-                    let opts = StoreOptions {
-                        keys: config.keys.clone(),
-                        retention_secs: config.retention_secs,
-                        history_len: config.history_len,
-                        ..StoreOptions::default()
-                    };
-                    break (Store::with_conn(m, opts), b);
+                    break (Store::with_conn(m, config.store.clone()), b);
                 }
                 (Err(e), _) | (_, Err(e)) => {
                     let url = config.redis.masked();

@@ -47,6 +47,17 @@ impl Keyspace {
         format!("{}:runs:{{t:{tenant}}}", self.ns)
     }
 
+    /// Set of a tenant's runs whose outbox may hold undelivered webhook events (a hint the
+    /// dispatchers read; a periodic sweep over the runs index catches a hint lost in a crash).
+    pub fn outbox_runs(&self, tenant: &str) -> String {
+        format!("{}:outbox:{{t:{tenant}}}", self.ns)
+    }
+
+    /// Hash of a tenant's webhook endpoints' delivery status: endpoint id → JSON.
+    pub fn webhook_status(&self, tenant: &str) -> String {
+        format!("{}:webhooks:{{t:{tenant}}}", self.ns)
+    }
+
     /// Hash of a tenant's live worker processes: consumer name → heartbeat JSON (with the time it
     /// was last written; entries older than their expiry are dropped when listed).
     pub fn workers(&self, tenant: &str) -> String {
@@ -102,6 +113,8 @@ pub struct RunKeys {
     /// Stream (capped): the run's audit trail — operator actions, state changes and every
     /// attempt that did not succeed.
     pub audit: String,
+    /// Stream (capped): webhook events waiting for delivery, written by the scripts that make them.
+    pub outbox: String,
 }
 
 impl RunKeys {
@@ -121,11 +134,12 @@ impl RunKeys {
             invalid: k("invalid"),
             redeliveries: k("redeliveries"),
             audit: k("audit"),
+            outbox: k("outbox"),
         }
     }
 
     /// Every key of the run, state last: what expires after the retention period.
-    pub fn all(&self) -> [&str; 13] {
+    pub fn all(&self) -> [&str; 14] {
         [
             &self.items,
             &self.done,
@@ -139,6 +153,7 @@ impl RunKeys {
             &self.invalid,
             &self.redeliveries,
             &self.audit,
+            &self.outbox,
             &self.state,
         ]
     }

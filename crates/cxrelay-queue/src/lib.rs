@@ -5,6 +5,7 @@
 //! - [`scripts`]: the Lua scripts, one per atomic operation.
 //! - [`store`]: the [`Store`]: runs, reports and the producer's chunked writes.
 //! - [`oncall`]: the store's on-call operations: failed items, replay, run controls, audit.
+//! - [`outbox`]: webhook outboxes, cursors, delivery leases and endpoint status.
 //! - [`producer`]: streams an input file into a run without holding it in memory.
 //! - [`backend`]: the apalis [`StreamBackend`]: batched fetch from a Redis Stream consumer
 //!   group, lease-based recovery (`XAUTOCLAIM`), and checkpoints folded into the acknowledgement.
@@ -22,6 +23,7 @@ pub mod job;
 pub mod keys;
 pub mod limits;
 pub mod oncall;
+pub mod outbox;
 pub mod producer;
 pub mod scripts;
 pub mod store;

@@ -105,6 +105,10 @@ pub struct ReplayRequest<'a> {
     pub new_idempotency_key: bool,
     /// Change nothing; answer what would happen.
     pub dry_run: bool,
+    /// Emit `replay.started` if this batch replays anything (until one batch did).
+    pub announce: bool,
+    /// Items the whole replay asks for (in the event).
+    pub requested: usize,
 }
 
 /// What one replay batch did.
@@ -274,7 +278,9 @@ impl Store {
             .arg(req.by)
             .arg(req.reason)
             .arg(req.selection)
-            .arg(if req.new_idempotency_key { "1" } else { "0" });
+            .arg(if req.new_idempotency_key { "1" } else { "0" })
+            .arg(if req.announce { self.options().events_wanted.as_str() } else { "" })
+            .arg(req.requested);
         for c in batch {
             inv.arg(c.index).arg(&c.class).arg(&c.status_key).arg(&c.reason_key);
         }
@@ -294,11 +300,20 @@ impl Store {
         for k in keys.all() {
             inv.key(k);
         }
-        inv.arg(action.as_str()).arg(by).arg(reason).arg(self.options().retention_secs).arg(self.options().audit_len);
+        inv.arg(action.as_str())
+            .arg(by)
+            .arg(reason)
+            .arg(self.options().retention_secs)
+            .arg(self.options().audit_len)
+            .arg(&self.options().events_wanted);
         let (from, to): (String, String) = inv.invoke_async(&mut self.conn()).await.map_err(|e| match not_allowed(e) {
             QueueError::NotAllowed(m) if m.contains("does not exist") => QueueError::RunNotFound(run.clone()),
             e => e,
         })?;
+        if !self.options().events_wanted.is_empty() {
+            let tenant: Option<String> = self.conn().hget(&keys.state, "tenant").await?;
+            self.hint_outbox(tenant.as_deref().unwrap_or("default"), run.as_str()).await?;
+        }
         Ok((status_of(&from)?, status_of(&to)?))
     }
 

@@ -1,7 +1,7 @@
 //! The Lua scripts, one per atomic operation; each `.lua` file beside this one documents the
 //! keys it touches. Scripts are sent by hash and reloaded transparently after a Redis restart.
 //! `deliverable.lua` is a prelude shared by the two scripts that hand out stream entries, and
-//! `audit.lua` one shared by the scripts that write a run's audit stream.
+//! `audit.lua` one shared by the scripts that write a run's audit stream or webhook outbox.
 
 use std::sync::LazyLock;
 
@@ -12,7 +12,7 @@ pub static CREATE_RUN: LazyLock<Script> = LazyLock::new(|| Script::new(include_s
 /// Append a chunk of items to a run, all or nothing, skipping indexes already enqueued.
 pub static ENQUEUE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("scripts/enqueue.lua")));
 /// Make a fully loaded run visible to workers.
-pub static SEAL: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("scripts/seal.lua")));
+pub static SEAL: LazyLock<Script> = LazyLock::new(|| Script::new(concat!(include_str!("scripts/audit.lua"), include_str!("scripts/seal.lua"))));
 /// Promote due retries and deliver new items, skipping recorded successes.
 pub static FETCH: LazyLock<Script> =
     LazyLock::new(|| Script::new(concat!(include_str!("scripts/deliverable.lua"), include_str!("scripts/fetch.lua"))));

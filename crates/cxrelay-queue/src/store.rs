@@ -196,6 +196,9 @@ pub struct StoreOptions {
     pub loading_ttl_secs: u64,
     /// Events kept in a run's audit stream (about).
     pub audit_len: u64,
+    /// Webhook event types some endpoint wants, comma-wrapped (`,run.completed,item.failed,`);
+    /// empty: no webhooks, the scripts write no outbox events.
+    pub events_wanted: String,
 }
 
 impl StoreOptions {
@@ -208,13 +211,31 @@ impl StoreOptions {
             history_len: q.history_len,
             loading_ttl_secs: q.loading_ttl_secs,
             audit_len: q.audit_len,
+            events_wanted: events_wanted(&settings.webhooks),
         }
     }
 }
 
 impl Default for StoreOptions {
     fn default() -> Self {
-        Self { keys: Keyspace::default(), retention_secs: 7 * 24 * 3600, history_len: 10, loading_ttl_secs: 24 * 3600, audit_len: 10_000 }
+        Self {
+            keys: Keyspace::default(),
+            retention_secs: 7 * 24 * 3600,
+            history_len: 10,
+            loading_ttl_secs: 24 * 3600,
+            audit_len: 10_000,
+            events_wanted: String::new(),
+        }
+    }
+}
+
+/// The event types any of `endpoints` wants, as the scripts read them (`,a,b,`; empty: none).
+pub fn events_wanted(endpoints: &[cxrelay_core::webhook::WebhookEndpoint]) -> String {
+    let wanted: Vec<&str> = cxrelay_core::webhook::EVENTS.iter().copied().filter(|e| endpoints.iter().any(|w| w.wants(e))).collect();
+    if wanted.is_empty() {
+        String::new()
+    } else {
+        format!(",{},", wanted.join(","))
     }
 }
 
@@ -324,9 +345,14 @@ impl Store {
         for k in keys.all() {
             inv.key(k);
         }
-        inv.arg(beyond_max).arg(break_condition.unwrap_or("")).arg(self.opts.retention_secs);
+        inv.arg(beyond_max).arg(break_condition.unwrap_or("")).arg(self.opts.retention_secs).arg(&self.opts.events_wanted);
         let status: String = inv.invoke_async(&mut self.conn.clone()).await?;
-        status_of(&status)
+        let status = status_of(&status)?;
+        if !self.opts.events_wanted.is_empty() {
+            let tenant: Option<String> = self.conn.clone().hget(&keys.state, "tenant").await?;
+            self.hint_outbox(tenant.as_deref().unwrap_or("default"), run.as_str()).await?;
+        }
+        Ok(status)
     }
 
     /// Deletes every key of a run (used when its input turned out malformed).
@@ -407,6 +433,12 @@ impl Store {
         }
         out.sort_unstable_by_key(|(i, _)| *i);
         Ok(out)
+    }
+
+    /// Notes that a run's outbox has events to deliver (see [`Keyspace::outbox_runs`]).
+    pub async fn hint_outbox(&self, tenant: &str, run: &str) -> Result<(), QueueError> {
+        let _: () = self.conn.clone().sadd(self.opts.keys.outbox_runs(tenant), run).await?;
+        Ok(())
     }
 
     /// Ids of a tenant's active runs (including loading runs, which workers skip).
@@ -524,7 +556,13 @@ impl Store {
         for key in meta.keys.all() {
             inv.key(key);
         }
-        inv.arg(GROUP).arg(self.opts.retention_secs).arg(self.opts.history_len).arg(MAX_DISTINCT_REASONS).arg(OTHER_REASONS).arg(self.opts.audit_len);
+        inv.arg(GROUP)
+            .arg(self.opts.retention_secs)
+            .arg(self.opts.history_len)
+            .arg(MAX_DISTINCT_REASONS)
+            .arg(OTHER_REASONS)
+            .arg(self.opts.audit_len)
+            .arg(&self.opts.events_wanted);
         let now = now_ms();
         for cp in batch {
             let o = &cp.outcome;
@@ -572,7 +610,16 @@ impl Store {
                 .arg(summary);
         }
         let (succeeded, failed, requeued, ignored, finished, paused): (u64, u64, u64, u64, u8, u8) = inv.invoke_async(&mut self.conn.clone()).await?;
-        Ok(CheckpointCounts { succeeded, failed, requeued, ignored, run_finished: finished == 1, run_paused: paused == 1 })
+        let counts = CheckpointCounts { succeeded, failed, requeued, ignored, run_finished: finished == 1, run_paused: paused == 1 };
+        if !self.opts.events_wanted.is_empty()
+            && (counts.failed > 0
+                || counts.run_finished
+                || counts.run_paused
+                || (counts.succeeded > 0 && self.opts.events_wanted.contains(",item.succeeded,")))
+        {
+            self.hint_outbox(&meta.tenant, meta.run.as_str()).await?;
+        }
+        Ok(counts)
     }
 }
 

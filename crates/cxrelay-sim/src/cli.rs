@@ -60,6 +60,10 @@ pub struct SimArgs {
     /// (only with --rate).
     #[arg(long)]
     pub rate_limit_headers: bool,
+    /// Standard Webhooks secret (whsec_<base64>) that POST /_sim/webhooks verifies signatures with;
+    /// without it unsigned deliveries are accepted.
+    #[arg(long, env = "CXRELAY_SIM_WEBHOOK_SECRET", hide_env_values = true)]
+    pub webhook_secret: Option<Secret>,
 }
 
 impl SimArgs {
@@ -79,6 +83,7 @@ impl SimArgs {
             reset_rate: self.reset_rate,
             echo_headers: self.echo_headers,
             rate_limit_headers: self.rate_limit_headers,
+            webhook_secret: self.webhook_secret.clone(),
             ..SimConfig::default()
         }
     }
@@ -179,6 +184,10 @@ mod tests {
         assert_eq!(c.latency, Duration::from_millis(3));
         assert_eq!(c.token_lifetime, Duration::from_secs(3));
         assert_eq!(c.error_rate, 0.25);
+        assert!(c.webhook_secret.is_none());
+        let cli = Cli::try_parse_from(["sim", "--webhook-secret", "whsec_c2VjcmV0LWtleQ=="]).unwrap();
+        assert_eq!(cli.sim.to_config().webhook_secret.unwrap().expose(), "whsec_c2VjcmV0LWtleQ==");
+        assert!(!format!("{:?}", cli.sim).contains("c2VjcmV0LWtleQ"));
         assert!(Cli::try_parse_from(["sim", "--reset-rate", "1.5"]).is_err());
         assert!(Cli::try_parse_from(["sim", "--token-ttl-secs", "0"]).is_err());
     }

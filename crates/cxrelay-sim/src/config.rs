@@ -50,6 +50,9 @@ pub struct SimConfig {
     /// Whether execute answers (2xx and 429) advertise the configured rate in `X-RateLimit-Limit`,
     /// `RateLimit-Limit` and `RateLimit-Policy` (only while a rate limit is configured).
     pub rate_limit_headers: bool,
+    /// Standard Webhooks secret (`whsec_<base64>`) that `POST /_sim/webhooks` verifies signatures with
+    /// (never logged); `None` accepts unsigned deliveries and records them as not verified.
+    pub webhook_secret: Option<Secret>,
 }
 
 impl Default for SimConfig {
@@ -70,12 +73,13 @@ impl Default for SimConfig {
             reset_rate: 0.0,
             echo_headers: false,
             rate_limit_headers: false,
+            webhook_secret: None,
         }
     }
 }
 
 impl SimConfig {
-    /// Checks ranges (probabilities in `[0, 1]`, non-zero token lifetime).
+    /// Checks ranges (probabilities in `[0, 1]`, non-zero token lifetime) and that a webhook secret decodes.
     pub fn validate(&self) -> Result<(), SimError> {
         if self.token_lifetime.is_zero() {
             return Err(SimError::invalid("token_lifetime", "must be greater than zero"));
@@ -86,6 +90,9 @@ impl SimConfig {
         check_probability("spike_probability", self.spike_probability)?;
         check_probability("error_rate", self.error_rate)?;
         check_probability("reset_rate", self.reset_rate)?;
+        if let Some(secret) = &self.webhook_secret {
+            crate::webhooks::signing_key(secret).map_err(|reason| SimError::invalid("webhook_secret", reason))?;
+        }
         Ok(())
     }
 }
@@ -310,6 +317,12 @@ mod tests {
         let c = SimConfig::default();
         c.validate().unwrap();
         assert!(!format!("{c:?}").contains("sim-secret"));
+        let c = SimConfig { webhook_secret: Some(Secret::new("whsec_c2VjcmV0LWtleQ==")), ..SimConfig::default() };
+        c.validate().unwrap();
+        assert!(!format!("{c:?}").contains("c2VjcmV0LWtleQ"));
+        let bad = SimConfig { webhook_secret: Some(Secret::new("whsec_%%%")), ..SimConfig::default() };
+        let err = bad.validate().unwrap_err().to_string();
+        assert!(err.contains("webhook_secret") && !err.contains("%%%"), "{err}");
     }
 
     #[test]

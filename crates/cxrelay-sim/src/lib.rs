@@ -1,8 +1,8 @@
 //! cxrelay-sim: an HTTP simulator of the tutorials' "Data Action" API (client-credentials token
 //! endpoint and per-item execute endpoint) with an idempotency ledger, GCRA rate limiting, injectable
 //! faults (latency, spikes, 5xx, connection resets, forced status windows, echoed request headers,
-//! rate-limit headers), per-item `_sim` directives (poison, fail-K-times and slow items) and `/_sim/*`
-//! introspection.
+//! rate-limit headers), per-item `_sim` directives (poison, fail-K-times and slow items), `/_sim/*`
+//! introspection and a Standard Webhooks receiver (`/_sim/webhooks`).
 //!
 //! Used in-process from integration tests through [`SimServer`] and as the `cxrelay sim` subcommand
 //! through [`SimArgs`] and [`run`].
@@ -23,6 +23,7 @@ mod server;
 mod state;
 mod stats;
 mod timer;
+mod webhooks;
 
 pub use cli::{run, SimArgs};
 pub use config::{FaultUpdate, ForceStatus, SimConfig, DEFAULT_SCOPES};
@@ -31,3 +32,4 @@ pub use execute::IDEMPOTENCY_KEY;
 pub use ledger::{Ledger, LedgerEntry};
 pub use server::SimServer;
 pub use stats::{Arrival, Arrivals, SimStats, MAX_ARRIVALS};
+pub use webhooks::{ReceivedWebhook, WebhookLog};

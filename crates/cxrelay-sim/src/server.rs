@@ -22,6 +22,7 @@ use crate::config::{FaultUpdate, SimConfig};
 use crate::ledger::Ledger;
 use crate::state::SimState;
 use crate::stats::{Arrival, SimStats};
+use crate::webhooks::{self, WebhookLog};
 use crate::{admin, auth, execute};
 
 /// How long `shutdown` waits for in-flight requests before giving up on them.
@@ -116,9 +117,24 @@ impl SimServer {
         self.state.faults().effective(Instant::now())
     }
 
-    /// Clears stats, ledger, arrivals and `_sim.fail_times` counts (like `POST /_sim/reset`).
+    /// Clears stats, ledger, arrivals, `_sim.fail_times` counts and received webhooks (like `POST /_sim/reset`).
     pub fn reset(&self) {
         self.state.reset();
+    }
+
+    /// Snapshot of the webhook receiver: received events in arrival order and its counters.
+    pub fn webhooks(&self) -> WebhookLog {
+        self.state.webhooks.snapshot()
+    }
+
+    /// Turns the webhook receiver's down switch on (every delivery gets 503) or off.
+    pub fn set_webhooks_down(&self, down: bool) {
+        self.state.webhooks.set_down(down);
+    }
+
+    /// `http://IP:PORT/_sim/webhooks`, the URL to send Standard Webhooks deliveries to.
+    pub fn webhook_url(&self) -> String {
+        format!("{}/_sim/webhooks", self.base_url())
     }
 
     /// Stops accepting, lets in-flight requests finish (up to 5 s) and closes idle connections.
@@ -152,6 +168,9 @@ fn router(state: Arc<SimState>) -> Router {
         .route("/_sim/arrivals", get(admin::arrivals))
         .route("/_sim/faults", get(admin::get_faults).post(admin::set_faults))
         .route("/_sim/reset", post(admin::reset))
+        .route("/_sim/webhooks", get(webhooks::log).post(webhooks::receive))
+        .route("/_sim/webhooks/down", post(webhooks::down))
+        .route("/_sim/webhooks/up", post(webhooks::up))
         .with_state(state)
 }
 

@@ -9,6 +9,7 @@ use crate::directive::FailCounts;
 use crate::error::SimError;
 use crate::ledger::LedgerStore;
 use crate::stats::{ArrivalLog, Counters, SimClock};
+use crate::webhooks::WebhookReceiver;
 
 /// Everything the handlers share; counters are atomics, maps are locked only briefly.
 pub(crate) struct SimState {
@@ -20,12 +21,15 @@ pub(crate) struct SimState {
     pub arrivals: ArrivalLog,
     /// Failures answered so far per idempotency key for `_sim.fail_times` directives.
     pub fail_counts: FailCounts,
+    /// The Standard Webhooks receiver behind `/_sim/webhooks`.
+    pub webhooks: WebhookReceiver,
     faults: RwLock<Arc<Faults>>,
 }
 
 impl SimState {
     pub fn new(config: SimConfig) -> SimState {
         let faults = Faults::from_config(&config);
+        let webhooks = WebhookReceiver::new(config.webhook_secret.as_ref());
         SimState {
             config,
             clock: SimClock::new(),
@@ -34,6 +38,7 @@ impl SimState {
             ledger: LedgerStore::default(),
             arrivals: ArrivalLog::default(),
             fail_counts: FailCounts::default(),
+            webhooks,
             faults: RwLock::new(Arc::new(faults)),
         }
     }
@@ -65,11 +70,13 @@ impl SimState {
         }
     }
 
-    /// Clears counters, ledger, arrivals and directive failure counts (tokens and faults stay).
+    /// Clears counters, ledger, arrivals, directive failure counts and received webhooks (tokens,
+    /// faults and the webhook down switch stay).
     pub fn reset(&self) {
         self.counters.reset();
         self.ledger.clear();
         self.arrivals.clear();
         self.fail_counts.clear();
+        self.webhooks.reset();
     }
 }

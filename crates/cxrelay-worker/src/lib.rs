@@ -1,6 +1,6 @@
 //! The worker: what happens to one item ([`handler`]) and the process that runs many of them
 //! concurrently on apalis ([`runtime`]), configured from [`cxrelay_core::config::Settings`]
-//! ([`setup`]).
+//! ([`setup`]), and the webhook dispatcher that runs beside them ([`webhooks`]).
 
 #![warn(missing_docs)]
 
@@ -8,6 +8,7 @@ pub mod gate;
 pub mod handler;
 pub mod runtime;
 pub mod setup;
+pub mod webhooks;
 
 pub use handler::ItemHandler;
 pub use runtime::{run_worker, WorkerError};

@@ -39,14 +39,16 @@ where
     let client = TargetClient::new(client_config(settings))?;
     let config = stream_config(settings);
     let backend = StreamBackend::connect(config.clone()).await;
-    let limits = FleetLimits::new(backend.store().conn(), config.keys.clone(), &settings.target.tenant);
+    let limits = FleetLimits::new(backend.store().conn(), config.store.keys.clone(), &settings.target.tenant);
     let gate = Gate::new(limits, gate_config(settings));
+    // Webhook deliveries run beside the items, on tasks of their own.
+    crate::webhooks::Dispatcher::new(backend.store().clone(), &config.tenant, &config.consumer, config.lease, &settings.webhooks).spawn();
     let handler = Arc::new(ItemHandler::new(client, gate, settings.retry.policy(), settings.target.body, config.max_redeliveries));
     let concurrency = settings.worker.concurrency;
     tracing::info!(
         consumer = %config.consumer,
         tenant = %config.tenant,
-        namespace = config.keys.namespace(),
+        namespace = config.store.keys.namespace(),
         concurrency,
         lease_ms = config.lease.as_millis() as u64,
         "worker started"

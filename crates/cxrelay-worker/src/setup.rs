@@ -4,7 +4,8 @@ use std::time::Duration;
 
 use cxrelay_core::config::{AuthMode, RateMode, Settings};
 use cxrelay_cxone::{AuthConfig, ClientConfig};
-use cxrelay_queue::{BreakerConfig, BudgetConfig, Keyspace, RedisTarget, StreamConfig};
+use cxrelay_queue::store::StoreOptions;
+use cxrelay_queue::{BreakerConfig, BudgetConfig, RedisTarget, StreamConfig};
 
 use crate::gate::GateConfig;
 
@@ -35,12 +36,10 @@ pub fn client_config(settings: &Settings) -> ClientConfig {
 /// The queue backend configuration for a worker with `concurrency` items in flight.
 pub fn stream_config(settings: &Settings) -> StreamConfig {
     let mut config = StreamConfig::new(RedisTarget::from_settings(settings), settings.worker.concurrency);
-    config.keys = Keyspace::new(&settings.queue.namespace);
+    config.store = StoreOptions::from_settings(settings);
     config.tenant = settings.target.tenant.clone();
-    config.history_len = settings.queue.history_len;
     config.max_redeliveries = settings.worker.max_redeliveries;
     config.lease = Duration::from_millis(settings.worker.lease_ms);
-    config.retention_secs = settings.queue.retention_secs;
     config.fetch_batch = settings.worker.concurrency.clamp(1, 100);
     config
 }

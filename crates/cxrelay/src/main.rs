@@ -70,6 +70,8 @@ enum Command {
     Purge(cmd::control::PurgeArgs),
     /// Show a run's audit trail.
     Audit(cmd::audit::Args),
+    /// Monitoring webhooks: delivery status, or send a test event.
+    Webhooks(cmd::webhooks::Args),
     /// Serve the bundled CXone simulator on 127.0.0.1.
     Sim(cxrelay_sim::SimArgs),
 }
@@ -197,6 +199,7 @@ fn main() -> ExitCode {
                 Command::Cancel(args) => cmd::control::run(&settings, cxrelay_app::Control::Cancel, args).await,
                 Command::Purge(args) => cmd::control::purge(&settings, args).await,
                 Command::Audit(args) => cmd::audit::run(&settings, args).await,
+                Command::Webhooks(args) => cmd::webhooks::run(&settings, args).await,
                 Command::Sim(_) => unreachable!("handled above"),
             }
         });

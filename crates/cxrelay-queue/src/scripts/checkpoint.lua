@@ -12,7 +12,8 @@
 --   [10] invalid hash, [11] redeliveries hash (only expired here)
 --   [12] audit stream     capped: every history record (attempts that did not succeed, deferrals)
 --                         as an `attempt` event, and `run.finished` / `run.paused` (the guard)
---   [13] state hash       the run's counters (the seed's state matrix), always last
+--   [13] outbox stream    webhook events: item.failed, item.succeeded, run.completed, run.paused
+--   [14] state hash       the run's counters (the seed's state matrix), always last
 -- A success writes two bits and a latency count, nothing per item: a finished run of a million
 -- items holds two 125 KB bitmaps, not a million hash fields. The success path is the hot path:
 -- four commands per item (XACK, XDEL, two SETBITs), latency counts summed per batch, and
@@ -20,7 +21,7 @@
 -- printf on every call).
 -- ARGV[1] group, ARGV[2] retention seconds, ARGV[3] history length, ARGV[4] distinct reasons
 -- counted before the rest go under ARGV[5] (the "other" reason), ARGV[6] audit stream length,
--- then 13 values per outcome:
+-- ARGV[7] webhook event types wanted (see outbox_event), then 13 values per outcome:
 --   entry id, index, kind (S succeeded | F failed | R retry | D deferred), attempts, 429s,
 --   http status ('' = none), latency us, latency bucket ('' = none), delay ms,
 --   history record ('' = none: a first-try success writes no history),
@@ -33,7 +34,8 @@ local items, done, finished, failed, payloads, history, failstats, latency, dela
 local state = KEYS[#KEYS]
 local group, retention, history_len = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
 local max_reasons, other_reason, audit_len = tonumber(ARGV[4]), ARGV[5], ARGV[6]
-local audit = KEYS[12]
+local audit, outbox, wanted = KEYS[12], KEYS[13], ARGV[7]
+local meta = wanted ~= '' and redis.call('HMGET', state, 'id', 'tenant', 'action') or {}
 local t = redis.call('TIME')
 local now = t[1] * 1000 + math.floor(t[2] / 1000)
 
@@ -66,7 +68,7 @@ local ok, bad, requeued, ignored, retries = 0, 0, 0, 0, 0
 local latencies = {}
 -- Finished outcomes of this batch in order, '1' failed / '0' succeeded, for the failure-rate guard.
 local marks = {}
-for k = 7, #ARGV, 13 do
+for k = 8, #ARGV, 13 do
   local id, index, kind, attempts, throttled = ARGV[k], ARGV[k + 1], ARGV[k + 2], ARGV[k + 3], ARGV[k + 4]
   local http, lat, bucket, delay, record = ARGV[k + 5], ARGV[k + 6], ARGV[k + 7], ARGV[k + 8], ARGV[k + 9]
   local class, reason, summary = ARGV[k + 10], ARGV[k + 11], ARGV[k + 12]
@@ -90,6 +92,8 @@ for k = 7, #ARGV, 13 do
         end
         ok = ok + 1
         marks[#marks + 1] = '0'
+        outbox_event(outbox, state, wanted, 'item.succeeded', {run_id = meta[1], tenant = meta[2], index = tonumber(index),
+          attempts = tonumber(attempts), status = tonumber(http)})
       end
     elseif kind == 'F' then
       if redis.call('GETBIT', finished, index) == 0 then
@@ -109,6 +113,8 @@ for k = 7, #ARGV, 13 do
         redis.call('HINCRBY', failstats, 'r:' .. reason, 1)
         bad = bad + 1
         marks[#marks + 1] = '1'
+        outbox_event(outbox, state, wanted, 'item.failed', {run_id = meta[1], tenant = meta[2], index = tonumber(index),
+          class = class, status = tonumber(http), reason = reason, attempts = tonumber(attempts)})
       end
     elseif (kind == 'R' or kind == 'D') and f and f['d'] then
       local deferrals = tonumber(f['n'] or '0')
@@ -150,7 +156,15 @@ if v[6] == 'active' and tonumber(v[3]) - tonumber(v[4]) - tonumber(v[5]) == 0 th
   redis.call('HSET', state, 'status', 'finished', 'finished_ms', now)
   for j = 1, #KEYS do redis.call('EXPIRE', KEYS[j], retention) end
   is_finished = 1
-  audit_event(audit, state, audit_len, {'type', 'run.finished', 'succeeded', v[4] + ok, 'failed', v[5] + bad})
+  -- v was read after this batch's counts were added.
+  audit_event(audit, state, audit_len, {'type', 'run.finished', 'succeeded', v[4], 'failed', v[5]})
+  if wanted ~= '' then
+    local invalid = tonumber(redis.call('HGET', state, 'invalid') or '0')
+    local total = tonumber(v[3]) + invalid
+    outbox_event(outbox, state, wanted, 'run.completed', {run_id = meta[1], tenant = meta[2], action = meta[3],
+      succeeded = tonumber(v[4]), failed = tonumber(v[5]), validation_failures = invalid,
+      completion_rate = total > 0 and tonumber(v[4]) / total or 1})
+  end
 end
 -- The failure-rate guard (the seed's break condition, made operable): when more than guard_rate
 -- percent of the last guard_window finished items failed, the run pauses itself. The window is a
@@ -165,6 +179,7 @@ if is_finished == 0 and v[7] and #marks > 0 then
     local why = 'failure-rate guard: ' .. failures .. ' of the last ' .. window .. ' finished items failed (more than ' .. v[8] .. '%)'
     redis.call('HSET', state, 'status', 'paused', 'status_reason', why, 'guard_ring', '')
     audit_event(audit, state, audit_len, {'type', 'run.paused', 'by', 'failure-rate guard', 'reason', why})
+    outbox_event(outbox, state, wanted, 'run.paused', {run_id = meta[1], tenant = meta[2], by = 'failure-rate guard', reason = why})
     paused = 1
   else
     redis.call('HSET', state, 'guard_ring', ring)

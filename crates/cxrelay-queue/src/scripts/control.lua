@@ -1,14 +1,15 @@
 -- control: an operator pauses, resumes or cancels a run.
--- KEYS: every key of the run, in RunKeys::all() order ([12] audit stream, [13] state hash last).
+-- KEYS: every key of the run, in RunKeys::all() order ([12] audit stream, [13] outbox, [14] state
+-- hash last).
 -- ARGV[1] action: pause | resume | cancel, ARGV[2] who, ARGV[3] why, ARGV[4] retention seconds,
--- ARGV[5] audit stream length.
+-- ARGV[5] audit stream length, ARGV[6] webhook event types wanted (see outbox_event).
 -- pause: active → paused (nothing new is sent; items in flight finish and are recorded).
 -- resume: paused → active.
 -- cancel: loading, active or paused → cancelled (nothing more is sent; pending items count as
 -- cancelled, never as failed); the run's keys expire after the retention period, as a finished
 -- run's do.
 -- Returns {old status, new status}; an error reply names a transition that is not allowed.
-local audit, state = KEYS[12], KEYS[#KEYS]
+local audit, outbox, state = KEYS[12], KEYS[13], KEYS[#KEYS]
 local action, who, why, retention, audit_len = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4]), ARGV[5]
 local status = redis.call('HGET', state, 'status')
 if not status then return redis.error_reply('ERR run does not exist') end
@@ -35,4 +36,8 @@ if to == 'cancelled' then
 end
 local event = {pause = 'run.paused', resume = 'run.resumed', cancel = 'run.cancelled'}
 audit_event(audit, state, audit_len, {'type', event[action], 'by', who, 'reason', why, 'from', status, 'to', to})
+local m = redis.call('HMGET', state, 'id', 'tenant', 'accepted', 'succeeded', 'failed')
+local data = {run_id = m[1], tenant = m[2], by = who, reason = why}
+if to == 'cancelled' then data.cancelled = tonumber(m[3]) - tonumber(m[4]) - tonumber(m[5]) end
+outbox_event(outbox, state, ARGV[6], event[action], data)
 return {status, to}

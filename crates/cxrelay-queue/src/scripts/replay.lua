@@ -2,18 +2,20 @@
 -- history kept; every other item asked for is refused with why. Atomic per batch.
 -- KEYS: every key of the run, in RunKeys::all() order; used here:
 --   [1] items stream   [2] done bitmap   [3] finished bitmap   [4] failed hash   [5] payloads hash
---   [7] failstats hash [10] invalid hash [11] redeliveries hash [12] audit stream [13] state hash
+--   [7] failstats hash [10] invalid hash [11] redeliveries hash [12] audit stream [13] outbox
+--   [14] state hash
 -- ARGV[1] '1' = dry run (nothing is written; the answer is what a real replay would do),
 -- ARGV[2] audit stream length, ARGV[3] who, ARGV[4] why, ARGV[5] the selection as the operator
--- gave it, ARGV[6] '1' = give the items a new Idempotency-Key (a replay generation), then
--- 4 values per item asked for: index, failure class, status key (HTTP status or class), reason
+-- gave it, ARGV[6] '1' = give the items a new Idempotency-Key (a replay generation), ARGV[7]
+-- webhook event types wanted (the first batch of a replay asks for replay.started), ARGV[8] items
+-- the whole replay asks for, then 4 values per item asked for: index, failure class, status key (HTTP status or class), reason
 -- key — the failstats fields its failure was counted under, so the counts stay exact.
 -- A replayed item becomes a fresh stream entry (no attempt counts); it leaves the failed and
 -- payloads hashes (the entry carries its payload; a new failure stores it again) and the
 -- finished bitmap, so the run is active again until it finishes again.
 -- Returns {n, index1, …, indexN, refused_index1, why1, …}.
 local items, done, finished, failed, payloads = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
-local failstats, invalid, redeliveries, audit, state = KEYS[7], KEYS[10], KEYS[11], KEYS[12], KEYS[13]
+local failstats, invalid, redeliveries, audit, outbox, state = KEYS[7], KEYS[10], KEYS[11], KEYS[12], KEYS[13], KEYS[14]
 local dry, audit_len, who, why, selection, new_key = ARGV[1] == '1', ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6] == '1'
 local v = redis.call('HMGET', state, 'status', 'next_index', 'high_water', 'replay_gen')
 local status, next_index, hw = v[1], tonumber(v[2] or '0'), tonumber(v[3] or '0')
@@ -29,7 +31,7 @@ end
 
 local replayed, refused = {}, {}
 local lowest = nil
-for k = 7, #ARGV, 4 do
+for k = 9, #ARGV, 4 do
   local index, class, status_key, reason = ARGV[k], ARGV[k + 1], ARGV[k + 2], ARGV[k + 3]
   local n = tonumber(index)
   local payload = redis.call('HGET', payloads, index)
@@ -82,6 +84,9 @@ if not dry and #replayed > 0 then
   end
   audit_event(audit, state, audit_len, {'type', 'replay', 'by', who, 'reason', why, 'selection', selection,
     'count', #replayed, 'first', replayed[1], 'last', replayed[#replayed], 'new_idempotency_key', new_key and '1' or '0'})
+  local m = redis.call('HMGET', state, 'id', 'tenant')
+  outbox_event(outbox, state, ARGV[7], 'replay.started', {run_id = m[1], tenant = m[2], by = who, reason = why,
+    selection = selection, requested = tonumber(ARGV[8])})
 end
 local out = {#replayed}
 for _, i in ipairs(replayed) do out[#out + 1] = i end
