@@ -89,12 +89,9 @@ impl FailedPages<'_> {
                 continue;
             }
             self.remaining -= wanted.len();
-            let mut rows = Vec::with_capacity(wanted.len());
-            for (index, f) in &wanted {
-                let first = store.history(&self.run, *index).await?.first().map(|r| r.at_ms);
-                rows.push(FailedRow::of(*index, f, first));
-            }
-            return Ok(Some(rows));
+            let indexes: Vec<u64> = wanted.iter().map(|(i, _)| *i).collect();
+            let firsts = store.first_attempts(&self.run, &indexes).await?;
+            return Ok(Some(wanted.iter().zip(firsts).map(|((index, f), first)| FailedRow::of(*index, f, first)).collect()));
         }
         Ok(None)
     }

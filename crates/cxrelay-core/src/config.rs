@@ -802,13 +802,18 @@ mod tests {
         let file = format!("[[webhooks]]\nurl = \"https://a.example/h\"\nsecret = \"{secret}\"\nevents = [\"run.completed\"]\n");
         let s = Settings::from_toml(&file)
             .unwrap()
-            .with_env(env(&[("CXRELAY_WEBHOOK_URL", "http://b.example/h"), ("CXRELAY_WEBHOOK_SECRET", secret), ("CXRELAY_WEBHOOK_EVENTS", "item.failed, run.paused")]))
+            .with_env(env(&[
+                ("CXRELAY_WEBHOOK_URL", "http://b.example/h"),
+                ("CXRELAY_WEBHOOK_SECRET", secret),
+                ("CXRELAY_WEBHOOK_EVENTS", "item.failed, run.paused"),
+            ]))
             .unwrap();
         assert_eq!(s.webhooks.len(), 2);
         assert_eq!(s.webhooks[0].secret.expose(), secret, "a secret from the file survives the environment layer");
         assert_eq!(s.webhooks[1].events, vec!["item.failed", "run.paused"]);
         assert!(!serde_json::to_string(&s).unwrap().contains(secret), "never serialized");
-        let e = Settings::default().with_env(env(&[("CXRELAY_WEBHOOK_URL", "http://b/h"), ("CXRELAY_WEBHOOK_SECRET", "oops")])).unwrap_err().to_string();
+        let e =
+            Settings::default().with_env(env(&[("CXRELAY_WEBHOOK_URL", "http://b/h"), ("CXRELAY_WEBHOOK_SECRET", "oops")])).unwrap_err().to_string();
         assert!(e.contains("whsec_") && !e.contains("oops"), "{e}");
     }
 

@@ -217,6 +217,19 @@ impl Store {
         Ok(out)
     }
 
+    /// When each of `indexes` was first attempted (its history's oldest record), in order.
+    pub async fn first_attempts(&self, run: &RunId, indexes: &[u64]) -> Result<Vec<Option<u64>>, QueueError> {
+        if indexes.is_empty() {
+            return Ok(Vec::new());
+        }
+        let keys = self.keys().run(run);
+        let histories: Vec<Option<String>> = redis::cmd("HMGET").arg(&keys.history).arg(indexes).query_async(&mut self.conn()).await?;
+        Ok(histories
+            .into_iter()
+            .map(|h| h.and_then(|h| h.lines().next().and_then(|l| serde_json::from_str::<AttemptRecord>(l).ok())).map(|r| r.at_ms))
+            .collect())
+    }
+
     /// One item's state, payload, last failure and history; `None` if the run has no such index.
     pub async fn item(&self, run: &RunId, index: u64) -> Result<Option<ItemView>, QueueError> {
         let keys = self.keys().run(run);

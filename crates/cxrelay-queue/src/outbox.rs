@@ -161,11 +161,11 @@ impl Store {
             .collect())
     }
 
-    /// Records a delivery to endpoint `ep` (`url` masked) for `webhooks status`.
-    pub async fn webhook_delivered(&self, tenant: &str, ep: &str, url: &str, now_ms: u64) -> Result<(), QueueError> {
+    /// Records `n` deliveries to endpoint `ep` (`url` masked) for `webhooks status`.
+    pub async fn webhook_delivered(&self, tenant: &str, ep: &str, url: &str, n: u64, now_ms: u64) -> Result<(), QueueError> {
         let key = self.keys().webhook_status(tenant);
         let mut pipe = redis::pipe();
-        pipe.hincr(&key, format!("{ep}:delivered"), 1)
+        pipe.hincr(&key, format!("{ep}:delivered"), n)
             .hset(&key, format!("{ep}:url"), url)
             .hset(&key, format!("{ep}:last_success_ms"), now_ms)
             .hdel(&key, format!("{ep}:failing_since"));

@@ -127,6 +127,8 @@ impl Dispatcher {
             if events.is_empty() {
                 return Ok(true);
             }
+            // Delivered counts go to the status once per page, not once per event.
+            let mut delivered = 0;
             for event in &events {
                 if !ep.config.wants(&event.kind) {
                     cursor.after = event.id.clone();
@@ -135,10 +137,14 @@ impl Dispatcher {
                 match self.deliver(ep, source, event).await {
                     Ok(()) => {
                         cursor = Cursor { after: event.id.clone(), tries: 0, next_ms: 0 };
-                        self.store.webhook_delivered(&self.tenant, &ep.id, &ep.masked, now_ms()).await?;
+                        delivered += 1;
                     }
                     Err(why) => {
                         let now = now_ms();
+                        if delivered > 0 {
+                            self.store.webhook_delivered(&self.tenant, &ep.id, &ep.masked, delivered, now).await?;
+                            delivered = 0;
+                        }
                         self.store.webhook_failed(&self.tenant, &ep.id, &ep.masked, now, &why).await?;
                         if now.saturating_sub(event.at_ms) > MAX_AGE_MS {
                             tracing::error!(endpoint = %ep.masked, event = %event.kind, "webhook event given up after retrying for its maximum age");
@@ -155,6 +161,9 @@ impl Dispatcher {
                 }
             }
             self.store.set_outbox_cursor(source, &ep.id, &cursor).await?;
+            if delivered > 0 {
+                self.store.webhook_delivered(&self.tenant, &ep.id, &ep.masked, delivered, now_ms()).await?;
+            }
             // Still ours: deliveries take at most DELIVERY_TIMEOUT each, a page many of them.
             if !self.store.lock_outbox(source, &ep.id, &self.holder, self.lease).await? {
                 return Ok(false);
