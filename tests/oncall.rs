@@ -263,3 +263,31 @@ async fn workers_are_listed_while_alive() {
     let (_, out, _) = cli(&env, &["report", "unserved"]);
     assert!(out.contains("no worker is serving tenant default"), "{out}");
 }
+
+/// `worker.audit_log`: one JSON line per attempt (as many as the target saw), none on stderr.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_audit_log_has_one_line_per_attempt() {
+    let mut env = TestEnv::start(SimConfig::default()).await;
+    let log = env.dir.join("audit.jsonl");
+    env.set("CXRELAY_AUDIT_LOG", log.display()).set("CXRELAY_BACKOFF_BASE_MS", 20);
+    let items: Vec<Value> = (0..10)
+        .map(|i| match i {
+            2 | 5 => item(i, Some(json!({"status": 503, "fail_times": 1}))),
+            7 => item(i, Some(json!({"status": 400}))),
+            _ => item(i, None),
+        })
+        .collect();
+    env.enqueue_items("audited", &items, &[]);
+    let mut w = env.spawn_worker(2);
+    env.wait_finished("audited", Duration::from_secs(60)).await;
+    assert!(w.terminate(Duration::from_secs(20)).success());
+    let lines: Vec<Value> = std::fs::read_to_string(&log).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len() as u64, env.sim.stats().requests, "{lines:#?}");
+    assert_eq!(lines.len(), 12);
+    assert!(lines.iter().all(|l| l["run"] == json!("audited") && l["target"] == json!("cxrelay_audit")), "{lines:#?}");
+    let of = |i: u64| lines.iter().filter(|l| l["index"] == json!(i)).map(|l| l["outcome"].as_str().unwrap().to_owned()).collect::<Vec<_>>();
+    assert_eq!(of(2), ["retry", "succeeded"]);
+    assert_eq!(of(7), ["failed"]);
+    assert!(lines.iter().any(|l| l["index"] == json!(7) && l["status"] == json!(400)));
+    assert!(!std::fs::read_to_string(&w.log).unwrap().contains("cxrelay_audit"), "audit events stay out of the log");
+}

@@ -44,6 +44,9 @@ fn outputs(out: &std::process::Output) -> String {
 async fn no_secret_or_token_reaches_redis_logs_or_output() {
     let mut env = TestEnv::start(SimConfig { client_secret: Secret::new(CLIENT_SECRET), echo_headers: true, ..SimConfig::default() }).await;
     env.set("CXRELAY_CLIENT_SECRET", CLIENT_SECRET).set("CXRELAY_MAX_ATTEMPTS", 2).set("CXRELAY_BACKOFF_BASE_MS", 20);
+    // The per-attempt audit log is read below with the other *.log files.
+    let audit = env.dir.join("audit.log");
+    env.set("CXRELAY_AUDIT_LOG", audit.display());
     let items: Vec<serde_json::Value> = (0..12)
         .map(|i| match i % 4 {
             0 => json!({"n": i, "_sim": {"status": 400}}),
@@ -91,6 +94,7 @@ async fn no_secret_or_token_reaches_redis_logs_or_output() {
     seen.push_str(&outputs(&out));
 
     let dump = redis_dump(&env).await;
+    assert!(std::fs::read_to_string(&audit).unwrap().contains("\"target\":\"cxrelay_audit\""), "the audit log was written");
     let logs: String = std::fs::read_dir(&env.dir)
         .unwrap()
         .filter_map(|e| e.ok())

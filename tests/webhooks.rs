@@ -105,3 +105,21 @@ async fn webhook_settings_and_the_test_command() {
         assert!(!err.contains(SECRET), "{err}");
     }
 }
+
+/// The seed's "more than 5 consecutive 5xx: break and alert" is the breaker, and its alert is a
+/// webhook: `breaker.opened` then `breaker.closed` reach the receiver.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_breaker_alerts_through_its_webhook() {
+    let mut env = env_with_receiver().await;
+    env.sim.set_faults(cxrelay_sim::FaultUpdate { error_rate: Some(1.0), ..cxrelay_sim::FaultUpdate::default() });
+    env.set("CXRELAY_BREAKER_COOLDOWN_MS", 500).set("CXRELAY_MAX_ATTEMPTS", 50).set("CXRELAY_BACKOFF_BASE_MS", 50);
+    env.enqueue_generated("storm", 100);
+    let _w = env.spawn_worker(8);
+    let kinds = || env.sim.webhooks().received.into_iter().map(|w| (w.event_type, w.data)).collect::<Vec<_>>();
+    env.eventually("breaker.opened delivered", Duration::from_secs(30), || async { kinds().iter().any(|(k, _)| k == "breaker.opened") }).await;
+    let (_, data) = kinds().into_iter().find(|(k, _)| k == "breaker.opened").unwrap();
+    assert_eq!(data["tenant"], json!("default"), "{data}");
+    env.sim.set_faults(cxrelay_sim::FaultUpdate { error_rate: Some(0.0), ..cxrelay_sim::FaultUpdate::default() });
+    env.wait_finished("storm", Duration::from_secs(60)).await;
+    env.eventually("breaker.closed delivered", Duration::from_secs(30), || async { kinds().iter().any(|(k, _)| k == "breaker.closed") }).await;
+}

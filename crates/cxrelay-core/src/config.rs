@@ -129,11 +129,14 @@ pub struct WorkerSettings {
     /// An item taken over from a dead or stalled worker more than this many times is failed as
     /// poison instead of being sent again.
     pub max_redeliveries: u32,
+    /// Where the per-attempt audit log goes, one JSON object per line: `stdout` or a file path
+    /// (appended to); `None`: no audit log (the run's audit stream in Redis is kept regardless).
+    pub audit_log: Option<String>,
 }
 
 impl Default for WorkerSettings {
     fn default() -> Self {
-        Self { concurrency: 64, threads: 1, lease_ms: 10_000, shutdown_timeout_ms: 30_000, max_redeliveries: 5 }
+        Self { audit_log: None, concurrency: 64, threads: 1, lease_ms: 10_000, shutdown_timeout_ms: 30_000, max_redeliveries: 5 }
     }
 }
 
@@ -441,6 +444,7 @@ const ENV: &[EnvVar] = &[
     EnvVar::text("CXRELAY_TENANT", "target.tenant", "the tenant of runs and workers"),
     EnvVar::typed("CXRELAY_CONCURRENCY", "worker.concurrency", COUNT_1, "items in flight per process"),
     EnvVar::typed("CXRELAY_WORKER_THREADS", "worker.threads", COUNT_1, "threads of a worker process (1 = one thread, the cheapest per item)"),
+    EnvVar::text("CXRELAY_AUDIT_LOG", "worker.audit_log", "per-attempt audit log, one JSON object per line: stdout or a file path"),
     EnvVar::typed("CXRELAY_LEASE_MS", "worker.lease_ms", MS, "lease before another worker takes an item over"),
     EnvVar::typed("CXRELAY_SHUTDOWN_TIMEOUT_MS", "worker.shutdown_timeout_ms", MS, "on SIGTERM/SIGINT, how long in-flight items may take"),
     EnvVar::typed("CXRELAY_MAX_REDELIVERIES", "worker.max_redeliveries", COUNT, "take-overs before an item fails as poison"),
@@ -743,6 +747,7 @@ mod tests {
             ("CXRELAY_TENANT", "t9"),
             ("CXRELAY_CONCURRENCY", "7"),
             ("CXRELAY_WORKER_THREADS", "3"),
+            ("CXRELAY_AUDIT_LOG", "/var/log/cxrelay-audit.jsonl"),
             ("CXRELAY_LEASE_MS", "2500"),
             ("CXRELAY_SHUTDOWN_TIMEOUT_MS", "4500"),
             ("CXRELAY_MAX_REDELIVERIES", "2"),

@@ -17,6 +17,9 @@ use cxrelay_queue::{Checkpoint, ItemJob};
 
 use crate::gate::{Admission, DeferReason, Gate};
 
+/// The `tracing` target of the per-attempt audit events (`worker.audit_log` routes them).
+pub const AUDIT_TARGET: &str = "cxrelay_audit";
+
 /// Sends items and decides their fate; shared by every in-flight item of a process.
 pub struct ItemHandler {
     client: TargetClient,
@@ -50,6 +53,7 @@ impl ItemHandler {
     /// Handles one delivery.
     pub async fn handle(&self, job: &ItemJob) -> Checkpoint {
         let outcome = self.outcome(job).await;
+        audit(job, &outcome);
         Checkpoint::of(job, outcome)
     }
 
@@ -109,6 +113,29 @@ impl ItemHandler {
         self.gate.observe(&attempt, probe, job.attempts == 0).await;
         judge(&self.policy, job.attempts, job.throttled, &attempt, rand::random::<f64>())
     }
+}
+
+/// One audit event per attempt, as the seed's per-iteration audit log (a no-op unless
+/// `worker.audit_log` routes the target somewhere). Waiting for a rate-limit slot is not an
+/// attempt; a breaker or pause deferral is recorded.
+fn audit(job: &ItemJob, o: &ItemOutcome) {
+    if matches!(o.kind, OutcomeKind::Deferred { .. }) && o.class.is_none() {
+        return;
+    }
+    tracing::info!(
+        target: AUDIT_TARGET,
+        run = %job.run.run,
+        tenant = %job.run.tenant,
+        action = %job.run.action,
+        index = job.index,
+        attempt = o.attempts,
+        outcome = o.kind.as_str(),
+        status = o.status,
+        class = o.class.map(|c| c.as_str()),
+        latency_us = o.latency_us,
+        error = o.error.as_deref(),
+        "attempt"
+    );
 }
 
 /// Turns an HTTP attempt into the item's outcome, given the attempts and 429s before it (pure

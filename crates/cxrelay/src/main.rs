@@ -76,19 +76,49 @@ enum Command {
     Sim(cxrelay_sim::SimArgs),
 }
 
-/// Installs the global subscriber: `RUST_LOG` filters, else `default_level`.
-fn init_logging(format: LogFormat, default_level: &str) {
+/// Where the per-attempt audit events go (`worker.audit_log`).
+fn audit_writer(target: &str) -> std::io::Result<tracing_subscriber::fmt::writer::BoxMakeWriter> {
+    use tracing_subscriber::fmt::writer::BoxMakeWriter;
+    if target == "stdout" {
+        return Ok(BoxMakeWriter::new(std::io::stdout));
+    }
+    let file = std::fs::OpenOptions::new().create(true).append(true).open(target)?;
+    // A line at a time: what a killed worker had written is whole lines, all on disk.
+    Ok(BoxMakeWriter::new(std::sync::Mutex::new(std::io::LineWriter::new(file))))
+}
+
+/// Installs the global subscriber: `RUST_LOG` filters, else `default_level`; the audit events
+/// (target [`AUDIT_TARGET`](cxrelay_worker::handler::AUDIT_TARGET)) go only to `audit`, as JSON
+/// lines, and never to stderr.
+fn init_logging(format: LogFormat, default_level: &str, audit: Option<tracing_subscriber::fmt::writer::BoxMakeWriter>) {
+    use tracing_subscriber::filter::{filter_fn, FilterExt, Targets};
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    use tracing_subscriber::Layer;
+    const AUDIT: &str = cxrelay_worker::handler::AUDIT_TARGET;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
-    match format {
+    let filter = filter.and(filter_fn(|m| m.target() != AUDIT));
+    let logs = match format {
         LogFormat::Text => {
             // Escape codes are noise in a file or a log collector; NO_COLOR (no-color.org) wins.
             let colour = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
-            builder.with_ansi(colour).init();
+            tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_ansi(colour).with_filter(filter).boxed()
         }
         // Flattened, so `message` and the fields sit next to `level` and `target`.
-        LogFormat::Json => builder.json().flatten_event(true).with_ansi(false).init(),
-    }
+        LogFormat::Json => {
+            tracing_subscriber::fmt::layer().json().flatten_event(true).with_ansi(false).with_writer(std::io::stderr).with_filter(filter).boxed()
+        }
+    };
+    let audit = audit.map(|writer| {
+        tracing_subscriber::fmt::layer()
+            .json()
+            .flatten_event(true)
+            .with_ansi(false)
+            .with_writer(writer)
+            .with_filter(Targets::new().with_target(AUDIT, tracing::Level::INFO))
+            .boxed()
+    });
+    tracing_subscriber::registry().with(logs).with(audit).init();
 }
 
 /// An error and its causes on one line, each cause once: library errors often repeat their
@@ -154,7 +184,25 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let format = cli.log_format;
     let default_level = if matches!(cli.command, Command::Worker(_) | Command::Sim(_)) { "info" } else { "warn" };
-    init_logging(format, default_level);
+    let settings = match &cli.command {
+        Command::Sim(_) => None,
+        _ => Some(settings::load(cli.config.as_deref())),
+    };
+    let audit_log = settings
+        .as_ref()
+        .and_then(|s| s.as_ref().ok())
+        .and_then(|s| s.worker.audit_log.clone())
+        .filter(|_| matches!(cli.command, Command::Worker(_)));
+    let audit = match audit_log.as_deref().map(audit_writer) {
+        Some(Err(e)) => {
+            init_logging(format, default_level, None);
+            show_error(format, &format!("cannot open the audit log {}: {e}", audit_log.unwrap_or_default()));
+            return ExitCode::from(cmd::EXIT_UNUSABLE);
+        }
+        Some(Ok(writer)) => Some(writer),
+        None => None,
+    };
+    init_logging(format, default_level, audit);
     let settings = match cli.command {
         Command::Sim(args) => {
             let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
@@ -166,7 +214,7 @@ fn main() -> ExitCode {
                 }
             };
         }
-        _ => match settings::load(cli.config.as_deref()) {
+        _ => match settings.expect("loaded above for every command but sim") {
             Ok(s) => s,
             Err(e) => {
                 show_error(format, &describe(&e));
