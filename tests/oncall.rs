@@ -128,12 +128,15 @@ async fn replay_refuses_what_did_not_fail_and_a_new_failure_keeps_the_history() 
     let _w = env.spawn_worker(4);
     env.wait_finished("refusals", Duration::from_secs(60)).await;
 
-    let out = json_of(&env, &["replay", "refusals", "--index", "0,3,10", "--reason", "check", "--json"]);
+    // An index the run never had: exit 2, nothing replayed (3 is still failed below).
+    let (code, _, err) = cli(&env, &["replay", "refusals", "--index", "3,10", "--reason", "check"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("invalid --index \"10\": run refusals has 10 items (indexes 0 to 9)"), "{err}");
+    let out = json_of(&env, &["replay", "refusals", "--index", "0,3", "--reason", "check", "--json"]);
     assert_eq!(indexes(&out, "replayed"), vec![3]);
     let refused: BTreeMap<u64, String> =
         out["refused"].as_array().unwrap().iter().map(|r| (r["index"].as_u64().unwrap(), r["why"].as_str().unwrap().to_owned())).collect();
     assert!(refused[&0].contains("succeeded"), "{refused:?}");
-    assert!(refused[&10].contains("no such item"), "{refused:?}");
     // Item 3 fails again: back in `failed`, one attempt of its fresh budget, both failures kept.
     let report = env.wait_report("refusals", Duration::from_secs(60), |r| r.status == RunStatus::Finished && r.pending == 0).await;
     assert_eq!((report.succeeded, report.failed), (9, 1));

@@ -14,6 +14,8 @@ use serde_json::json;
 
 const CLIENT_SECRET: &str = "cs-leak-canary-4242";
 const WRONG_SECRET: &str = "wrong-canary-secret-777";
+/// A webhook signing secret (whsec_ + base64 of "webhook-canary-key-1234").
+const WEBHOOK_SECRET: &str = "whsec_d2ViaG9vay1jYW5hcnkta2V5LTEyMzQ=";
 
 /// Every value stored under this test's namespace, as text.
 async fn redis_dump(env: &TestEnv) -> String {
@@ -42,7 +44,16 @@ fn outputs(out: &std::process::Output) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_secret_or_token_reaches_redis_logs_or_output() {
-    let mut env = TestEnv::start(SimConfig { client_secret: Secret::new(CLIENT_SECRET), echo_headers: true, ..SimConfig::default() }).await;
+    let mut env = TestEnv::start(SimConfig {
+        client_secret: Secret::new(CLIENT_SECRET),
+        echo_headers: true,
+        webhook_secret: Some(Secret::new(WEBHOOK_SECRET)),
+        ..SimConfig::default()
+    })
+    .await;
+    // Webhooks on, every event: the outboxes are dumped with every other key.
+    let hooks = env.sim.webhook_url();
+    env.set("CXRELAY_WEBHOOK_URL", hooks).set("CXRELAY_WEBHOOK_SECRET", WEBHOOK_SECRET).set("CXRELAY_WEBHOOK_EVENTS", "*");
     env.set("CXRELAY_CLIENT_SECRET", CLIENT_SECRET).set("CXRELAY_MAX_ATTEMPTS", 2).set("CXRELAY_BACKOFF_BASE_MS", 20);
     // The per-attempt audit log is read below with the other *.log files.
     let audit = env.dir.join("audit.log");
@@ -105,7 +116,19 @@ async fn no_secret_or_token_reaches_redis_logs_or_output() {
     let tokens = env.sim.issued_tokens();
     assert!(!tokens.is_empty());
     let b64 = base64::engine::general_purpose::STANDARD;
-    let mut canaries: Vec<String> = vec![CLIENT_SECRET.into(), WRONG_SECRET.into(), "pw-canary-99".into()];
+    assert!(dump.contains("item.failed"), "the outbox was written and dumped");
+    env.eventually("signed webhooks delivered", Duration::from_secs(20), || async { env.sim.webhooks().received.iter().any(|w| w.verified) }).await;
+    for args in [vec!["webhooks", "status", "--json"], vec!["webhooks", "status"]] {
+        seen.push_str(&outputs(&env.cxrelay().args(&args).output().unwrap()));
+    }
+    let mut canaries: Vec<String> = vec![
+        CLIENT_SECRET.into(),
+        WRONG_SECRET.into(),
+        "pw-canary-99".into(),
+        WEBHOOK_SECRET.into(),
+        "d2ViaG9vay1jYW5hcnkta2V5LTEyMzQ".into(),
+        "webhook-canary-key-1234".into(),
+    ];
     canaries.push(b64.encode(format!("sim-client:{CLIENT_SECRET}")));
     canaries.push(b64.encode(format!("sim-client:{WRONG_SECRET}")));
     canaries.extend(tokens);

@@ -282,6 +282,16 @@ impl App {
         if report.status == RunStatus::Cancelled {
             return Err(AppError::NotAllowed(format!("run {id} was cancelled; a cancelled run is not replayed")));
         }
+        if let Selection::Indexes(ix) = &replay.selection {
+            // An index the run never had is a typo, not a refusal: nothing is replayed.
+            if let Some(bad) = ix.iter().find(|i| **i >= report.total) {
+                return Err(AppError::InvalidArgument {
+                    what: "--index",
+                    value: bad.to_string(),
+                    reason: format!("run {id} has {} items (indexes 0 to {})", report.total, report.total.saturating_sub(1)),
+                });
+            }
+        }
         let store = self.store().await?;
         let limit = replay.limit.unwrap_or(usize::MAX);
         let candidates: Vec<ReplayCandidate> = match &replay.selection {
