@@ -136,6 +136,11 @@ pub struct App {
 }
 
 impl App {
+    /// Checks that Redis answers (for readiness probes).
+    pub async fn ping(&self) -> Result<(), AppError> {
+        self.store().await?.ping().await.map_err(|source| AppError::Unreachable { url: self.target.masked(), source })
+    }
+
     /// An app for `settings`; nothing is connected yet.
     pub fn new(settings: &Settings) -> Self {
         Self {

@@ -237,11 +237,13 @@ impl App {
         Ok(live)
     }
 
-    /// A run's failed items matching `filter`, at most `limit`, read a page at a time.
-    pub async fn failed(&self, run: &str, filter: FailedFilter, limit: Option<usize>) -> Result<FailedPages<'_>, AppError> {
+    /// A run's failed items matching `filter` with an index above `after` (a paging cursor), at
+    /// most `limit`, read a page at a time.
+    pub async fn failed(&self, run: &str, filter: FailedFilter, limit: Option<usize>, after: Option<u64>) -> Result<FailedPages<'_>, AppError> {
         let (run, _) = self.existing(run).await?;
         let indexes = self.store().await?.failed_indexes(&run).await?;
-        Ok(FailedPages { app: self, run, indexes, next: 0, filter, remaining: limit.unwrap_or(usize::MAX) })
+        let next = after.map_or(0, |a| indexes.partition_point(|i| *i <= a));
+        Ok(FailedPages { app: self, run, indexes, next, filter, remaining: limit.unwrap_or(usize::MAX) })
     }
 
     /// Failed items matching `filter` grouped by status and reason, largest group first.

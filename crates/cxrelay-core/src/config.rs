@@ -334,6 +334,30 @@ pub struct Settings {
     pub queue: QueueSettings,
     /// Monitoring webhook endpoints (`[[webhooks]]`).
     pub webhooks: Vec<crate::webhook::WebhookEndpoint>,
+    /// The HTTP API (`cxrelay serve`).
+    pub serve: ServeSettings,
+}
+
+/// The HTTP API.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServeSettings {
+    /// Address `cxrelay serve` listens on.
+    pub addr: String,
+    /// API tokens with their roles, `token:role,token:role` (roles `ingest`, `read`, `operate`;
+    /// a token without a role is `operate`). Never serialized.
+    #[serde(skip_serializing)]
+    pub api_tokens: Secret,
+    /// Largest JSON request body (replay, controls) in bytes; run bodies are streamed.
+    pub max_body_bytes: usize,
+    /// Longest a request may take, ms (streamed run bodies excepted).
+    pub request_timeout_ms: u64,
+}
+
+impl Default for ServeSettings {
+    fn default() -> Self {
+        Self { addr: "127.0.0.1:8080".into(), api_tokens: Secret::default(), max_body_bytes: 1 << 20, request_timeout_ms: 30_000 }
+    }
 }
 
 /// The webhook endpoint given by environment variables, if `CXRELAY_WEBHOOK_URL` is set (its
@@ -437,6 +461,10 @@ const ENV: &[EnvVar] = &[
     EnvVar::text("CXRELAY_CLIENT_ID", "target.client_id", "OAuth client id"),
     EnvVar::text("CXRELAY_CLIENT_SECRET", "target.client_secret", "OAuth client secret"),
     EnvVar::text("CXRELAY_TOKEN", "target.token", "bearer token for static_bearer"),
+    EnvVar::text("CXRELAY_SERVE_ADDR", "serve.addr", "address cxrelay serve listens on"),
+    EnvVar::text("CXRELAY_API_TOKENS", "serve.api_tokens", "API tokens with roles: token:role,token:role"),
+    EnvVar::typed("CXRELAY_SERVE_MAX_BODY_BYTES", "serve.max_body_bytes", COUNT_1, "largest JSON request body (run bodies are streamed)"),
+    EnvVar::typed("CXRELAY_SERVE_TIMEOUT_MS", "serve.request_timeout_ms", MS, "longest a request may take (run bodies excepted)"),
     EnvVar::text("CXRELAY_SCOPE", "target.scope", "scopes requested with client credentials"),
     EnvVar::text("CXRELAY_EXECUTE_PATH", "target.execute_path", "execute path; {action} is replaced by the action id"),
     EnvVar::typed("CXRELAY_BODY", "target.body", "expected envelope or flat", "how the request body wraps an item"),
@@ -532,7 +560,11 @@ impl Settings {
     pub fn with_env(self, env: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let set: Vec<(&'static EnvVar, String)> = ENV.iter().filter_map(|var| env(var.name).map(|value| (var, value))).collect();
         // Secrets are never serialized: they join as layers of their own.
-        let secrets = [("target.client_secret", &self.target.client_secret), ("target.token", &self.target.token)];
+        let secrets = [
+            ("target.client_secret", &self.target.client_secret),
+            ("target.token", &self.target.token),
+            ("serve.api_tokens", &self.serve.api_tokens),
+        ];
         let base = Figment::from(Serialized::defaults(&self));
         let base = secrets.into_iter().fold(base, |f, (key, secret)| f.merge(Serialized::default(key, secret.expose())));
         let figment = set.iter().fold(base, |f, (var, value)| f.merge(Serialized::default(var.key, var.value(value))));
@@ -715,7 +747,7 @@ mod tests {
         let mut keys = Vec::new();
         leaves("", &serde_json::to_value(Settings::default()).unwrap(), &mut keys);
         // Secrets are not serialized; they are settings all the same.
-        keys.extend(["target.client_secret".to_owned(), "target.token".to_owned()]);
+        keys.extend(["target.client_secret".to_owned(), "target.token".to_owned(), "serve.api_tokens".to_owned()]);
         keys.retain(|k| k != "rate_limit.actions" && k != "webhooks");
         keys.sort();
         let mut table: Vec<String> = env_vars().iter().map(|v| v.key.to_owned()).collect();
@@ -748,6 +780,10 @@ mod tests {
             ("CXRELAY_CONCURRENCY", "7"),
             ("CXRELAY_WORKER_THREADS", "3"),
             ("CXRELAY_AUDIT_LOG", "/var/log/cxrelay-audit.jsonl"),
+            ("CXRELAY_SERVE_ADDR", "0.0.0.0:9000"),
+            ("CXRELAY_API_TOKENS", "t1:read,t2"),
+            ("CXRELAY_SERVE_MAX_BODY_BYTES", "4096"),
+            ("CXRELAY_SERVE_TIMEOUT_MS", "5000"),
             ("CXRELAY_LEASE_MS", "2500"),
             ("CXRELAY_SHUTDOWN_TIMEOUT_MS", "4500"),
             ("CXRELAY_MAX_REDELIVERIES", "2"),
@@ -787,6 +823,7 @@ mod tests {
             let got = match var.key {
                 "target.client_secret" => s.target.client_secret.expose().to_owned(),
                 "target.token" => s.target.token.expose().to_owned(),
+                "serve.api_tokens" => s.serve.api_tokens.expose().to_owned(),
                 key => match key.split('.').fold(&json, |v, k| &v[k]) {
                     serde_json::Value::String(s) => s.clone(),
                     other => other.to_string(),

@@ -435,6 +435,12 @@ impl Store {
         Ok(out)
     }
 
+    /// Checks that Redis answers.
+    pub async fn ping(&self) -> Result<(), QueueError> {
+        let _: String = redis::cmd("PING").query_async(&mut self.conn.clone()).await?;
+        Ok(())
+    }
+
     /// Notes that a run's outbox has events to deliver (see [`Keyspace::outbox_runs`]).
     pub async fn hint_outbox(&self, tenant: &str, run: &str) -> Result<(), QueueError> {
         let _: () = self.conn.clone().sadd(self.opts.keys.outbox_runs(tenant), run).await?;

@@ -72,6 +72,8 @@ enum Command {
     Audit(cmd::audit::Args),
     /// Monitoring webhooks: delivery status, or send a test event.
     Webhooks(cmd::webhooks::Args),
+    /// Serve the HTTP API until SIGTERM/SIGINT.
+    Serve(cmd::serve::Args),
     /// Serve the bundled CXone simulator on 127.0.0.1.
     Sim(cxrelay_sim::SimArgs),
 }
@@ -183,7 +185,7 @@ fn runtime(threads: usize) -> tokio::runtime::Runtime {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let format = cli.log_format;
-    let default_level = if matches!(cli.command, Command::Worker(_) | Command::Sim(_)) { "info" } else { "warn" };
+    let default_level = if matches!(cli.command, Command::Worker(_) | Command::Sim(_) | Command::Serve(_)) { "info" } else { "warn" };
     let settings = match &cli.command {
         Command::Sim(_) => None,
         _ => Some(settings::load(cli.config.as_deref())),
@@ -248,6 +250,7 @@ fn main() -> ExitCode {
                 Command::Purge(args) => cmd::control::purge(&settings, args).await,
                 Command::Audit(args) => cmd::audit::run(&settings, args).await,
                 Command::Webhooks(args) => cmd::webhooks::run(&settings, args).await,
+                Command::Serve(args) => cmd::serve::run(settings, args).await,
                 Command::Sim(_) => unreachable!("handled above"),
             }
         });

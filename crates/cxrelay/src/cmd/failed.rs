@@ -82,7 +82,7 @@ pub async fn run(settings: &Settings, args: Args) -> anyhow::Result<ExitCode> {
         }
         return Ok(ExitCode::SUCCESS);
     }
-    let mut pages = match app.failed(&args.run, filter, args.limit).await {
+    let mut pages = match app.failed(&args.run, filter, args.limit, None).await {
         Ok(p) => p,
         Err(e) => return refuse(e),
     };

@@ -8,6 +8,7 @@ pub mod item;
 pub mod replay;
 pub mod report;
 pub mod runs;
+pub mod serve;
 pub mod webhooks;
 pub mod worker;
 pub mod workers;

@@ -1,0 +1,345 @@
+//! The handlers: each parses its request, calls one [`App`](cxrelay_app::App) operation and
+//! answers JSON; parameters are read by hand so a bad one gets the API's error shape naming it.
+
+use std::collections::HashMap;
+
+use axum::body::Body;
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use base64::Engine;
+use cxrelay_app::{Control, FailedFilter, NewRun, Replay, RunsFilter, Selection, StatusFilter};
+use cxrelay_core::input::InputFormat;
+use cxrelay_core::oncall::{parse_indexes, parse_since};
+use cxrelay_core::report::RunStatus;
+use futures::TryStreamExt;
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::error::ApiError;
+use crate::Shared;
+
+type Params = Query<HashMap<String, String>>;
+type ApiResult = Result<Response, ApiError>;
+
+/// Largest page a listing returns.
+const MAX_PAGE: usize = 1000;
+
+fn page_size(p: &HashMap<String, String>, default: usize) -> Result<usize, ApiError> {
+    match p.get("limit") {
+        None => Ok(default),
+        Some(v) => v
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (1..=MAX_PAGE).contains(n))
+            .ok_or_else(|| ApiError::bad("invalid_parameter", format!("limit {v:?}: expected 1 to {MAX_PAGE}"))),
+    }
+}
+
+fn encode_cursor(s: &str) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s)
+}
+
+fn decode_cursor(p: &HashMap<String, String>, prefix: &str) -> Result<Option<String>, ApiError> {
+    let Some(c) = p.get("cursor") else { return Ok(None) };
+    let bad = || ApiError::bad("invalid_cursor", format!("cursor {c:?} is not one this API gave out"));
+    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(c).map_err(|_| bad())?;
+    let text = String::from_utf8(raw).map_err(|_| bad())?;
+    text.strip_prefix(prefix).map(|s| Some(s.to_owned())).ok_or_else(bad)
+}
+
+fn filter_of(p: &HashMap<String, String>, reason_key: &str) -> Result<FailedFilter, ApiError> {
+    let arg = |e: cxrelay_core::oncall::ArgError| ApiError::bad("invalid_parameter", e.to_string().replacen("--", "", 1));
+    Ok(FailedFilter {
+        status: p.get("status").map(|s| StatusFilter::parse(s)).transpose().map_err(arg)?,
+        reason: p.get(reason_key).filter(|r| !r.is_empty()).cloned(),
+        since_ms: p.get("since").map(|s| parse_since(s, cxrelay_core::now_ms())).transpose().map_err(arg)?,
+    })
+}
+
+fn json_body<T>(body: Result<Json<T>, JsonRejection>) -> Result<T, ApiError> {
+    body.map(|Json(b)| b).map_err(|e| match e {
+        JsonRejection::MissingJsonContentType(_) => {
+            ApiError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", "expected Content-Type: application/json")
+        }
+        e => ApiError::bad("invalid_body", e.body_text()),
+    })
+}
+
+/// `GET /readyz`: 200 when Redis answers.
+pub async fn ready(State(s): State<Shared>) -> ApiResult {
+    s.app.ping().await?;
+    Ok("ready".into_response())
+}
+
+/// `POST /v1/runs?action=…[&tenant=…][&run_id=…][&max_items=…]`: the body (JSON array or NDJSON
+/// by `Content-Type`) is streamed through the same producer and validation as `cxrelay enqueue`.
+/// An `Idempotency-Key` header names the run, so a retried submission finds the same run and
+/// enqueues nothing twice.
+pub async fn create_run(State(s): State<Shared>, Query(p): Params, headers: HeaderMap, body: Body) -> ApiResult {
+    let content_type = headers.get(axum::http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let format = match content_type.split(';').next().unwrap_or("").trim() {
+        "application/json" => InputFormat::JsonArray,
+        "application/x-ndjson" | "application/ndjson" | "application/jsonl" | "application/x-jsonlines" => InputFormat::Ndjson,
+        other => {
+            return Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                format!("Content-Type {other:?}: expected application/json (an array) or application/x-ndjson"),
+            ))
+        }
+    };
+    let action = p.get("action").cloned().ok_or_else(|| ApiError::bad("invalid_parameter", "action is required: POST /v1/runs?action=ID"))?;
+    let max_items = match p.get("max_items") {
+        Some(v) => Some(v.parse::<u64>().map_err(|_| ApiError::bad("invalid_parameter", format!("max_items {v:?}: expected a whole number")))?),
+        None => None,
+    };
+    let key = headers.get("idempotency-key").map(|v| v.to_str().map(str::to_owned));
+    let run_id = match (p.get("run_id"), key) {
+        (Some(id), _) => Some(id.clone()),
+        (None, Some(Ok(key))) if !key.trim().is_empty() && key.len() <= 200 => Some(run_id_for_key(p.get("tenant").map_or("", |t| t.as_str()), &key)),
+        (None, Some(_)) => return Err(ApiError::bad("invalid_header", "Idempotency-Key: expected 1 to 200 visible characters")),
+        (None, None) => None,
+    };
+    let new = NewRun {
+        run_id,
+        action,
+        tenant: p.get("tenant").cloned(),
+        idempotency_field: p.get("idempotency_field").cloned(),
+        source: "http".into(),
+        format,
+        max_items,
+        pause_on_failure_rate: p.get("pause_on_failure_rate").cloned(),
+        failure_window: match p.get("window") {
+            Some(v) => Some(v.parse().map_err(|_| ApiError::bad("invalid_parameter", format!("window {v:?}: expected a whole number")))?),
+            None => None,
+        },
+    };
+    let run = s.app.check(new)?;
+    // The body stream becomes a blocking reader for the producer's parser thread.
+    let stream = body.into_data_stream().map_err(std::io::Error::other);
+    let reader = tokio_util::io::SyncIoBridge::new(tokio_util::io::StreamReader::new(stream));
+    let summary = s.app.enqueue(run, reader, |_| {}).await?;
+    let status = if summary.accepted == 0 && summary.already_enqueued > 0 { StatusCode::OK } else { StatusCode::CREATED };
+    Ok((status, Json(summary)).into_response())
+}
+
+/// The run id an `Idempotency-Key` stands for (per tenant): `k-` and 20 hex digits of a hash.
+fn run_id_for_key(tenant: &str, key: &str) -> String {
+    // FNV-1a over tenant and key, twice with different offsets for 80 bits.
+    let hash = |seed: u64| {
+        let mut h = seed;
+        for b in tenant.bytes().chain([0u8]).chain(key.bytes()) {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x100000001b3);
+        }
+        h
+    };
+    format!("k-{:016x}{:04x}", hash(0xcbf29ce484222325), hash(0x84222325cbf29ce4) & 0xffff)
+}
+
+/// `GET /v1/runs?status=…&tenant=…&limit=…&cursor=…`: runs, newest first, a page at a time.
+pub async fn list_runs(State(s): State<Shared>, Query(p): Params) -> ApiResult {
+    let status =
+        match p.get("status") {
+            Some(v) => Some(RunStatus::parse(v).ok_or_else(|| {
+                ApiError::bad("invalid_parameter", format!("status {v:?}: expected loading, active, paused, finished or cancelled"))
+            })?),
+            None => None,
+        };
+    let limit = page_size(&p, 50)?;
+    let offset: usize = match decode_cursor(&p, "o:")? {
+        Some(o) => o.parse().map_err(|_| ApiError::bad("invalid_cursor", "cursor is not one this API gave out"))?,
+        None => 0,
+    };
+    let runs = s.app.runs(&RunsFilter { status, tenant: p.get("tenant").cloned() }).await?;
+    let page: Vec<_> = runs.iter().skip(offset).take(limit).collect();
+    let next = (offset + page.len() < runs.len()).then(|| encode_cursor(&format!("o:{}", offset + page.len())));
+    Ok(Json(json!({"runs": page, "next_cursor": next})).into_response())
+}
+
+/// `GET /v1/runs/{id}`: the report.
+pub async fn report(State(s): State<Shared>, Path(id): Path<String>) -> ApiResult {
+    Ok(Json(s.app.report(&id).await?).into_response())
+}
+
+/// `GET /v1/runs/{id}/failed?status=…&reason=…&since=…&limit=…&cursor=…`: failed items by index.
+pub async fn failed(State(s): State<Shared>, Path(id): Path<String>, Query(p): Params) -> ApiResult {
+    let filter = filter_of(&p, "reason")?;
+    let limit = page_size(&p, 100)?;
+    let after = match decode_cursor(&p, "i:")? {
+        Some(i) => Some(i.parse::<u64>().map_err(|_| ApiError::bad("invalid_cursor", "cursor is not one this API gave out"))?),
+        None => None,
+    };
+    // One more than the page, to know whether there is a next one.
+    let mut pages = s.app.failed(&id, filter, Some(limit + 1), after).await?;
+    let mut items = Vec::new();
+    while let Some(rows) = pages.next_page().await? {
+        items.extend(rows);
+    }
+    let more = items.len() > limit;
+    items.truncate(limit);
+    let next = more.then(|| encode_cursor(&format!("i:{}", items.last().map_or(0, |r| r.index))));
+    Ok(Json(json!({"items": items, "next_cursor": next})).into_response())
+}
+
+/// `GET /v1/runs/{id}/items/{index}`: one item and its whole history.
+pub async fn item(State(s): State<Shared>, Path((id, index)): Path<(String, String)>) -> ApiResult {
+    let index: u64 = index.parse().map_err(|_| ApiError::bad("invalid_parameter", format!("index {index:?}: expected a whole number")))?;
+    Ok(Json(s.app.item(&id, index).await?).into_response())
+}
+
+/// Body of `POST /v1/runs/{id}/replay`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReplayBody {
+    /// `3,7,10-20`.
+    index: Option<String>,
+    /// Failure class or HTTP status.
+    status: Option<String>,
+    /// Text the failure reason contains.
+    failed_reason: Option<String>,
+    /// Every failed item.
+    #[serde(default)]
+    all_failed: bool,
+    /// RFC 3339 or a duration back from now.
+    since: Option<String>,
+    /// At most this many.
+    limit: Option<usize>,
+    /// Change nothing.
+    #[serde(default)]
+    dry_run: bool,
+    /// A new Idempotency-Key for the items.
+    #[serde(default)]
+    new_idempotency_key: bool,
+    /// Why (required).
+    reason: String,
+    /// Who (default `api`).
+    by: Option<String>,
+}
+
+/// `POST /v1/runs/{id}/replay`: `{"replayed": [...], "refused": [{"index", "why"}], "dry_run"}`.
+pub async fn replay(State(s): State<Shared>, Path(id): Path<String>, body: Result<Json<ReplayBody>, JsonRejection>) -> ApiResult {
+    let b = json_body(body)?;
+    let selection = match (&b.index, b.all_failed || b.status.is_some() || b.failed_reason.is_some()) {
+        (Some(_), true) => return Err(ApiError::bad("invalid_body", "index cannot be combined with status, failed_reason or all_failed")),
+        (Some(list), false) => {
+            Selection::Indexes(parse_indexes(list).map_err(|e| ApiError::bad("invalid_body", e.to_string().replacen("--", "", 1)))?)
+        }
+        (None, true) => {
+            let mut p = HashMap::new();
+            for (k, v) in [("status", &b.status), ("failed_reason", &b.failed_reason), ("since", &b.since)] {
+                if let Some(v) = v {
+                    p.insert(k.to_owned(), v.clone());
+                }
+            }
+            Selection::Failed(filter_of(&p, "failed_reason")?)
+        }
+        (None, false) => return Err(ApiError::bad("invalid_body", "say which items: index, status, failed_reason or all_failed")),
+    };
+    let replay = Replay {
+        selection,
+        limit: b.limit,
+        by: b.by.filter(|v| !v.trim().is_empty()).unwrap_or_else(|| "api".into()),
+        reason: b.reason,
+        new_idempotency_key: b.new_idempotency_key,
+        dry_run: b.dry_run,
+    };
+    Ok(Json(s.app.replay(&id, replay).await?).into_response())
+}
+
+/// Body of the run controls (all fields optional).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ControlBody {
+    /// Why.
+    reason: Option<String>,
+    /// Who (default `api`).
+    by: Option<String>,
+}
+
+async fn control(s: Shared, id: String, action: Control, body: axum::body::Bytes) -> ApiResult {
+    // The body is optional: empty means no reason given.
+    let b: ControlBody = if body.iter().all(u8::is_ascii_whitespace) {
+        ControlBody::default()
+    } else {
+        serde_json::from_slice(&body).map_err(|e| ApiError::bad("invalid_body", format!("expected {{\"reason\", \"by\"}}: {e}")))?
+    };
+    let word = match action {
+        Control::Pause => "paused",
+        Control::Resume => "resumed",
+        Control::Cancel => "cancelled",
+    };
+    let reason = b.reason.unwrap_or_else(|| format!("{word} through the API"));
+    let (from, to) = s.app.control(&id, action, b.by.as_deref().unwrap_or("api"), &reason).await?;
+    Ok(Json(json!({"run_id": id, "from": from, "to": to})).into_response())
+}
+
+/// `POST /v1/runs/{id}/pause`.
+pub async fn pause(State(s): State<Shared>, Path(id): Path<String>, body: axum::body::Bytes) -> ApiResult {
+    control(s, id, Control::Pause, body).await
+}
+
+/// `POST /v1/runs/{id}/resume`.
+pub async fn resume(State(s): State<Shared>, Path(id): Path<String>, body: axum::body::Bytes) -> ApiResult {
+    control(s, id, Control::Resume, body).await
+}
+
+/// `POST /v1/runs/{id}/cancel`.
+pub async fn cancel(State(s): State<Shared>, Path(id): Path<String>, body: axum::body::Bytes) -> ApiResult {
+    control(s, id, Control::Cancel, body).await
+}
+
+/// `DELETE /v1/runs/{id}`: purge a finished or cancelled run.
+pub async fn purge(State(s): State<Shared>, Path(id): Path<String>) -> ApiResult {
+    s.app.purge(&id).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// `GET /v1/runs/{id}/audit?limit=…&cursor=…`: audit events, oldest first.
+pub async fn audit(State(s): State<Shared>, Path(id): Path<String>, Query(p): Params) -> ApiResult {
+    let limit = page_size(&p, 100)?;
+    let after = decode_cursor(&p, "a:")?.unwrap_or_else(|| "0".into());
+    if after != "0" && !after.split_once('-').is_some_and(|(a, b)| a.parse::<u64>().is_ok() && b.parse::<u64>().is_ok()) {
+        return Err(ApiError::bad("invalid_cursor", "cursor is not one this API gave out"));
+    }
+    let events = s.app.audit(&id, &after, limit).await?;
+    let next = (events.len() == limit).then(|| encode_cursor(&format!("a:{}", events.last().map_or("0", |e| e.id.as_str()))));
+    Ok(Json(json!({"events": events, "next_cursor": next})).into_response())
+}
+
+/// `GET /v1/workers?tenant=…`: live worker processes.
+pub async fn workers(State(s): State<Shared>, Query(p): Params) -> ApiResult {
+    Ok(Json(s.app.workers(p.get("tenant").map(String::as_str)).await?).into_response())
+}
+
+/// `GET /v1/webhooks`: each endpoint's delivery status.
+pub async fn webhooks(State(s): State<Shared>) -> ApiResult {
+    Ok(Json(s.app.webhooks_status().await?).into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn idempotency_keys_name_runs_per_tenant() {
+        let a = run_id_for_key("t1", "order-42");
+        assert_eq!(a, run_id_for_key("t1", "order-42"));
+        assert_ne!(a, run_id_for_key("t2", "order-42"));
+        assert_ne!(a, run_id_for_key("t1", "order-43"));
+        assert!(cxrelay_core::RunId::parse(&a).is_ok(), "{a}");
+    }
+
+    #[test]
+    fn cursors_round_trip_and_foreign_ones_are_refused() {
+        let mut p = HashMap::new();
+        p.insert("cursor".to_owned(), encode_cursor("o:50"));
+        assert_eq!(decode_cursor(&p, "o:").unwrap().as_deref(), Some("50"));
+        assert!(decode_cursor(&p, "i:").is_err());
+        p.insert("cursor".to_owned(), "!!".to_owned());
+        assert!(decode_cursor(&p, "o:").is_err());
+    }
+}

@@ -1,0 +1,221 @@
+//! The HTTP API (`cxrelay serve`) from outside: roles (401/403), the error shape for bad input,
+//! idempotent submission, a 100,000-item body streamed in, paging, and operations through it.
+
+mod harness;
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use cxrelay_sim::SimConfig;
+use harness::TestEnv;
+use serde_json::{json, Value};
+
+const OPERATE: &str = "operate-token-1";
+const READ: &str = "read-token-22";
+const INGEST: &str = "ingest-token-333";
+
+/// A `cxrelay serve` process, stopped when dropped.
+struct Server {
+    child: std::process::Child,
+    base: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn serve(env: &mut TestEnv) -> Server {
+    env.set("CXRELAY_API_TOKENS", format!("{OPERATE},{READ}:read,{INGEST}:ingest"));
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let log = std::fs::File::create(env.dir.join("serve.log")).unwrap();
+    let child = env.cxrelay().args(["serve", "--addr", &format!("127.0.0.1:{port}")]).stderr(log).spawn().unwrap();
+    let server = Server { child, base: format!("http://127.0.0.1:{port}") };
+    let client = reqwest::Client::new();
+    env.eventually("serve to answer", Duration::from_secs(20), || {
+        let url = format!("{}/readyz", server.base);
+        let client = client.clone();
+        async move { client.get(url).send().await.is_ok_and(|r| r.status() == 200) }
+    })
+    .await;
+    server
+}
+
+fn client() -> reqwest::Client {
+    reqwest::Client::new()
+}
+
+async fn call(req: reqwest::RequestBuilder) -> (u16, Value) {
+    let resp = req.send().await.unwrap();
+    let status = resp.status().as_u16();
+    let text = resp.text().await.unwrap();
+    (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+}
+
+fn ndjson(n: usize, failing: &[usize]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for i in 0..n {
+        let item = if failing.contains(&i) { json!({"n": i, "_sim": {"status": 400}}) } else { json!({"n": i}) };
+        out.extend(serde_json::to_vec(&item).unwrap());
+        out.push(b'\n');
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn roles_and_the_error_shape() {
+    let mut env = TestEnv::start(SimConfig::default()).await;
+    let s = serve(&mut env).await;
+    let c = client();
+    let (code, body) = call(c.get(format!("{}/v1/runs", s.base))).await;
+    assert_eq!(code, 401);
+    assert_eq!(body["error"]["code"], json!("unauthorized"), "{body}");
+    let (code, _) = call(c.get(format!("{}/v1/runs", s.base)).bearer_auth("wrong-token-xyz")).await;
+    assert_eq!(code, 401);
+    let (code, body) =
+        call(c.post(format!("{}/v1/runs?action=a", s.base)).bearer_auth(READ).header("content-type", "application/json").body("[{}]")).await;
+    assert_eq!(code, 403, "{body}");
+    assert!(body["error"]["message"].as_str().unwrap().contains("read"), "{body}");
+    let (code, _) = call(c.get(format!("{}/v1/runs", s.base)).bearer_auth(INGEST)).await;
+    assert_eq!(code, 403, "ingest cannot read");
+    let (code, _) = call(c.post(format!("{}/v1/runs/x/pause", s.base)).bearer_auth(READ)).await;
+    assert_eq!(code, 403, "read cannot operate");
+    let (code, body) = call(c.get(format!("{}/v1/runs", s.base)).bearer_auth(OPERATE)).await;
+    assert_eq!(code, 200, "operate implies read: {body}");
+    assert_eq!(call(c.get(format!("{}/healthz", s.base))).await.0, 200, "health needs no token");
+
+    // Bad input: a 4xx with the error shape and a message naming what is wrong; never a 5xx.
+    let post =
+        |q: &str, ct: &str, body: &'static str| c.post(format!("{}/v1/runs{q}", s.base)).bearer_auth(INGEST).header("content-type", ct).body(body);
+    for (req, want, says) in [
+        (post("?action=a", "text/plain", "[]"), 415, "Content-Type"),
+        (post("", "application/json", "[{}]"), 400, "action is required"),
+        (post("?action=a&run_id=bad{id", "application/json", "[{}]"), 400, "run id"),
+        (post("?action=a&run_id=broken", "application/json", "[{\"a\": 1}, {\"b\": "), 400, "line 1"),
+        (post("?action=a", "application/json", "[]"), 400, "no items"),
+        (post("?action=a&max_items=x", "application/json", "[{}]"), 400, "max_items"),
+        (c.get(format!("{}/v1/runs/nosuch", s.base)).bearer_auth(READ), 404, "run nosuch not found"),
+        (c.get(format!("{}/v1/runs?cursor=bogus", s.base)).bearer_auth(READ), 400, "cursor"),
+        (c.get(format!("{}/v1/runs?status=done", s.base)).bearer_auth(READ), 400, "status \"done\""),
+        (c.get(format!("{}/v1/runs?limit=0", s.base)).bearer_auth(READ), 400, "limit"),
+        (c.get(format!("{}/v1/nothing", s.base)).bearer_auth(READ), 404, "no such endpoint"),
+    ] {
+        let (code, body) = call(req).await;
+        assert_eq!(code, want, "{body}");
+        let message = body["error"]["message"].as_str().unwrap_or_else(|| panic!("error shape: {body}"));
+        assert!(message.contains(says), "{message}");
+    }
+    // The body that broke halfway left no run behind.
+    let (code, _) = call(c.get(format!("{}/v1/runs/broken", s.base)).bearer_auth(READ)).await;
+    assert_eq!(code, 404, "a broken body leaves no half-created run");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn streamed_ingest_idempotent_submission_paging_and_operations() {
+    let mut env = TestEnv::start(SimConfig::default()).await;
+    let s = serve(&mut env).await;
+    let c = client();
+
+    // 100,000 items in one NDJSON body.
+    let big = ndjson(100_000, &[]);
+    let (code, summary) = call(
+        c.post(format!("{}/v1/runs?action=act-1&run_id=big", s.base)).bearer_auth(INGEST).header("content-type", "application/x-ndjson").body(big),
+    )
+    .await;
+    assert_eq!(code, 201, "{summary}");
+    assert_eq!((summary["run_id"].as_str(), summary["accepted"].as_u64()), (Some("big"), Some(100_000)));
+
+    // The same submission twice with one Idempotency-Key: one run, nothing enqueued twice.
+    let submit = || {
+        c.post(format!("{}/v1/runs?action=act-1", s.base))
+            .bearer_auth(INGEST)
+            .header("content-type", "application/json")
+            .header("idempotency-key", "order-batch-7")
+            .body(serde_json::to_vec(&(0..10).map(|i| json!({"n": i})).collect::<Vec<_>>()).unwrap())
+    };
+    let (first_code, first) = call(submit()).await;
+    let (second_code, second) = call(submit()).await;
+    assert_eq!((first_code, second_code), (201, 200), "{first} {second}");
+    assert_eq!(first["run_id"], second["run_id"]);
+    assert_eq!((second["accepted"].as_u64(), second["already_enqueued"].as_u64()), (Some(0), Some(10)));
+    let run = first["run_id"].as_str().unwrap().to_owned();
+    let (_, report) = call(c.get(format!("{}/v1/runs/{run}", s.base)).bearer_auth(READ)).await;
+    assert_eq!(report["accepted"], json!(10), "{report}");
+
+    // Paging: every run once, a page at a time.
+    for i in 0..5 {
+        let (code, _) = call(
+            c.post(format!("{}/v1/runs?action=a&run_id=p{i}", s.base))
+                .bearer_auth(INGEST)
+                .header("content-type", "application/json")
+                .body("[{\"x\": 1}]"),
+        )
+        .await;
+        assert_eq!(code, 201);
+    }
+    let mut seen = HashSet::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let url = match &cursor {
+            Some(c) => format!("{}/v1/runs?limit=2&cursor={c}", s.base),
+            None => format!("{}/v1/runs?limit=2", s.base),
+        };
+        let (code, page) = call(c.get(url).bearer_auth(READ)).await;
+        assert_eq!(code, 200, "{page}");
+        let runs = page["runs"].as_array().unwrap();
+        assert!(runs.len() <= 2);
+        for r in runs {
+            assert!(seen.insert(r["run_id"].as_str().unwrap().to_owned()), "a run listed twice");
+        }
+        match page["next_cursor"].as_str() {
+            Some(next) => cursor = Some(next.to_owned()),
+            None => break,
+        }
+    }
+    assert_eq!(seen.len(), 7, "{seen:?}");
+
+    // Operations: failed items, replay refusals, pause / resume, through the API.
+    let (code, _) = call(
+        c.post(format!("{}/v1/runs?action=act-1&run_id=ops", s.base))
+            .bearer_auth(INGEST)
+            .header("content-type", "application/x-ndjson")
+            .body(ndjson(30, &[4, 9])),
+    )
+    .await;
+    assert_eq!(code, 201);
+    let _w = env.spawn_worker(4);
+    env.wait_finished("ops", Duration::from_secs(60)).await;
+    let (code, failed) = call(c.get(format!("{}/v1/runs/ops/failed?limit=1", s.base)).bearer_auth(READ)).await;
+    assert_eq!(code, 200, "{failed}");
+    assert_eq!(failed["items"][0]["index"], json!(4));
+    let next = failed["next_cursor"].as_str().unwrap();
+    let (_, rest) = call(c.get(format!("{}/v1/runs/ops/failed?limit=1&cursor={next}", s.base)).bearer_auth(READ)).await;
+    assert_eq!(rest["items"][0]["index"], json!(9), "{rest}");
+    assert!(rest["next_cursor"].is_null(), "{rest}");
+    let (code, item) = call(c.get(format!("{}/v1/runs/ops/items/4", s.base)).bearer_auth(READ)).await;
+    assert_eq!((code, item["state"].clone()), (200, json!("failed")), "{item}");
+    let (code, out) = call(
+        c.post(format!("{}/v1/runs/ops/replay", s.base)).bearer_auth(OPERATE).json(&json!({"index": "0,4", "reason": "api test", "dry_run": true})),
+    )
+    .await;
+    assert_eq!(code, 200, "{out}");
+    assert_eq!((out["replayed"].clone(), out["refused"][0]["index"].clone()), (json!([4]), json!(0)), "{out}");
+    let (code, body) =
+        call(c.post(format!("{}/v1/runs/ops/replay", s.base)).bearer_auth(OPERATE).json(&json!({"index": "3,,x", "reason": "r"}))).await;
+    assert_eq!(code, 400, "{body}");
+    let (code, body) = call(c.post(format!("{}/v1/runs/ops/replay", s.base)).bearer_auth(OPERATE).json(&json!({"all_failed": true}))).await;
+    assert_eq!(code, 400, "reason is required: {body}");
+    let (code, body) = call(c.post(format!("{}/v1/runs/ops/pause", s.base)).bearer_auth(OPERATE)).await;
+    assert_eq!(code, 409, "a finished run is not paused: {body}");
+    assert_eq!(body["error"]["code"], json!("not_allowed"));
+    let (code, audit) = call(c.get(format!("{}/v1/runs/ops/audit", s.base)).bearer_auth(READ)).await;
+    assert_eq!(code, 200);
+    assert!(audit["events"].as_array().unwrap().iter().any(|e| e["type"] == "run.finished"), "{audit}");
+    let (code, workers) = call(c.get(format!("{}/v1/workers", s.base)).bearer_auth(READ)).await;
+    assert_eq!(code, 200);
+    assert!(workers.is_array());
+    assert_eq!(call(c.delete(format!("{}/v1/runs/ops", s.base)).bearer_auth(OPERATE)).await.0, 204);
+    assert_eq!(call(c.get(format!("{}/v1/runs/ops", s.base)).bearer_auth(READ)).await.0, 404);
+}
