@@ -14,33 +14,19 @@ const OPERATE: &str = "operate-token-1";
 const READ: &str = "read-token-22";
 const INGEST: &str = "ingest-token-333";
 
-/// A `cxrelay serve` process, stopped when dropped.
+/// A `cxrelay serve` process (stopped when dropped) and its base URL.
 struct Server {
-    child: std::process::Child,
+    _proc: harness::WorkerProc,
     base: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 async fn serve(env: &mut TestEnv) -> Server {
     env.set("CXRELAY_API_TOKENS", format!("{OPERATE},{READ}:read,{INGEST}:ingest"));
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let log = std::fs::File::create(env.dir.join("serve.log")).unwrap();
-    let child = env.cxrelay().args(["serve", "--addr", &format!("127.0.0.1:{port}")]).stderr(log).spawn().unwrap();
-    let server = Server { child, base: format!("http://127.0.0.1:{port}") };
-    let client = reqwest::Client::new();
-    env.eventually("serve to answer", Duration::from_secs(20), || {
-        let url = format!("{}/readyz", server.base);
-        let client = client.clone();
-        async move { client.get(url).send().await.is_ok_and(|r| r.status() == 200) }
-    })
-    .await;
-    server
+    let addr = format!("127.0.0.1:{}", TestEnv::free_port());
+    let proc = env.spawn_cxrelay(&["serve", "--addr", &addr]);
+    let base = format!("http://{addr}");
+    env.wait_http_ok(&format!("{base}/readyz")).await;
+    Server { _proc: proc, base }
 }
 
 fn client() -> reqwest::Client {

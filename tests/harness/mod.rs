@@ -270,17 +270,31 @@ impl TestEnv {
 
     /// Starts a worker process with `concurrency` items in flight.
     pub fn spawn_worker(&mut self, concurrency: usize) -> WorkerProc {
+        self.spawn_cxrelay(&["worker", "--concurrency", &concurrency.to_string()])
+    }
+
+    /// Starts `cxrelay ARGS…` in the background, its output in a log file of its own.
+    pub fn spawn_cxrelay(&mut self, args: &[&str]) -> WorkerProc {
         self.workers_started += 1;
-        let log = self.dir.join(format!("worker-{}.log", self.workers_started));
+        let log = self.dir.join(format!("{}-{}.log", args[0], self.workers_started));
         let file = std::fs::File::create(&log).expect("log file");
-        let child = self
-            .cxrelay()
-            .args(["worker", "--concurrency", &concurrency.to_string()])
-            .stdout(file.try_clone().unwrap())
-            .stderr(file)
-            .spawn()
-            .expect("spawn worker");
+        let child = self.cxrelay().args(args).stdout(file.try_clone().unwrap()).stderr(file).spawn().expect("spawn cxrelay");
         WorkerProc { child, log }
+    }
+
+    /// A TCP port free on 127.0.0.1 right now.
+    pub fn free_port() -> u16 {
+        std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    }
+
+    /// Waits until `url` answers 200.
+    pub async fn wait_http_ok(&self, url: &str) {
+        let client = reqwest::Client::new();
+        self.eventually(url, Duration::from_secs(20), || {
+            let req = client.get(url);
+            async move { req.send().await.is_ok_and(|r| r.status() == 200) }
+        })
+        .await;
     }
 
     /// Writes `items` as a JSON array file and returns its path.

@@ -132,11 +132,13 @@ pub struct WorkerSettings {
     /// Where the per-attempt audit log goes, one JSON object per line: `stdout` or a file path
     /// (appended to); `None`: no audit log (the run's audit stream in Redis is kept regardless).
     pub audit_log: Option<String>,
+    /// Address of the worker's `/metrics`, `/healthz` and `/readyz` (`None`: not served).
+    pub metrics_addr: Option<String>,
 }
 
 impl Default for WorkerSettings {
     fn default() -> Self {
-        Self { audit_log: None, concurrency: 64, threads: 1, lease_ms: 10_000, shutdown_timeout_ms: 30_000, max_redeliveries: 5 }
+        Self { audit_log: None, metrics_addr: None, concurrency: 64, threads: 1, lease_ms: 10_000, shutdown_timeout_ms: 30_000, max_redeliveries: 5 }
     }
 }
 
@@ -472,6 +474,7 @@ const ENV: &[EnvVar] = &[
     EnvVar::text("CXRELAY_TENANT", "target.tenant", "the tenant of runs and workers"),
     EnvVar::typed("CXRELAY_CONCURRENCY", "worker.concurrency", COUNT_1, "items in flight per process"),
     EnvVar::typed("CXRELAY_WORKER_THREADS", "worker.threads", COUNT_1, "threads of a worker process (1 = one thread, the cheapest per item)"),
+    EnvVar::text("CXRELAY_METRICS_ADDR", "worker.metrics_addr", "address of the worker's /metrics, /healthz and /readyz"),
     EnvVar::text("CXRELAY_AUDIT_LOG", "worker.audit_log", "per-attempt audit log, one JSON object per line: stdout or a file path"),
     EnvVar::typed("CXRELAY_LEASE_MS", "worker.lease_ms", MS, "lease before another worker takes an item over"),
     EnvVar::typed("CXRELAY_SHUTDOWN_TIMEOUT_MS", "worker.shutdown_timeout_ms", MS, "on SIGTERM/SIGINT, how long in-flight items may take"),
@@ -780,6 +783,7 @@ mod tests {
             ("CXRELAY_CONCURRENCY", "7"),
             ("CXRELAY_WORKER_THREADS", "3"),
             ("CXRELAY_AUDIT_LOG", "/var/log/cxrelay-audit.jsonl"),
+            ("CXRELAY_METRICS_ADDR", "127.0.0.1:9100"),
             ("CXRELAY_SERVE_ADDR", "0.0.0.0:9000"),
             ("CXRELAY_API_TOKENS", "t1:read,t2"),
             ("CXRELAY_SERVE_MAX_BODY_BYTES", "4096"),

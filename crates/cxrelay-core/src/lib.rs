@@ -12,6 +12,7 @@ pub mod config;
 pub mod ids;
 pub mod input;
 pub mod latency;
+pub mod metric;
 pub mod oncall;
 pub mod outcome;
 pub mod payload;

@@ -9,6 +9,8 @@ pub mod auth;
 pub mod error;
 mod routes;
 
+pub use metrics_exporter_prometheus::PrometheusHandle as MetricsHandle;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -20,6 +22,7 @@ use axum::routing::{get, post};
 use axum::Router;
 use cxrelay_app::App;
 use cxrelay_core::config::Settings;
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 
 use crate::auth::{Role, Tokens};
 use crate::error::ApiError;
@@ -51,8 +54,40 @@ pub enum ServeError {
     },
 }
 
-/// The router for `settings` (also what the tests drive).
-pub fn router(settings: &Settings) -> Result<Router, ServeError> {
+/// Installs the process's Prometheus recorder, with the explicit buckets of
+/// [`metric::BUCKETS`](cxrelay_core::metric::BUCKETS) for every histogram.
+pub fn install_metrics() -> PrometheusHandle {
+    use cxrelay_core::metric::{Kind, ALL, BUCKETS};
+    let handle =
+        PrometheusBuilder::new().set_buckets(&BUCKETS).expect("the buckets are not empty").install_recorder().expect("one recorder per process");
+    for (name, kind, help) in ALL {
+        match kind {
+            Kind::Counter => metrics::describe_counter!(name, help),
+            Kind::Gauge => metrics::describe_gauge!(name, help),
+            Kind::Histogram => metrics::describe_histogram!(name, help),
+        }
+    }
+    handle
+}
+
+/// A worker's probe and metrics server: `/metrics`, `/healthz` and `/readyz` (Redis reachable),
+/// on `addr` until the process ends.
+pub async fn serve_probes(settings: &Settings, addr: &str, metrics: PrometheusHandle) -> Result<(), ServeError> {
+    let app = Arc::new(App::new(settings));
+    let router = Router::new().route("/metrics", get(move || std::future::ready(metrics.render()))).route("/healthz", get(|| async { "ok" })).route(
+        "/readyz",
+        get(move || {
+            let app = app.clone();
+            async move { app.ping().await.map(|_| "ready").map_err(ApiError::from) }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind(addr).await.map_err(|source| ServeError::Bind { addr: addr.to_owned(), source })?;
+    tracing::info!(addr = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(), "serving /metrics, /healthz and /readyz");
+    axum::serve(listener, router).await.map_err(|source| ServeError::Bind { addr: addr.to_owned(), source })
+}
+
+/// The router for `settings` (also what the tests drive), with `/metrics` when given a handle.
+pub fn router(settings: &Settings, metrics: Option<PrometheusHandle>) -> Result<Router, ServeError> {
     let tokens = Tokens::parse(&settings.serve.api_tokens).map_err(ServeError::Tokens)?;
     if tokens.is_empty() {
         tracing::warn!("no API tokens configured (CXRELAY_API_TOKENS): every /v1 request will be refused");
@@ -75,23 +110,38 @@ pub fn router(settings: &Settings) -> Result<Router, ServeError> {
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, timeout));
     // A run body is streamed to the producer however large it is, and takes as long as it takes.
     let ingest = Router::new().route("/v1/runs", post(routes::create_run)).layer(DefaultBodyLimit::disable());
-    Ok(limited
-        .merge(ingest)
-        .route("/healthz", get(|| async { "ok" }))
-        .route("/readyz", get(routes::ready))
+    let mut router = limited.merge(ingest).route("/healthz", get(|| async { "ok" })).route("/readyz", get(routes::ready));
+    if let Some(handle) = metrics {
+        router = router.route("/metrics", get(move || std::future::ready(handle.render())));
+    }
+    Ok(router
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint; see /v1/runs") })
         .layer(axum::middleware::from_fn_with_state(state.clone(), authenticate))
+        .layer(axum::middleware::from_fn(measure))
         .with_state(state))
 }
 
 /// Serves until `shutdown` resolves.
 pub async fn serve(settings: &Settings, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> Result<(), ServeError> {
-    let router = router(settings)?;
+    let router = router(settings, Some(install_metrics()))?;
     let addr = settings.serve.addr.clone();
     let listener = tokio::net::TcpListener::bind(&addr).await.map_err(|source| ServeError::Bind { addr: addr.clone(), source })?;
     let local = listener.local_addr().map(|a| a.to_string()).unwrap_or(addr);
     tracing::info!(addr = %local, "serving the HTTP API on http://{local}");
     axum::serve(listener, router).with_graceful_shutdown(shutdown).await.map_err(|source| ServeError::Bind { addr: local, source })
+}
+
+/// Counts every request by method, route (the pattern, never the run id in it) and status, and
+/// records its latency.
+async fn measure(request: Request, next: Next) -> Response {
+    let started = std::time::Instant::now();
+    let method = request.method().as_str().to_owned();
+    let route = request.extensions().get::<axum::extract::MatchedPath>().map_or("unmatched".to_owned(), |p| p.as_str().to_owned());
+    let response = next.run(request).await;
+    let status = response.status().as_u16().to_string();
+    metrics::counter!(cxrelay_core::metric::HTTP_REQUESTS, "method" => method.clone(), "route" => route.clone(), "status" => status).increment(1);
+    metrics::histogram!(cxrelay_core::metric::HTTP_DURATION, "method" => method, "route" => route).record(started.elapsed().as_secs_f64());
+    response
 }
 
 /// The role an operation needs, by method and path (health and readiness need none).
@@ -119,6 +169,7 @@ async fn authenticate(State(state): State<Shared>, request: Request, next: Next)
         .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
         .map(str::trim);
     let Some(role) = presented.and_then(|t| state.tokens.role_of(t)) else {
+        metrics::counter!(cxrelay_core::metric::AUTH_FAILURES).increment(1);
         tracing::info!(path = %request.uri().path(), "refused a request without a valid API token");
         return ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "a valid API token is required: Authorization: Bearer TOKEN").into_response();
     };

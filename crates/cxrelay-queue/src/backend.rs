@@ -528,6 +528,7 @@ impl Shared {
             last_seen_ms: now,
             expires_ms: now + c.lease.as_millis() as u64,
         };
+        metrics::gauge!(cxrelay_core::metric::IN_FLIGHT, "tenant" => c.tenant.clone()).set(info.in_flight as f64);
         let json = serde_json::to_string(&info).expect("worker info serializes");
         if let Err(e) = self.store.heartbeat(&c.tenant, &c.consumer, &json).await {
             tracing::warn!(error = %e, "could not write the worker heartbeat; will retry");

@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use cxrelay_core::classify::{classify, Disposition, FailureClass};
+use cxrelay_core::metric;
 use cxrelay_core::outcome::error_text;
 use cxrelay_core::payload::{BodyShape, BodyTemplate};
 use cxrelay_core::retry::{parse_retry_after, RetryPolicy};
@@ -37,6 +38,11 @@ impl ItemHandler {
         Self { client, policy, shape, max_redeliveries, gate, templates: Mutex::default() }
     }
 
+    /// The gate (for the breaker's state in the metrics).
+    pub fn gate(&self) -> &Gate {
+        &self.gate
+    }
+
     /// The HTTP client (for its token cache statistics).
     pub fn client(&self) -> &TargetClient {
         &self.client
@@ -54,6 +60,7 @@ impl ItemHandler {
     pub async fn handle(&self, job: &ItemJob) -> Checkpoint {
         let outcome = self.outcome(job).await;
         audit(job, &outcome);
+        metrics::counter!(metric::ITEMS, "outcome" => outcome.kind.as_str(), "class" => outcome.class.map_or("none", |c| c.as_str())).increment(1);
         Checkpoint::of(job, outcome)
     }
 
@@ -90,7 +97,10 @@ impl ItemHandler {
         // token endpoint (the rate budget reads the gap between slots as the target's pace).
         // Failures surface in `execute`, which asks again.
         let _ = self.client.tokens().token().await;
-        let probe = match self.gate.admit(&job.run.action).await {
+        let waited = std::time::Instant::now();
+        let admission = self.gate.admit(&job.run.action).await;
+        metrics::histogram!(metric::LIMITER_WAIT).record(waited.elapsed().as_secs_f64());
+        let probe = match admission {
             Admission::Send { probe } => probe,
             // Not sent, so not an attempt: the item waits in Redis, not in this worker.
             Admission::Defer(delay, reason) => {
@@ -109,10 +119,32 @@ impl ItemHandler {
         };
         let body = Bytes::from(template.body(job.index, &job.item));
         let attempt = self.client.execute(&job.run.action, &key, body).await;
+        record_attempt(&attempt);
         // Only an item that never failed before makes a failed probe news about the target.
         self.gate.observe(&attempt, probe, job.attempts == 0).await;
         judge(&self.policy, job.attempts, job.throttled, &attempt, rand::random::<f64>())
     }
+}
+
+/// Counts one request to the target by status class, and its latency.
+fn record_attempt(a: &Attempt) {
+    let class = match (a.auth_failed, a.status, a.transport) {
+        (true, _, _) => "auth",
+        (false, Some(429), _) => "429",
+        (false, Some(s), _) => match s {
+            200..=299 => "2xx",
+            300..=399 => "3xx",
+            400..=499 => "4xx",
+            _ => "5xx",
+        },
+        (false, None, Some(_)) => "transport",
+        (false, None, None) => "local",
+    };
+    metrics::counter!(metric::ATTEMPTS, "status_class" => class).increment(1);
+    if class == "429" {
+        metrics::counter!(metric::RATE_LIMITED).increment(1);
+    }
+    metrics::histogram!(metric::ATTEMPT_DURATION).record(a.latency.as_secs_f64());
 }
 
 /// One audit event per attempt, as the seed's per-iteration audit log (a no-op unless

@@ -31,6 +31,27 @@ async fn handle(job: ItemJob, handler: Data<Arc<ItemHandler>>) -> Result<Checkpo
     Ok(handler.handle(&job).await)
 }
 
+/// Samples what no single item reports into the metrics, every few seconds: token requests,
+/// the breaker as this process sees it, and the items pending in the tenant's active runs.
+fn observe(handler: Arc<ItemHandler>, store: cxrelay_queue::Store, tenant: String) {
+    use cxrelay_core::metric;
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(2));
+        loop {
+            tick.tick().await;
+            metrics::counter!(metric::TOKEN_REFRESHES).absolute(handler.client().tokens().token_requests());
+            metrics::gauge!(metric::BREAKER_OPEN, "tenant" => tenant.clone()).set(if handler.gate().breaker_open() { 1.0 } else { 0.0 });
+            let mut pending = 0u64;
+            for id in store.active_runs(&tenant).await.unwrap_or_default() {
+                if let Ok(run) = cxrelay_core::RunId::parse(&id) {
+                    pending += store.report(&run).await.map_or(0, |r| r.pending);
+                }
+            }
+            metrics::gauge!(metric::PENDING, "tenant" => tenant.clone()).set(pending as f64);
+        }
+    });
+}
+
 /// Runs a worker process until `shutdown` resolves.
 pub async fn run_worker<F>(settings: &Settings, shutdown: F) -> Result<(), WorkerError>
 where
@@ -44,6 +65,7 @@ where
     // Webhook deliveries run beside the items, on tasks of their own.
     crate::webhooks::Dispatcher::new(backend.store().clone(), &config.tenant, &config.consumer, config.lease, &settings.webhooks).spawn();
     let handler = Arc::new(ItemHandler::new(client, gate, settings.retry.policy(), settings.target.body, config.max_redeliveries));
+    observe(handler.clone(), backend.store().clone(), config.tenant.clone());
     let concurrency = settings.worker.concurrency;
     tracing::info!(
         consumer = %config.consumer,

@@ -138,9 +138,11 @@ impl Dispatcher {
                     Ok(()) => {
                         cursor = Cursor { after: event.id.clone(), tries: 0, next_ms: 0 };
                         delivered += 1;
+                        metrics::counter!(cxrelay_core::metric::WEBHOOK_DELIVERIES, "result" => "delivered").increment(1);
                     }
                     Err(why) => {
                         let now = now_ms();
+                        metrics::counter!(cxrelay_core::metric::WEBHOOK_DELIVERIES, "result" => "failed").increment(1);
                         if delivered > 0 {
                             self.store.webhook_delivered(&self.tenant, &ep.id, &ep.masked, delivered, now).await?;
                             delivered = 0;
@@ -149,6 +151,7 @@ impl Dispatcher {
                         if now.saturating_sub(event.at_ms) > MAX_AGE_MS {
                             tracing::error!(endpoint = %ep.masked, event = %event.kind, "webhook event given up after retrying for its maximum age");
                             self.store.webhook_dropped(&self.tenant, &ep.id).await?;
+                            metrics::counter!(cxrelay_core::metric::WEBHOOK_DELIVERIES, "result" => "dropped").increment(1);
                             cursor = Cursor { after: event.id.clone(), tries: 0, next_ms: 0 };
                             continue;
                         }

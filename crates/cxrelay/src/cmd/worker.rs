@@ -10,6 +10,9 @@ pub struct Args {
     /// Items in flight in this process (overrides worker.concurrency).
     #[arg(long)]
     concurrency: Option<usize>,
+    /// Serve /metrics, /healthz and /readyz on this address (overrides worker.metrics_addr).
+    #[arg(long)]
+    metrics_addr: Option<String>,
 }
 
 /// Resolves on the first SIGTERM or SIGINT.
@@ -28,6 +31,18 @@ pub async fn run(mut settings: Settings, args: Args) -> anyhow::Result<ExitCode>
     if let Some(n) = args.concurrency {
         settings.worker.concurrency = n;
         settings.validate()?;
+    }
+    if let Some(addr) = args.metrics_addr {
+        settings.worker.metrics_addr = Some(addr);
+    }
+    if let Some(addr) = settings.worker.metrics_addr.clone() {
+        let handle = cxrelay_http::install_metrics();
+        let probe_settings = settings.clone();
+        tokio::spawn(async move {
+            if let Err(e) = cxrelay_http::serve_probes(&probe_settings, &addr, handle).await {
+                tracing::error!(error = %e, "the metrics server stopped");
+            }
+        });
     }
     cxrelay_worker::run_worker(&settings, shutdown_signal()).await?;
     Ok(ExitCode::SUCCESS)

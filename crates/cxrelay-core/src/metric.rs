@@ -1,0 +1,61 @@
+//! The names of cxrelay's Prometheus metrics and the histogram buckets, in one place (the code
+//! that records them uses these names; nothing here does I/O). Conventions: `_total` counters,
+//! `_seconds` in base units, bounded label sets — never a run id or an item as a label.
+
+/// Items by outcome (`succeeded`, `failed`, `retry`, `deferred`) and failure class.
+pub const ITEMS: &str = "cxrelay_items_total";
+/// Requests sent to the target, by status class (`2xx`, `4xx`, `5xx`, `429`, `transport`, `auth`).
+pub const ATTEMPTS: &str = "cxrelay_attempts_total";
+/// Latency of requests to the target.
+pub const ATTEMPT_DURATION: &str = "cxrelay_attempt_duration_seconds";
+/// Answers of 429 from the target.
+pub const RATE_LIMITED: &str = "cxrelay_rate_limited_total";
+/// Time an item waited for a send slot of the rate budget.
+pub const LIMITER_WAIT: &str = "cxrelay_limiter_wait_seconds";
+/// Items this worker process holds (running or buffered), by tenant.
+pub const IN_FLIGHT: &str = "cxrelay_items_in_flight";
+/// Items pending in the tenant's active runs (queued, waiting for a retry or in flight).
+pub const PENDING: &str = "cxrelay_items_pending";
+/// 1 while this process sees the tenant's circuit breaker open.
+pub const BREAKER_OPEN: &str = "cxrelay_breaker_open";
+/// Token requests made to the token endpoint.
+pub const TOKEN_REFRESHES: &str = "cxrelay_token_refreshes_total";
+/// Webhook deliveries by result (`delivered`, `failed`, `dropped`).
+pub const WEBHOOK_DELIVERIES: &str = "cxrelay_webhook_deliveries_total";
+/// HTTP requests served by `cxrelay serve`, by method, route and status.
+pub const HTTP_REQUESTS: &str = "cxrelay_http_requests_total";
+/// Latency of the HTTP requests served.
+pub const HTTP_DURATION: &str = "cxrelay_http_request_duration_seconds";
+/// Requests refused for a missing or invalid API token.
+pub const AUTH_FAILURES: &str = "cxrelay_api_auth_failures_total";
+
+/// Buckets of every histogram, in seconds: explicit, so series from many pods aggregate.
+pub const BUCKETS: [f64; 14] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0];
+
+/// What a metric is, for its `# TYPE` line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// Only goes up.
+    Counter,
+    /// Goes up and down.
+    Gauge,
+    /// Observations in the buckets.
+    Histogram,
+}
+
+/// Every metric with its kind and `# HELP` text.
+pub const ALL: [(&str, Kind, &str); 13] = [
+    (ITEMS, Kind::Counter, "Items by outcome (succeeded, failed, retry, deferred) and failure class."),
+    (ATTEMPTS, Kind::Counter, "Requests sent to the target, by status class."),
+    (ATTEMPT_DURATION, Kind::Histogram, "Latency of requests to the target, seconds."),
+    (RATE_LIMITED, Kind::Counter, "429 answers from the target."),
+    (LIMITER_WAIT, Kind::Histogram, "Time items waited for a send slot of the rate budget, seconds."),
+    (IN_FLIGHT, Kind::Gauge, "Items this worker process holds, running or buffered."),
+    (PENDING, Kind::Gauge, "Items pending in the tenant's active runs."),
+    (BREAKER_OPEN, Kind::Gauge, "1 while this process sees the tenant's circuit breaker open."),
+    (TOKEN_REFRESHES, Kind::Counter, "Requests to the token endpoint."),
+    (WEBHOOK_DELIVERIES, Kind::Counter, "Webhook deliveries by result (delivered, failed, dropped)."),
+    (HTTP_REQUESTS, Kind::Counter, "HTTP requests served, by method, route and status."),
+    (HTTP_DURATION, Kind::Histogram, "Latency of HTTP requests served, seconds."),
+    (AUTH_FAILURES, Kind::Counter, "Requests refused for a missing or invalid API token."),
+];

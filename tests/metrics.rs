@@ -1,0 +1,80 @@
+//! `/metrics` of `serve` and of a worker (`--metrics-addr`): Prometheus text that `promtool
+//! check metrics` accepts, with the histograms' explicit buckets; and the worker's probes.
+
+mod harness;
+
+use std::time::Duration;
+
+use cxrelay_sim::SimConfig;
+use harness::TestEnv;
+
+/// `promtool check metrics` on `text` (promtool comes with Debian's `prometheus` package, which
+/// `make test` installs through scripts/ensure-deps).
+fn promtool_accepts(text: &str) {
+    use std::io::Write;
+    let mut child = std::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("promtool not found: run scripts/ensure-deps (it installs Debian's prometheus package)");
+    child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "promtool: {}{}\n{text}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+}
+
+async fn get(url: &str) -> (u16, String) {
+    let r = reqwest::get(url).await.unwrap();
+    (r.status().as_u16(), r.text().await.unwrap())
+}
+
+/// The bucket bounds of the first series of histogram `name` in `text`.
+fn buckets(text: &str, name: &str) -> Vec<String> {
+    let prefix = format!("{name}_bucket{{");
+    let mut les = Vec::new();
+    for le in text.lines().filter(|l| l.starts_with(&prefix)).filter_map(|l| l.split("le=\"").nth(1)).map(|r| r.split('"').next().unwrap().to_owned())
+    {
+        let last = le == "+Inf";
+        les.push(le);
+        if last {
+            break;
+        }
+    }
+    les
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn worker_and_serve_metrics_pass_promtool_with_explicit_buckets() {
+    let mut env = TestEnv::start(SimConfig::default()).await;
+    let metrics_addr = format!("127.0.0.1:{}", TestEnv::free_port());
+    env.enqueue_generated("measured", 200);
+    let _w = env.spawn_cxrelay(&["worker", "--concurrency", "8", "--metrics-addr", &metrics_addr]);
+    env.wait_finished("measured", Duration::from_secs(60)).await;
+    env.wait_http_ok(&format!("http://{metrics_addr}/readyz")).await;
+    assert_eq!(get(&format!("http://{metrics_addr}/healthz")).await.0, 200);
+    let (code, text) = get(&format!("http://{metrics_addr}/metrics")).await;
+    assert_eq!(code, 200);
+    promtool_accepts(&text);
+    assert!(text.contains("cxrelay_items_total{outcome=\"succeeded\",class=\"none\"} 200"), "{text}");
+    assert!(text.contains("cxrelay_attempts_total{status_class=\"2xx\"} 200"), "{text}");
+    let les = buckets(&text, "cxrelay_attempt_duration_seconds");
+    assert_eq!(les.first().map(String::as_str), Some("0.001"), "{les:?}");
+    assert_eq!(les.last().map(String::as_str), Some("+Inf"), "{les:?}");
+    assert_eq!(les.len(), cxrelay_core::metric::BUCKETS.len() + 1);
+    assert!(!text.contains("measured"), "no run id as a label");
+
+    env.set("CXRELAY_API_TOKENS", "reader-token-1:read");
+    let addr = format!("127.0.0.1:{}", TestEnv::free_port());
+    let _serve = env.spawn_cxrelay(&["serve", "--addr", &addr]);
+    env.wait_http_ok(&format!("http://{addr}/healthz")).await;
+    let client = reqwest::Client::new();
+    client.get(format!("http://{addr}/v1/runs/measured")).bearer_auth("reader-token-1").send().await.unwrap();
+    client.get(format!("http://{addr}/v1/runs")).send().await.unwrap();
+    let (code, text) = get(&format!("http://{addr}/metrics")).await;
+    assert_eq!(code, 200);
+    promtool_accepts(&text);
+    assert!(text.contains("route=\"/v1/runs/{id}\"") && !text.contains("measured"), "routes, not run ids: {text}");
+    assert!(text.contains("cxrelay_api_auth_failures_total 1"), "{text}");
+    assert_eq!(buckets(&text, "cxrelay_http_request_duration_seconds").len(), cxrelay_core::metric::BUCKETS.len() + 1, "{text}");
+}
