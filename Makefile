@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 
-.PHONY: demo test build lint bench bench-ratelimit bench-oncall chaos ensure-deps clean-demo
+.PHONY: demo test build lint bench bench-ratelimit bench-oncall bench-serve chaos ensure-deps clean-demo
 
 ## Build everything (debug).
 build: ensure-deps
@@ -37,6 +37,10 @@ bench-ratelimit: ensure-deps
 ## On-call benchmark: replay, failed listing, webhook dispatcher (see BENCHMARKS.md).
 bench-oncall: ensure-deps
 	scripts/bench-oncall
+
+## HTTP API benchmark: ingest over HTTP, report latency under load (see BENCHMARKS.md).
+bench-serve: ensure-deps
+	scripts/bench-serve
 
 ## Chaos run (see RELIABILITY.md).
 chaos: ensure-deps
