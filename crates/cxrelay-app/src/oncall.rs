@@ -16,7 +16,7 @@ use serde::Serialize;
 use crate::{parse_run, App, AppError};
 
 /// One failed item as `cxrelay failed` lists it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct FailedRow {
     /// Index in the run's input.
     pub index: u64,
@@ -54,7 +54,7 @@ fn status_key(f: &FailedItem) -> String {
 }
 
 /// Failed items of one status and reason (`failed --summary`).
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct FailureGroup {
     /// Last HTTP status or class.
     pub status: String,
@@ -135,7 +135,7 @@ pub struct Replay {
 }
 
 /// What a replay did (`cxrelay replay --json`).
-#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct ReplayOutcome {
     /// Indexes put back in the queue (in a dry run: that would be).
     pub replayed: Vec<u64>,
@@ -146,7 +146,7 @@ pub struct ReplayOutcome {
 }
 
 /// An item a replay refused.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct Refusal {
     /// Index.
     pub index: u64,
@@ -387,7 +387,7 @@ fn candidate(index: u64, f: &FailedItem) -> ReplayCandidate {
 }
 
 /// One endpoint's delivery status (`cxrelay webhooks status`).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct WebhookStatus {
     /// Endpoint id (a hash of its URL).
     pub endpoint: String,

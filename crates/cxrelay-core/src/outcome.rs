@@ -74,7 +74,7 @@ pub struct ItemOutcome {
 }
 
 /// One entry of an item's attempt history (kept for items that did not succeed at once).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct AttemptRecord {
     /// When the outcome was recorded, ms since the epoch (worker clock).
     pub at_ms: u64,

@@ -7,7 +7,7 @@ use serde::Serialize;
 use crate::latency::quantile_ms;
 
 /// Where a run is in its life.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum RunStatus {
     /// The producer is still writing items; workers do not see the run yet.
@@ -139,7 +139,7 @@ impl RunSnapshot {
 }
 
 /// How a run's failed items failed: counts by class and by status code, and the top reasons.
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct FailureSummary {
     /// Failed items per class (`4xx`, `5xx`, `429`, `transport`, `auth`, `permission`, `poison`, `local`).
     pub by_class: BTreeMap<String, u64>,
@@ -150,7 +150,7 @@ pub struct FailureSummary {
 }
 
 /// A failure reason and how many failed items it accounts for.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct ReasonCount {
     /// The reason (first line of the last error, shortened).
     pub reason: String,
@@ -188,7 +188,7 @@ impl FailureSummary {
 }
 
 /// The report `cxrelay report` prints: counters plus rates, latency percentiles, throughput, ETA.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct RunReport {
     /// Run id.
     pub run_id: String,

@@ -7,6 +7,7 @@
 
 pub mod auth;
 pub mod error;
+pub mod openapi;
 mod routes;
 
 pub use metrics_exporter_prometheus::PrometheusHandle as MetricsHandle;
@@ -110,7 +111,11 @@ pub fn router(settings: &Settings, metrics: Option<PrometheusHandle>) -> Result<
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, timeout));
     // A run body is streamed to the producer however large it is, and takes as long as it takes.
     let ingest = Router::new().route("/v1/runs", post(routes::create_run)).layer(DefaultBodyLimit::disable());
-    let mut router = limited.merge(ingest).route("/healthz", get(|| async { "ok" })).route("/readyz", get(routes::ready));
+    let mut router = limited
+        .merge(ingest)
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(routes::ready))
+        .route("/openapi.json", get(|| async { axum::Json(<openapi::ApiDoc as utoipa::OpenApi>::openapi()) }));
     if let Some(handle) = metrics {
         router = router.route("/metrics", get(move || std::future::ready(handle.render())));
     }

@@ -16,13 +16,50 @@ use cxrelay_core::oncall::{parse_indexes, parse_since};
 use cxrelay_core::report::RunStatus;
 use futures::TryStreamExt;
 use serde::Deserialize;
-use serde_json::json;
 
 use crate::error::ApiError;
 use crate::Shared;
 
 type Params = Query<HashMap<String, String>>;
 type ApiResult = Result<Response, ApiError>;
+
+/// A page of runs.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct RunsPage {
+    /// Reports, newest first.
+    pub runs: Vec<cxrelay_core::report::RunReport>,
+    /// Pass as `cursor` for the next page; absent on the last.
+    pub next_cursor: Option<String>,
+}
+
+/// A page of failed items.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct FailedPage {
+    /// Failed items by index.
+    pub items: Vec<cxrelay_app::FailedRow>,
+    /// Pass as `cursor` for the next page; absent on the last.
+    pub next_cursor: Option<String>,
+}
+
+/// A page of audit events.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct AuditPage {
+    /// Events, oldest first.
+    pub events: Vec<cxrelay_app::AuditEvent>,
+    /// Pass as `cursor` for the next page; absent when this page was not full.
+    pub next_cursor: Option<String>,
+}
+
+/// What a run control did.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct ControlAnswer {
+    /// The run.
+    pub run_id: String,
+    /// Its status before.
+    pub from: RunStatus,
+    /// Its status after.
+    pub to: RunStatus,
+}
 
 /// Largest page a listing returns.
 const MAX_PAGE: usize = 1000;
@@ -43,7 +80,7 @@ fn encode_cursor(s: &str) -> String {
 }
 
 fn decode_cursor(p: &HashMap<String, String>, prefix: &str) -> Result<Option<String>, ApiError> {
-    let Some(c) = p.get("cursor") else { return Ok(None) };
+    let Some(c) = p.get("cursor").filter(|c| !c.is_empty()) else { return Ok(None) };
     let bad = || ApiError::bad("invalid_cursor", format!("cursor {c:?} is not one this API gave out"));
     let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(c).map_err(|_| bad())?;
     let text = String::from_utf8(raw).map_err(|_| bad())?;
@@ -55,7 +92,7 @@ fn filter_of(p: &HashMap<String, String>, reason_key: &str) -> Result<FailedFilt
     Ok(FailedFilter {
         status: p.get("status").map(|s| StatusFilter::parse(s)).transpose().map_err(arg)?,
         reason: p.get(reason_key).filter(|r| !r.is_empty()).cloned(),
-        since_ms: p.get("since").map(|s| parse_since(s, cxrelay_core::now_ms())).transpose().map_err(arg)?,
+        since_ms: p.get("since").filter(|s| !s.is_empty()).map(|s| parse_since(s, cxrelay_core::now_ms())).transpose().map_err(arg)?,
     })
 }
 
@@ -69,6 +106,7 @@ fn json_body<T>(body: Result<Json<T>, JsonRejection>) -> Result<T, ApiError> {
 }
 
 /// `GET /readyz`: 200 when Redis answers.
+#[utoipa::path(get, path = "/readyz", tag = "health", responses((status = 200, description = "Redis answers", body = String), (status = 503, description = "Redis unavailable", body = crate::openapi::ErrorBody)))]
 pub async fn ready(State(s): State<Shared>) -> ApiResult {
     s.app.ping().await?;
     Ok("ready".into_response())
@@ -78,6 +116,7 @@ pub async fn ready(State(s): State<Shared>) -> ApiResult {
 /// by `Content-Type`) is streamed through the same producer and validation as `cxrelay enqueue`.
 /// An `Idempotency-Key` header names the run, so a retried submission finds the same run and
 /// enqueues nothing twice.
+#[utoipa::path(post, path = "/v1/runs", tag = "runs", params(("action" = String, Query, description = "Target action id"), ("tenant" = Option<String>, Query, description = "Tenant"), ("run_id" = Option<String>, Query, description = "Run id (resumes that run)"), ("max_items" = Option<u64>, Query, description = "Enqueue only items below this index"), ("idempotency_field" = Option<String>, Query, description = "Key items on this field"), ("pause_on_failure_rate" = Option<String>, Query, description = "Failure-rate guard, e.g. 20%"), ("window" = Option<u32>, Query, description = "Finished items the guard looks at"), ("Idempotency-Key" = Option<String>, Header, description = "Names the run: a retried submission finds it")), request_body(description = "The items: a JSON array of objects, or NDJSON; streamed", content((Vec<serde_json::Map<String, serde_json::Value>> = "application/json"), (String = "application/x-ndjson"))), responses((status = 201, description = "The run was created or extended", body = cxrelay_queue::EnqueueSummary), (status = 200, description = "A retried submission: nothing new", body = cxrelay_queue::EnqueueSummary), (status = 409, description = "The run id belongs to another tenant or action", body = crate::openapi::ErrorBody), (status = 415, description = "Unsupported Content-Type", body = crate::openapi::ErrorBody), (status = 400, description = "A bad parameter or body", body = crate::openapi::ErrorBody), (status = 401, description = "No valid token", body = crate::openapi::ErrorBody), (status = 403, description = "The token's role does not allow it", body = crate::openapi::ErrorBody), (status = 503, description = "Redis unavailable", body = crate::openapi::ErrorBody)), security(("bearer" = [])))]
 pub async fn create_run(State(s): State<Shared>, Query(p): Params, headers: HeaderMap, body: Body) -> ApiResult {
     let content_type = headers.get(axum::http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
     let format = match content_type.split(';').next().unwrap_or("").trim() {
@@ -141,6 +180,7 @@ fn run_id_for_key(tenant: &str, key: &str) -> String {
 }
 
 /// `GET /v1/runs?status=…&tenant=…&limit=…&cursor=…`: runs, newest first, a page at a time.
+#[utoipa::path(get, path = "/v1/runs", tag = "runs", params(("status" = Option<String>, Query, description = "loading, active, paused, finished or cancelled"), ("tenant" = Option<String>, Query, description = "Tenant"), ("limit" = Option<usize>, Query, description = "1 to 1000, default 50"), ("cursor" = Option<String>, Query, description = "From the previous page")), responses((status = 200, description = "Runs, newest first", body = RunsPage), (status = 400, description = "A bad parameter or body", body = crate::openapi::ErrorBody), (status = 401, description = "No valid token", body = crate::openapi::ErrorBody), (status = 403, description = "The token's role does not allow it", body = crate::openapi::ErrorBody), (status = 503, description = "Redis unavailable", body = crate::openapi::ErrorBody)), security(("bearer" = [])))]
 pub async fn list_runs(State(s): State<Shared>, Query(p): Params) -> ApiResult {
     let status =
         match p.get("status") {
@@ -157,15 +197,17 @@ pub async fn list_runs(State(s): State<Shared>, Query(p): Params) -> ApiResult {
     let runs = s.app.runs(&RunsFilter { status, tenant: p.get("tenant").cloned() }).await?;
     let page: Vec<_> = runs.iter().skip(offset).take(limit).collect();
     let next = (offset + page.len() < runs.len()).then(|| encode_cursor(&format!("o:{}", offset + page.len())));
-    Ok(Json(json!({"runs": page, "next_cursor": next})).into_response())
+    Ok(Json(RunsPage { runs: page.into_iter().cloned().collect(), next_cursor: next }).into_response())
 }
 
 /// `GET /v1/runs/{id}`: the report.
+#[utoipa::path(get, path = "/v1/runs/{id}", tag = "runs", params(("id" = String, Path, description = "Run id")), responses((status = 200, description = "The report", body = cxrelay_core::report::RunReport), (status = 404, description = "No such run", body = crate::openapi::ErrorBody), (status = 400, description = "A bad parameter or body", body = crate::openapi::ErrorBody), (status = 401, description = "No valid token", body = crate::openapi::ErrorBody), (status = 403, description = "The token's role does not allow it", body = crate::openapi::ErrorBody), (status = 503, description = "Redis unavailable", body = crate::openapi::ErrorBody)), security(("bearer" = [])))]
 pub async fn report(State(s): State<Shared>, Path(id): Path<String>) -> ApiResult {
     Ok(Json(s.app.report(&id).await?).into_response())
 }
 
 /// `GET /v1/runs/{id}/failed?status=…&reason=…&since=…&limit=…&cursor=…`: failed items by index.
+#[utoipa::path(get, path = "/v1/runs/{id}/failed", tag = "on-call", params(("id" = String, Path, description = "Run id"), ("status" = Option<String>, Query, description = "Class or HTTP status"), ("reason" = Option<String>, Query, description = "Text the reason contains"), ("since" = Option<String>, Query, description = "RFC 3339 or a duration back from now"), ("limit" = Option<usize>, Query, description = "1 to 1000, default 100"), ("cursor" = Option<String>, Query, description = "From the previous page")), responses((status = 200, description = "Failed items by index", body = FailedPage), (status = 404, description = "No such run", body = crate::openapi::ErrorBody), (status = 400, description = "A bad parameter or body", body = crate::openapi::ErrorBody), (status = 401, description = "No valid token", body = crate::openapi::ErrorBody), (status = 403, description = "The token's role does not allow it", body = crate::openapi::ErrorBody), (status = 503, description = "Redis unavailable", body = crate::openapi::ErrorBody)), security(("bearer" = [])))]
 pub async fn failed(State(s): State<Shared>, Path(id): Path<String>, Query(p): Params) -> ApiResult {
     let filter = filter_of(&p, "reason")?;
     let limit = page_size(&p, 100)?;
@@ -182,17 +224,18 @@ pub async fn failed(State(s): State<Shared>, Path(id): Path<String>, Query(p): P
     let more = items.len() > limit;
     items.truncate(limit);
     let next = more.then(|| encode_cursor(&format!("i:{}", items.last().map_or(0, |r| r.index))));
-    Ok(Json(json!({"items": items, "next_cursor": next})).into_response())
+    Ok(Json(FailedPage { items, next_cursor: next }).into_response())
 }
 
 /// `GET /v1/runs/{id}/items/{index}`: one item and its whole history.
+#[utoipa::path(get, path = "/v1/runs/{id}/items/{index}", tag = "on-call", params(("id" = String, Path, description = "Run id"), ("index" = u64, Path, description = "Item index")), responses((status = 200, description = "The item", body = cxrelay_app::ItemView), (status = 404, description = "No such run", body = crate::openapi::ErrorBody), (status = 400, description = "A bad parameter or body", body = crate::openapi::ErrorBody), (status = 401, description = "No valid token", body = crate::openapi::ErrorBody), (status = 403, description = "The token's role does not allow it", body = crate::openapi::ErrorBody), (status = 503, description = "Redis unavailable", body = crate::openapi::ErrorBody)), security(("bearer" = [])))]
 pub async fn item(State(s): State<Shared>, Path((id, index)): Path<(String, String)>) -> ApiResult {
     let index: u64 = index.parse().map_err(|_| ApiError::bad("invalid_parameter", format!("index {index:?}: expected a whole number")))?;
     Ok(Json(s.app.item(&id, index).await?).into_response())
 }
 
 /// Body of `POST /v1/runs/{id}/replay`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReplayBody {
     /// `3,7,10-20`.
@@ -221,6 +264,7 @@ pub struct ReplayBody {
 }
 
 /// `POST /v1/runs/{id}/replay`: `{"replayed": [...], "refused": [{"index", "why"}], "dry_run"}`.
+#[utoipa::path(post, path = "/v1/runs/{id}/replay", tag = "on-call", params(("id" = String, Path, description = "Run id")), request_body = ReplayBody, responses((status = 200, description = "What was replayed and refused", body = cxrelay_app::ReplayOutcome), (status = 404, description = "No such run", body = crate::openapi::ErrorBody), (status = 409, description = "Not allowed in the run's state", body = crate::openapi::ErrorBody), (status = 415, description = "Not JSON", body = crate::openapi::ErrorBody), (status = 400, description = "A bad parameter or body", body = crate::openapi::ErrorBody), (status = 401, description = "No valid token", body = crate::openapi::ErrorBody), (status = 403, description = "The token's role does not allow it", body = crate::openapi::ErrorBody), (status = 503, description = "Redis unavailable", body = crate::openapi::ErrorBody)), security(("bearer" = [])))]
 pub async fn replay(State(s): State<Shared>, Path(id): Path<String>, body: Result<Json<ReplayBody>, JsonRejection>) -> ApiResult {
     let b = json_body(body)?;
     let selection = match (&b.index, b.all_failed || b.status.is_some() || b.failed_reason.is_some()) {
@@ -251,7 +295,7 @@ pub async fn replay(State(s): State<Shared>, Path(id): Path<String>, body: Resul
 }
 
 /// Body of the run controls (all fields optional).
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ControlBody {
     /// Why.
@@ -262,7 +306,7 @@ pub struct ControlBody {
 
 async fn control(s: Shared, id: String, action: Control, body: axum::body::Bytes) -> ApiResult {
     // The body is optional: empty means no reason given.
-    let b: ControlBody = if body.iter().all(u8::is_ascii_whitespace) {
+    let b: ControlBody = if body.iter().all(u8::is_ascii_whitespace) || body.trim_ascii() == b"null" {
         ControlBody::default()
     } else {
         serde_json::from_slice(&body).map_err(|e| ApiError::bad("invalid_body", format!("expected {{\"reason\", \"by\"}}: {e}")))?
@@ -274,31 +318,36 @@ async fn control(s: Shared, id: String, action: Control, body: axum::body::Bytes
     };
     let reason = b.reason.unwrap_or_else(|| format!("{word} through the API"));
     let (from, to) = s.app.control(&id, action, b.by.as_deref().unwrap_or("api"), &reason).await?;
-    Ok(Json(json!({"run_id": id, "from": from, "to": to})).into_response())
+    Ok(Json(ControlAnswer { run_id: id, from, to }).into_response())
 }
 
 /// `POST /v1/runs/{id}/pause`.
+#[utoipa::path(post, path = "/v1/runs/{id}/pause", tag = "on-call", params(("id" = String, Path, description = "Run id")), request_body(content = Option<ControlBody>, description = "Optional reason and operator"), responses((status = 200, description = "Paused", body = ControlAnswer), (status = 404, description = "No such run", body = crate::openapi::ErrorBody), (status = 409, description = "Not allowed in the run's state", body = crate::openapi::ErrorBody), (status = 400, description = "A bad parameter or body", body = crate::openapi::ErrorBody), (status = 401, description = "No valid token", body = crate::openapi::ErrorBody), (status = 403, description = "The token's role does not allow it", body = crate::openapi::ErrorBody), (status = 503, description = "Redis unavailable", body = crate::openapi::ErrorBody)), security(("bearer" = [])))]
 pub async fn pause(State(s): State<Shared>, Path(id): Path<String>, body: axum::body::Bytes) -> ApiResult {
     control(s, id, Control::Pause, body).await
 }
 
 /// `POST /v1/runs/{id}/resume`.
+#[utoipa::path(post, path = "/v1/runs/{id}/resume", tag = "on-call", params(("id" = String, Path, description = "Run id")), request_body(content = Option<ControlBody>, description = "Optional reason and operator"), responses((status = 200, description = "Resumed", body = ControlAnswer), (status = 404, description = "No such run", body = crate::openapi::ErrorBody), (status = 409, description = "Not allowed in the run's state", body = crate::openapi::ErrorBody), (status = 400, description = "A bad parameter or body", body = crate::openapi::ErrorBody), (status = 401, description = "No valid token", body = crate::openapi::ErrorBody), (status = 403, description = "The token's role does not allow it", body = crate::openapi::ErrorBody), (status = 503, description = "Redis unavailable", body = crate::openapi::ErrorBody)), security(("bearer" = [])))]
 pub async fn resume(State(s): State<Shared>, Path(id): Path<String>, body: axum::body::Bytes) -> ApiResult {
     control(s, id, Control::Resume, body).await
 }
 
 /// `POST /v1/runs/{id}/cancel`.
+#[utoipa::path(post, path = "/v1/runs/{id}/cancel", tag = "on-call", params(("id" = String, Path, description = "Run id")), request_body(content = Option<ControlBody>, description = "Optional reason and operator"), responses((status = 200, description = "Cancelled", body = ControlAnswer), (status = 404, description = "No such run", body = crate::openapi::ErrorBody), (status = 409, description = "Not allowed in the run's state", body = crate::openapi::ErrorBody), (status = 400, description = "A bad parameter or body", body = crate::openapi::ErrorBody), (status = 401, description = "No valid token", body = crate::openapi::ErrorBody), (status = 403, description = "The token's role does not allow it", body = crate::openapi::ErrorBody), (status = 503, description = "Redis unavailable", body = crate::openapi::ErrorBody)), security(("bearer" = [])))]
 pub async fn cancel(State(s): State<Shared>, Path(id): Path<String>, body: axum::body::Bytes) -> ApiResult {
     control(s, id, Control::Cancel, body).await
 }
 
 /// `DELETE /v1/runs/{id}`: purge a finished or cancelled run.
+#[utoipa::path(delete, path = "/v1/runs/{id}", tag = "on-call", params(("id" = String, Path, description = "Run id")), responses((status = 204, description = "Purged"), (status = 404, description = "No such run", body = crate::openapi::ErrorBody), (status = 409, description = "Not finished or cancelled", body = crate::openapi::ErrorBody), (status = 400, description = "A bad parameter or body", body = crate::openapi::ErrorBody), (status = 401, description = "No valid token", body = crate::openapi::ErrorBody), (status = 403, description = "The token's role does not allow it", body = crate::openapi::ErrorBody), (status = 503, description = "Redis unavailable", body = crate::openapi::ErrorBody)), security(("bearer" = [])))]
 pub async fn purge(State(s): State<Shared>, Path(id): Path<String>) -> ApiResult {
     s.app.purge(&id).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 /// `GET /v1/runs/{id}/audit?limit=…&cursor=…`: audit events, oldest first.
+#[utoipa::path(get, path = "/v1/runs/{id}/audit", tag = "on-call", params(("id" = String, Path, description = "Run id"), ("limit" = Option<usize>, Query, description = "1 to 1000, default 100"), ("cursor" = Option<String>, Query, description = "From the previous page")), responses((status = 200, description = "Audit events", body = AuditPage), (status = 404, description = "No such run", body = crate::openapi::ErrorBody), (status = 400, description = "A bad parameter or body", body = crate::openapi::ErrorBody), (status = 401, description = "No valid token", body = crate::openapi::ErrorBody), (status = 403, description = "The token's role does not allow it", body = crate::openapi::ErrorBody), (status = 503, description = "Redis unavailable", body = crate::openapi::ErrorBody)), security(("bearer" = [])))]
 pub async fn audit(State(s): State<Shared>, Path(id): Path<String>, Query(p): Params) -> ApiResult {
     let limit = page_size(&p, 100)?;
     let after = decode_cursor(&p, "a:")?.unwrap_or_else(|| "0".into());
@@ -307,15 +356,17 @@ pub async fn audit(State(s): State<Shared>, Path(id): Path<String>, Query(p): Pa
     }
     let events = s.app.audit(&id, &after, limit).await?;
     let next = (events.len() == limit).then(|| encode_cursor(&format!("a:{}", events.last().map_or("0", |e| e.id.as_str()))));
-    Ok(Json(json!({"events": events, "next_cursor": next})).into_response())
+    Ok(Json(AuditPage { events, next_cursor: next }).into_response())
 }
 
 /// `GET /v1/workers?tenant=…`: live worker processes.
+#[utoipa::path(get, path = "/v1/workers", tag = "on-call", params(("tenant" = Option<String>, Query, description = "Tenant")), responses((status = 200, description = "Live workers", body = Vec<cxrelay_app::WorkerInfo>), (status = 400, description = "A bad parameter or body", body = crate::openapi::ErrorBody), (status = 401, description = "No valid token", body = crate::openapi::ErrorBody), (status = 403, description = "The token's role does not allow it", body = crate::openapi::ErrorBody), (status = 503, description = "Redis unavailable", body = crate::openapi::ErrorBody)), security(("bearer" = [])))]
 pub async fn workers(State(s): State<Shared>, Query(p): Params) -> ApiResult {
     Ok(Json(s.app.workers(p.get("tenant").map(String::as_str)).await?).into_response())
 }
 
 /// `GET /v1/webhooks`: each endpoint's delivery status.
+#[utoipa::path(get, path = "/v1/webhooks", tag = "on-call", responses((status = 200, description = "Webhook endpoints' status", body = Vec<cxrelay_app::WebhookStatus>), (status = 400, description = "A bad parameter or body", body = crate::openapi::ErrorBody), (status = 401, description = "No valid token", body = crate::openapi::ErrorBody), (status = 403, description = "The token's role does not allow it", body = crate::openapi::ErrorBody), (status = 503, description = "Redis unavailable", body = crate::openapi::ErrorBody)), security(("bearer" = [])))]
 pub async fn webhooks(State(s): State<Shared>) -> ApiResult {
     Ok(Json(s.app.webhooks_status().await?).into_response())
 }

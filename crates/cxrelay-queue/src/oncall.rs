@@ -18,7 +18,7 @@ use crate::store::{status_of, FailedItem, QueueError, Store};
 pub const PAGE: usize = 500;
 
 /// Where one item of a run stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ItemState {
     /// Succeeded (never sent again).
@@ -35,7 +35,7 @@ pub enum ItemState {
 
 /// One item: where it stands, its payload (kept for failed items), its last failure and its
 /// attempt history.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ItemView {
     /// The run.
     pub run_id: String,
@@ -57,7 +57,7 @@ pub struct ItemView {
 }
 
 /// A live worker process, from the heartbeat it writes every third of a lease.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct WorkerInfo {
     /// Consumer name (`host-pid-startms`).
     pub consumer: String,
@@ -142,7 +142,7 @@ impl Control {
 }
 
 /// One event of a run's audit stream.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct AuditEvent {
     /// Stream entry id (`ms-seq`): orders events and resumes `--follow`.
     pub id: String,

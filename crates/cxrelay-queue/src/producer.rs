@@ -47,7 +47,7 @@ pub struct EnqueueRequest {
 }
 
 /// One item rejected by validation.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Rejection {
     /// Index in the input.
     pub index: u64,
@@ -60,7 +60,7 @@ pub struct Rejection {
 }
 
 /// What the producer did.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct EnqueueSummary {
     /// The run.
     pub run_id: String,

@@ -240,7 +240,7 @@ pub fn events_wanted(endpoints: &[cxrelay_core::webhook::WebhookEndpoint]) -> St
 }
 
 /// The summary kept for a failed item (its last failure), as stored in the run's `failed` hash.
-#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct FailedItem {
     /// Failure class (`4xx`, `5xx`, `429`, `transport`, `auth`, `permission`, `poison`, `local`).
     pub class: String,
