@@ -62,7 +62,10 @@ async fn worker_and_serve_metrics_pass_promtool_with_explicit_buckets() {
     assert_eq!(les.first().map(String::as_str), Some("0.001"), "{les:?}");
     assert_eq!(les.last().map(String::as_str), Some("+Inf"), "{les:?}");
     assert_eq!(les.len(), cxrelay_core::metric::BUCKETS.len() + 1);
-    assert!(!text.contains("measured"), "no run id as a label");
+    assert!(
+        text.lines().filter(|l| l.contains("measured")).all(|l| l.starts_with("cxrelay_run_completion_ratio{")),
+        "a run id labels only the run-level completion series: {text}"
+    );
 
     env.set("CXRELAY_API_TOKENS", "reader-token-1:read");
     let addr = format!("127.0.0.1:{}", TestEnv::free_port());

@@ -16,6 +16,14 @@ pub const LIMITER_WAIT: &str = "cxrelay_limiter_wait_seconds";
 pub const IN_FLIGHT: &str = "cxrelay_items_in_flight";
 /// Items pending in the tenant's active runs (queued, waiting for a retry or in flight).
 pub const PENDING: &str = "cxrelay_items_pending";
+/// Items waiting for a retry (or deferred) in the tenant's active runs.
+pub const DELAYED: &str = "cxrelay_items_delayed";
+/// The tenant's current send rate (requests/s) of its fleet-wide budget, when one applies.
+pub const RATE: &str = "cxrelay_rate_limit_rate";
+/// The tenant's learned rate ceiling (requests/s, adaptive mode), once a 429 set one.
+pub const CEILING: &str = "cxrelay_rate_limit_ceiling";
+/// Completion of each active run (succeeded / total, 0 to 1): one series per active run.
+pub const RUN_COMPLETION: &str = "cxrelay_run_completion_ratio";
 /// 1 while this process sees the tenant's circuit breaker open.
 pub const BREAKER_OPEN: &str = "cxrelay_breaker_open";
 /// Token requests made to the token endpoint.
@@ -44,7 +52,11 @@ pub enum Kind {
 }
 
 /// Every metric with its kind and `# HELP` text.
-pub const ALL: [(&str, Kind, &str); 13] = [
+pub const ALL: [(&str, Kind, &str); 17] = [
+    (DELAYED, Kind::Gauge, "Items waiting for a retry or deferred in the tenant's active runs."),
+    (RATE, Kind::Gauge, "Current send rate of the tenant's fleet-wide budget, requests per second."),
+    (CEILING, Kind::Gauge, "Learned rate ceiling of the tenant (adaptive mode), requests per second."),
+    (RUN_COMPLETION, Kind::Gauge, "Completion of each active run: succeeded over total, 0 to 1."),
     (ITEMS, Kind::Counter, "Items by outcome (succeeded, failed, retry, deferred) and failure class."),
     (ATTEMPTS, Kind::Counter, "Requests sent to the target, by status class."),
     (ATTEMPT_DURATION, Kind::Histogram, "Latency of requests to the target, seconds."),

@@ -59,8 +59,14 @@ pub enum ServeError {
 /// [`metric::BUCKETS`](cxrelay_core::metric::BUCKETS) for every histogram.
 pub fn install_metrics() -> PrometheusHandle {
     use cxrelay_core::metric::{Kind, ALL, BUCKETS};
-    let handle =
-        PrometheusBuilder::new().set_buckets(&BUCKETS).expect("the buckets are not empty").install_recorder().expect("one recorder per process");
+    let handle = PrometheusBuilder::new()
+        .set_buckets(&BUCKETS)
+        .expect("the buckets are not empty")
+        // A gauge no longer set (a finished run's completion) leaves the output after a
+        // minute, so series do not pile up in a long-lived worker.
+        .idle_timeout(metrics_util::MetricKindMask::GAUGE, Some(std::time::Duration::from_secs(60)))
+        .install_recorder()
+        .expect("one recorder per process");
     for (name, kind, help) in ALL {
         match kind {
             Kind::Counter => metrics::describe_counter!(name, help),

@@ -106,6 +106,14 @@ impl FleetLimits {
         Self { conn, keys, tenant: tenant.to_owned() }
     }
 
+    /// The tenant budget's current rate and learned ceiling (requests/s), where set.
+    pub async fn budget_state(&self) -> Result<(Option<f64>, Option<f64>), QueueError> {
+        let (rate, ceiling): (Option<String>, Option<String>) =
+            redis::cmd("HMGET").arg(self.keys.budget(&self.tenant, None)).arg("rate").arg("ceiling").query_async(&mut self.conn.clone()).await?;
+        let num = |v: Option<String>| v.and_then(|s| s.parse::<f64>().ok()).filter(|r| r.is_finite() && *r > 0.0);
+        Ok((num(rate), num(ceiling)))
+    }
+
     /// Reserves a send slot of the tenant's budget (`action` = None) or of an action's
     /// sub-limit; `max_wait` bounds a reservation.
     pub async fn acquire(&self, action: Option<&str>, budget: &BudgetConfig, max_wait: Duration) -> Result<Reservation, QueueError> {

@@ -217,6 +217,11 @@ impl Store {
         Ok(out)
     }
 
+    /// Items of a run waiting for a retry (or deferred).
+    pub async fn delayed_items(&self, run: &RunId) -> Result<u64, QueueError> {
+        Ok(self.conn().zcard(self.keys().run(run).delayed).await?)
+    }
+
     /// When each of `indexes` was first attempted (its history's oldest record), in order.
     pub async fn first_attempts(&self, run: &RunId, indexes: &[u64]) -> Result<Vec<Option<u64>>, QueueError> {
         if indexes.is_empty() {

@@ -115,6 +115,11 @@ fn jitter(d: Duration) -> Duration {
 }
 
 impl Gate {
+    /// The fleet-wide limits (for the metrics).
+    pub fn limits(&self) -> &FleetLimits {
+        &self.limits
+    }
+
     /// True while this process's view of the breaker is open (for the metrics).
     pub fn breaker_open(&self) -> bool {
         self.breaker.lock().expect("breaker view").open_until.is_some_and(|t| t > Instant::now())

@@ -41,13 +41,26 @@ fn observe(handler: Arc<ItemHandler>, store: cxrelay_queue::Store, tenant: Strin
             tick.tick().await;
             metrics::counter!(metric::TOKEN_REFRESHES).absolute(handler.client().tokens().token_requests());
             metrics::gauge!(metric::BREAKER_OPEN, "tenant" => tenant.clone()).set(if handler.gate().breaker_open() { 1.0 } else { 0.0 });
-            let mut pending = 0u64;
+            let (mut pending, mut delayed) = (0u64, 0u64);
             for id in store.active_runs(&tenant).await.unwrap_or_default() {
-                if let Ok(run) = cxrelay_core::RunId::parse(&id) {
-                    pending += store.report(&run).await.map_or(0, |r| r.pending);
+                let Ok(run) = cxrelay_core::RunId::parse(&id) else { continue };
+                if let Ok(r) = store.report(&run).await {
+                    pending += r.pending;
+                    // A run-level series (bounded by the active runs), not a per-item one.
+                    metrics::gauge!(metric::RUN_COMPLETION, "run" => id.clone()).set(r.completion_rate);
                 }
+                delayed += store.delayed_items(&run).await.unwrap_or(0);
             }
             metrics::gauge!(metric::PENDING, "tenant" => tenant.clone()).set(pending as f64);
+            metrics::gauge!(metric::DELAYED, "tenant" => tenant.clone()).set(delayed as f64);
+            if let Ok((rate, ceiling)) = handler.gate().limits().budget_state().await {
+                if let Some(r) = rate {
+                    metrics::gauge!(metric::RATE, "tenant" => tenant.clone()).set(r);
+                }
+                if let Some(c) = ceiling {
+                    metrics::gauge!(metric::CEILING, "tenant" => tenant.clone()).set(c);
+                }
+            }
         }
     });
 }
