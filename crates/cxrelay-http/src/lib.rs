@@ -6,9 +6,11 @@
 #![warn(missing_docs)]
 
 pub mod auth;
+mod dashboard;
 pub mod error;
 pub mod openapi;
 mod routes;
+pub mod session;
 
 pub use metrics_exporter_prometheus::PrometheusHandle as MetricsHandle;
 
@@ -34,6 +36,8 @@ pub struct ApiState {
     pub app: App,
     /// The accepted tokens.
     pub tokens: Tokens,
+    /// Signs dashboard sessions and CSRF tokens.
+    pub signer: session::Signer,
 }
 
 /// Shared handler state.
@@ -99,7 +103,8 @@ pub fn router(settings: &Settings, metrics: Option<PrometheusHandle>) -> Result<
     if tokens.is_empty() {
         tracing::warn!("no API tokens configured (CXRELAY_API_TOKENS): every /v1 request will be refused");
     }
-    let state: Shared = Arc::new(ApiState { app: App::new(settings), tokens });
+    let signer = session::Signer::new(settings.serve.api_tokens.expose());
+    let state: Shared = Arc::new(ApiState { app: App::new(settings), tokens, signer });
     let timeout = Duration::from_millis(settings.serve.request_timeout_ms);
     let limited = Router::new()
         .route("/v1/runs", get(routes::list_runs))
@@ -121,7 +126,18 @@ pub fn router(settings: &Settings, metrics: Option<PrometheusHandle>) -> Result<
         .merge(ingest)
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(routes::ready))
-        .route("/openapi.json", get(|| async { axum::Json(<openapi::ApiDoc as utoipa::OpenApi>::openapi()) }));
+        .route("/openapi.json", get(|| async { axum::Json(<openapi::ApiDoc as utoipa::OpenApi>::openapi()) }))
+        // The dashboard: HTML, its own sign-in (a session cookie), no /v1 token.
+        .route("/", get(dashboard::runs))
+        .route("/login", get(dashboard::login_form).post(dashboard::login))
+        .route("/logout", post(dashboard::logout))
+        .route("/runs/{id}", get(dashboard::run))
+        .route("/runs/{id}/items/{index}", get(dashboard::item))
+        .route("/runs/{id}/replay", post(dashboard::replay_confirm))
+        .route("/runs/{id}/replay/confirm", post(dashboard::replay_do))
+        .route("/runs/{id}/control", post(dashboard::control))
+        .route("/workers", get(dashboard::workers))
+        .route("/webhooks", get(dashboard::webhooks));
     if let Some(handle) = metrics {
         router = router.route("/metrics", get(move || std::future::ready(handle.render())));
     }
