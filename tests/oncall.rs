@@ -96,6 +96,11 @@ async fn failed_items_are_listed_exactly_and_replayed_exactly() {
     assert_eq!((ledger.applied, ledger.duplicates), (36, 0), "no success sent twice");
     assert!(ledger.entries.iter().all(|e| e.count == 1));
 
+    // Throughput over time counts every finish: 32 + 8 first, then the 4 replayed successes.
+    let series = env.store().await.series(&cxrelay_core::RunId::parse("subset").unwrap()).await.unwrap();
+    assert_eq!(series.iter().map(|p| p.1).sum::<u64>(), 44, "{series:?}");
+    assert!(series.iter().any(|p| p.2.is_some()), "latency over time: {series:?}");
+
     // The replayed item keeps its history: three failures, then the success.
     let item2 = json_of(&env, &["item", "subset", "2", "--json"]);
     assert_eq!(item2["state"], json!("succeeded"));

@@ -374,6 +374,22 @@ impl App {
         Ok(self.store().await?.purge(&id, &report.tenant).await?)
     }
 
+    /// The run's throughput (items/s) and mean latency (ms) over time, one point per 10 s bucket
+    /// that saw a checkpoint, merged to at most `points` (oldest first): (start ms, items/s, latency).
+    pub async fn series(&self, run: &str, points: usize) -> Result<Vec<(u64, f64, Option<f64>)>, AppError> {
+        let (id, _) = self.existing(run).await?;
+        let raw = self.store().await?.series(&id).await?;
+        let per = raw.len().div_ceil(points.max(1)).max(1);
+        Ok(raw
+            .chunks(per)
+            .map(|c| {
+                let n: u64 = c.iter().map(|p| p.1).sum();
+                let (lat, k) = c.iter().filter_map(|p| p.2).fold((0.0, 0), |(s, k), l| (s + l, k + 1));
+                (c[0].0, n as f64 / (10.0 * c.len() as f64), (k > 0).then(|| lat / k as f64))
+            })
+            .collect())
+    }
+
     /// Up to `count` audit events of a run after entry `after` (`"0"`: from the start), oldest
     /// first; page on with the last event's id.
     pub async fn audit(&self, run: &str, after: &str, count: usize) -> Result<Vec<AuditEvent>, AppError> {

@@ -250,6 +250,7 @@ pub async fn run(State(s): State<Shared>, headers: HeaderMap, Path(id): Path<Str
             failed.extend(rows);
         }
     }
+    let series = s.app.series(&id, 120).await.unwrap_or_default();
     let csrf = s.signer.csrf(&session);
     let operate = session.role == Role::Operate;
     let eta = report.eta_s.map(|e| format!("{e:.0} s")).unwrap_or_else(|| "—".into());
@@ -285,6 +286,12 @@ pub async fn run(State(s): State<Shared>, headers: HeaderMap, Path(id): Path<Str
                             }
                         }
                         p.muted { "p50 " (ms(report.latency_p50_ms)) " · p99 " (ms(report.latency_p99_ms)) }
+                    }
+                }
+                @if series.len() > 1 {
+                    section.charts {
+                        div.card { h3 { "Throughput, items/s" } (chart(&series.iter().map(|p| (p.0, Some(p.1))).collect::<Vec<_>>(), "throughput over time")) }
+                        div.card { h3 { "Mean latency, ms" } (chart(&series.iter().map(|p| (p.0, p.2)).collect::<Vec<_>>(), "latency over time")) }
                     }
                 }
                 @if operate {
@@ -334,6 +341,22 @@ pub async fn run(State(s): State<Shared>, headers: HeaderMap, Path(id): Path<Str
             },
         ),
     )
+}
+
+/// A line chart of `(time ms, value)` as inline SVG, with its peak and time span as labels.
+fn chart(points: &[(u64, Option<f64>)], label: &str) -> Markup {
+    let values: Vec<(u64, f64)> = points.iter().filter_map(|(t, v)| v.map(|v| (*t, v))).collect();
+    let (Some(first), Some(last)) = (values.first(), values.last()) else { return html! { p.muted { "—" } } };
+    let span = (last.0 - first.0).max(1) as f64;
+    let peak = values.iter().map(|p| p.1).fold(0.0_f64, f64::max).max(f64::MIN_POSITIVE);
+    let path: Vec<String> =
+        values.iter().map(|(t, v)| format!("{:.1},{:.1}", (*t - first.0) as f64 / span * 300.0, 78.0 - v / peak * 72.0)).collect();
+    html! {
+        svg.chart viewBox="0 0 300 80" preserveAspectRatio="none" role="img" aria-label=(label) {
+            polyline points=(path.join(" ")) {}
+        }
+        p.muted { "peak " (format!("{peak:.1}")) " · " (rfc3339(first.0)) " → " (rfc3339(last.0)) }
+    }
 }
 
 fn replay_form(id: &str, csrf: &str, kind: &str, value: &str, label: &str) -> Markup {
@@ -550,4 +573,17 @@ pub async fn webhooks(State(s): State<Shared>, headers: HeaderMap) -> Response {
             },
         ),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn charts_plot_every_point_scaled_to_the_peak() {
+        let svg = chart(&[(0, Some(1.0)), (10_000, None), (20_000, Some(4.0)), (30_000, Some(2.0))], "t").into_string();
+        assert!(svg.contains(r#"points="0.0,60.0 200.0,6.0 300.0,42.0""#), "{svg}");
+        assert!(svg.contains("peak 4.0"), "{svg}");
+        assert!(chart(&[], "t").into_string().contains("—"));
+    }
 }

@@ -115,6 +115,9 @@ pub struct RunKeys {
     pub audit: String,
     /// Stream (capped): webhook events waiting for delivery, written by the scripts that make them.
     pub outbox: String,
+    /// Hash: per 10-second bucket `B`, `n:B` items finished, `l:B` latency sum (ms) and `c:B`
+    /// latencies counted — the run's throughput and latency over time.
+    pub series: String,
 }
 
 impl RunKeys {
@@ -135,11 +138,12 @@ impl RunKeys {
             redeliveries: k("redeliveries"),
             audit: k("audit"),
             outbox: k("outbox"),
+            series: k("series"),
         }
     }
 
     /// Every key of the run, state last: what expires after the retention period.
-    pub fn all(&self) -> [&str; 14] {
+    pub fn all(&self) -> [&str; 15] {
         [
             &self.items,
             &self.done,
@@ -154,6 +158,7 @@ impl RunKeys {
             &self.redeliveries,
             &self.audit,
             &self.outbox,
+            &self.series,
             &self.state,
         ]
     }

@@ -217,6 +217,25 @@ impl Store {
         Ok(out)
     }
 
+    /// The run's throughput and latency over time: (bucket start ms, items finished, mean
+    /// latency ms if any), oldest first, one per 10-second bucket that saw a checkpoint.
+    pub async fn series(&self, run: &RunId) -> Result<Vec<(u64, u64, Option<f64>)>, QueueError> {
+        let fields: HashMap<String, u64> = self.conn().hgetall(self.keys().run(run).series).await?;
+        let mut by_slot: std::collections::BTreeMap<u64, (u64, u64, u64)> = std::collections::BTreeMap::new();
+        for (k, v) in fields {
+            let Some((kind, slot)) = k.split_once(':') else { continue };
+            let Ok(slot) = slot.parse::<u64>() else { continue };
+            let e = by_slot.entry(slot).or_default();
+            match kind {
+                "n" => e.0 = v,
+                "l" => e.1 = v,
+                "c" => e.2 = v,
+                _ => {}
+            }
+        }
+        Ok(by_slot.into_iter().map(|(slot, (n, l, c))| (slot * 10_000, n, (c > 0).then(|| l as f64 / c as f64))).collect())
+    }
+
     /// Items of a run waiting for a retry (or deferred).
     pub async fn delayed_items(&self, run: &RunId) -> Result<u64, QueueError> {
         Ok(self.conn().zcard(self.keys().run(run).delayed).await?)

@@ -13,7 +13,8 @@
 --   [12] audit stream     capped: every history record (attempts that did not succeed, deferrals)
 --                         as an `attempt` event, and `run.finished` / `run.paused` (the guard)
 --   [13] outbox stream    webhook events: item.failed, item.succeeded, run.completed, run.paused
---   [14] state hash       the run's counters (the seed's state matrix), always last
+--   [14] series hash      per 10 s bucket B: n:B finished, l:B latency sum (ms), c:B latencies
+--   [15] state hash       the run's counters (the seed's state matrix), always last
 -- A success writes two bits and a latency count, nothing per item: a finished run of a million
 -- items holds two 125 KB bitmaps, not a million hash fields. The success path is the hot path:
 -- four commands per item (XACK, XDEL, two SETBITs), latency counts summed per batch, and
@@ -66,6 +67,7 @@ end
 
 local ok, bad, requeued, ignored, retries = 0, 0, 0, 0, 0
 local latencies = {}
+local lat_sum, lat_count = 0, 0
 -- Finished outcomes of this batch in order, '1' failed / '0' succeeded, for the failure-rate guard.
 local marks = {}
 for k = 8, #ARGV, 13 do
@@ -78,7 +80,10 @@ for k = 8, #ARGV, 13 do
     ignored = ignored + 1
   else
     redis.call('XDEL', items, id)
-    if bucket ~= '' then latencies[bucket] = (latencies[bucket] or 0) + 1 end
+    if bucket ~= '' then
+      latencies[bucket] = (latencies[bucket] or 0) + 1
+      lat_sum, lat_count = lat_sum + tonumber(lat), lat_count + 1
+    end
     if record ~= '' then
       remember(index, record)
       audit_event(audit, state, audit_len, {'type', 'attempt', 'index', index, 'record', record})
@@ -135,6 +140,13 @@ for k = 8, #ARGV, 13 do
   end
 end
 for bucket, n in pairs(latencies) do redis.call('HINCRBY', latency, bucket, n) end
+-- Throughput and latency over time: three fields per batch, one bucket per 10 seconds.
+local slot = tostring(math.floor(now / 10000))
+if ok + bad > 0 then redis.call('HINCRBY', KEYS[14], 'n:' .. slot, ok + bad) end
+if lat_count > 0 then
+  redis.call('HINCRBY', KEYS[14], 'l:' .. slot, math.floor(lat_sum / 1000))
+  redis.call('HINCRBY', KEYS[14], 'c:' .. slot, lat_count)
+end
 if ok > 0 then redis.call('HINCRBY', state, 'succeeded', ok) end
 if bad > 0 then redis.call('HINCRBY', state, 'failed', bad) end
 if retries > 0 then redis.call('HINCRBY', state, 'retries', retries) end

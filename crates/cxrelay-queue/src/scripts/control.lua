@@ -1,5 +1,5 @@
 -- control: an operator pauses, resumes or cancels a run.
--- KEYS: every key of the run, in RunKeys::all() order ([12] audit stream, [13] outbox, [14] state
+-- KEYS: every key of the run, in RunKeys::all() order ([12] audit stream, [13] outbox, [15] state
 -- hash last).
 -- ARGV[1] action: pause | resume | cancel, ARGV[2] who, ARGV[3] why, ARGV[4] retention seconds,
 -- ARGV[5] audit stream length, ARGV[6] webhook event types wanted (see outbox_event).

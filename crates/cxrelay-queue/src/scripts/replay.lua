@@ -3,7 +3,7 @@
 -- KEYS: every key of the run, in RunKeys::all() order; used here:
 --   [1] items stream   [2] done bitmap   [3] finished bitmap   [4] failed hash   [5] payloads hash
 --   [7] failstats hash [10] invalid hash [11] redeliveries hash [12] audit stream [13] outbox
---   [14] state hash
+--   [15] state hash
 -- ARGV[1] '1' = dry run (nothing is written; the answer is what a real replay would do),
 -- ARGV[2] audit stream length, ARGV[3] who, ARGV[4] why, ARGV[5] the selection as the operator
 -- gave it, ARGV[6] '1' = give the items a new Idempotency-Key (a replay generation), ARGV[7]
@@ -15,7 +15,7 @@
 -- finished bitmap, so the run is active again until it finishes again.
 -- Returns {n, index1, …, indexN, refused_index1, why1, …}.
 local items, done, finished, failed, payloads = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
-local failstats, invalid, redeliveries, audit, outbox, state = KEYS[7], KEYS[10], KEYS[11], KEYS[12], KEYS[13], KEYS[14]
+local failstats, invalid, redeliveries, audit, outbox, state = KEYS[7], KEYS[10], KEYS[11], KEYS[12], KEYS[13], KEYS[#KEYS]
 local dry, audit_len, who, why, selection, new_key = ARGV[1] == '1', ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6] == '1'
 local v = redis.call('HMGET', state, 'status', 'next_index', 'high_water', 'replay_gen')
 local status, next_index, hw = v[1], tonumber(v[2] or '0'), tonumber(v[3] or '0')

@@ -2,7 +2,7 @@
 -- KEYS: every key of the run, in RunKeys::all() order (all of them expire with the run):
 --   [1] items  [2] done  [3] finished bitmap  [4] failed  [5] payloads  [6] history
 --   [7] failstats  [8] latency  [9] delayed  [10] invalid  [11] redeliveries  [12] audit
---   [13] outbox  [14] state hash (last)
+--   [13] outbox  [14] series  [15] state hash (last)
 -- ARGV: beyond_max (items past --max-items), break condition ('' = none), retention seconds,
 -- webhook event types wanted (see outbox_event).
 -- Returns: the run's status after sealing.
