@@ -113,6 +113,16 @@ async fn streamed_ingest_idempotent_submission_paging_and_operations() {
     assert_eq!(code, 201, "{summary}");
     assert_eq!((summary["run_id"].as_str(), summary["accepted"].as_u64()), (Some("big"), Some(100_000)));
 
+    // CSV by its Content-Type, with a delimiter.
+    let (code, summary) = call(
+        c.post(format!("{}/v1/runs?action=act-1&run_id=csv&delimiter=pipe", s.base))
+            .bearer_auth(INGEST)
+            .header("content-type", "text/csv")
+            .body("id|name\n1|a\n2|\"b|c\"\n"),
+    )
+    .await;
+    assert_eq!((code, summary["accepted"].as_u64()), (201, Some(2)), "{summary}");
+
     // The same submission twice with one Idempotency-Key: one run, nothing enqueued twice.
     let submit = || {
         c.post(format!("{}/v1/runs?action=act-1", s.base))
@@ -160,7 +170,7 @@ async fn streamed_ingest_idempotent_submission_paging_and_operations() {
             None => break,
         }
     }
-    assert_eq!(seen.len(), 7, "{seen:?}");
+    assert_eq!(seen.len(), 8, "{seen:?}");
 
     // Operations: failed items, replay refusals, pause / resume, through the API.
     let (code, _) = call(

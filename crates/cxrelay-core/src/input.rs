@@ -20,24 +20,45 @@ pub enum InputFormat {
     JsonArray,
     /// One JSON value per line (blank lines are skipped).
     Ndjson,
+    /// A header row, then one item per row: an object of the header's names to the row's
+    /// values (strings), read with the `csv` crate (quoted fields, embedded newlines and
+    /// delimiters handled).
+    Csv {
+        /// Field delimiter: `,` `;` tab or `|`.
+        delimiter: u8,
+    },
 }
 
 impl InputFormat {
-    /// Parses `json` / `ndjson` (also `jsonl`).
+    /// Parses `json` / `ndjson` (also `jsonl`) / `csv` (comma-delimited).
     pub fn parse(s: &str) -> Option<Self> {
         match s {
             "json" => Some(Self::JsonArray),
             "ndjson" | "jsonl" => Some(Self::Ndjson),
+            "csv" => Some(Self::Csv { delimiter: b',' }),
             _ => None,
         }
     }
 
-    /// Guesses from a file name: `.ndjson`/`.jsonl` → NDJSON, anything else → JSON array.
+    /// Guesses from a file name: `.ndjson`/`.jsonl` → NDJSON, `.csv` → CSV, anything else → JSON array.
     pub fn from_path(path: &str) -> Self {
         if path.ends_with(".ndjson") || path.ends_with(".jsonl") {
             Self::Ndjson
+        } else if path.ends_with(".csv") {
+            Self::Csv { delimiter: b',' }
         } else {
             Self::JsonArray
+        }
+    }
+
+    /// A CSV delimiter by name: `,` `;` `|` (or `pipe`) and `tab` (or a tab character).
+    pub fn csv_delimiter(name: &str) -> Option<u8> {
+        match name {
+            "," | "comma" => Some(b','),
+            ";" | "semicolon" => Some(b';'),
+            "|" | "pipe" => Some(b'|'),
+            "tab" | "\t" => Some(b'\t'),
+            _ => None,
         }
     }
 }
@@ -53,6 +74,9 @@ pub struct RawItem {
     pub line: u64,
     /// Column (1-based) where the item ends.
     pub column: u64,
+    /// Why the item is unusable although the input goes on (a CSV row whose field count does
+    /// not match the header): a validation failure of that item alone.
+    pub invalid: Option<String>,
 }
 
 /// Why the input cannot be read.
@@ -100,6 +124,14 @@ pub enum InputError {
     /// The consumer asked to stop.
     #[error("stopped: {0}")]
     Stopped(String),
+    /// A CSV header that cannot name items' fields, or CSV that cannot be read.
+    #[error("malformed CSV at line {line}: {message}")]
+    Csv {
+        /// 1-based line.
+        line: u64,
+        /// What is wrong.
+        message: String,
+    },
 }
 
 /// Suggests NDJSON when the input starts with an object (most likely one object per line).
@@ -295,7 +327,54 @@ where
     match format {
         InputFormat::JsonArray => read_array(reader, on_item),
         InputFormat::Ndjson => read_ndjson(reader, on_item),
+        InputFormat::Csv { delimiter } => read_csv(reader, delimiter, on_item),
     }
+}
+
+fn csv_error(e: csv::Error) -> InputError {
+    let line = e.position().map_or(0, |p| p.line());
+    match e.kind() {
+        csv::ErrorKind::Io(_) => match e.into_kind() {
+            csv::ErrorKind::Io(io) => InputError::Io(io),
+            _ => unreachable!("matched above"),
+        },
+        csv::ErrorKind::Utf8 { err, .. } => InputError::Csv { line, message: format!("invalid UTF-8 in field {}", err.field() + 1) },
+        _ => InputError::Csv { line, message: e.to_string() },
+    }
+}
+
+fn read_csv<R: Read, F: FnMut(RawItem) -> Result<(), String>>(reader: R, delimiter: u8, mut on_item: F) -> Result<u64, InputError> {
+    let (reader, _) = skip_bom(reader)?;
+    let mut csv = csv::ReaderBuilder::new().delimiter(delimiter).has_headers(false).flexible(true).from_reader(reader);
+    let mut record = csv::StringRecord::new();
+    if !csv.read_record(&mut record).map_err(csv_error)? {
+        return Ok(0);
+    }
+    let header: Vec<String> = record.iter().map(|h| h.trim().to_owned()).collect();
+    let mut seen = std::collections::HashSet::new();
+    for (n, name) in header.iter().enumerate() {
+        if name.is_empty() {
+            return Err(InputError::Csv { line: 1, message: format!("header column {} has no name", n + 1) });
+        }
+        if !seen.insert(name.as_str()) {
+            return Err(InputError::Csv { line: 1, message: format!("header column {} repeats the name {name:?}", n + 1) });
+        }
+    }
+    let mut count = 0u64;
+    while csv.read_record(&mut record).map_err(csv_error)? {
+        let line = record.position().map_or(0, |p| p.line());
+        let (json, invalid) = if record.len() == header.len() {
+            let object: serde_json::Map<String, serde_json::Value> =
+                header.iter().zip(record.iter()).map(|(k, v)| (k.clone(), serde_json::Value::String(v.to_owned()))).collect();
+            (serde_json::value::to_raw_value(&object).expect("strings serialize"), None)
+        } else {
+            let why = format!("row at line {line} has {} fields; the header has {}", record.len(), header.len());
+            (serde_json::value::to_raw_value(&serde_json::Map::new()).expect("serializes"), Some(why))
+        };
+        on_item(RawItem { index: count, json, line, column: 1, invalid }).map_err(InputError::Stopped)?;
+        count += 1;
+    }
+    Ok(count)
 }
 
 fn read_array<R: Read, F: FnMut(RawItem) -> Result<(), String>>(reader: R, on_item: F) -> Result<u64, InputError> {
@@ -358,7 +437,7 @@ impl<'de, F: FnMut(RawItem) -> Result<(), String>> Visitor<'de> for ArraySeed<'_
     fn visit_seq<A: SeqAccess<'de>>(mut self, mut seq: A) -> Result<u64, A::Error> {
         while let Some(json) = seq.next_element::<Box<RawValue>>()? {
             let (line, column) = self.pos.get();
-            let item = RawItem { index: self.count, json, line, column };
+            let item = RawItem { index: self.count, json, line, column, invalid: None };
             if let Err(reason) = (self.on_item)(item) {
                 *self.stopped = Some(reason.clone());
                 return Err(de::Error::custom(reason));
@@ -397,7 +476,7 @@ fn read_ndjson<R: Read, F: FnMut(RawItem) -> Result<(), String>>(reader: R, mut 
             let InputError::Syntax { column, message, .. } = syntax(e) else { unreachable!("from_slice has no I/O") };
             InputError::Syntax { line: line_no as usize, column, message }
         })?;
-        on_item(RawItem { index: count, json, line: line_no, column: 1 }).map_err(InputError::Stopped)?;
+        on_item(RawItem { index: count, json, line: line_no, column: 1, invalid: None }).map_err(InputError::Stopped)?;
         count += 1;
     }
 }
@@ -579,5 +658,44 @@ mod tests {
     fn callback_can_stop() {
         let e = read_items(&b"[{},{}]"[..], InputFormat::JsonArray, |_| Err("full".into())).unwrap_err();
         assert!(matches!(e, InputError::Stopped(r) if r == "full"));
+    }
+
+    fn csv(text: &[u8]) -> Result<Vec<(u64, String, Option<String>)>, InputError> {
+        let mut out = Vec::new();
+        read_items(text, InputFormat::Csv { delimiter: b',' }, |it| {
+            out.push((it.line, it.json.get().to_owned(), it.invalid));
+            Ok(())
+        })?;
+        Ok(out)
+    }
+
+    #[test]
+    fn csv_rows_become_objects() {
+        let rows = csv(b"\xEF\xBB\xBFid,name,note\n1,Ann,plain\n2,\"Bo, Jr\",\"two\nlines\"\n3,Cy\n4,Di,ok\n").unwrap();
+        assert_eq!(rows.len(), 4);
+        assert_eq!(rows[0].1, r#"{"id":"1","name":"Ann","note":"plain"}"#);
+        assert_eq!(rows[1].1, r#"{"id":"2","name":"Bo, Jr","note":"two\nlines"}"#, "quoted delimiter and newline");
+        assert_eq!(
+            (rows[2].0, rows[2].2.as_deref()),
+            (5, Some("row at line 5 has 2 fields; the header has 3")),
+            "a ragged row is that item's failure"
+        );
+        assert!(rows[3].2.is_none());
+        let semi = read_items(&b"a;b\n1;2\n"[..], InputFormat::Csv { delimiter: b';' }, |it| {
+            assert_eq!(it.json.get(), r#"{"a":"1","b":"2"}"#);
+            Ok(())
+        });
+        assert_eq!(semi.unwrap(), 1);
+    }
+
+    #[test]
+    fn unusable_csv_headers_are_input_errors() {
+        let e = csv(b"id,,name\n1,2,3\n").unwrap_err().to_string();
+        assert!(e.contains("line 1") && e.contains("column 2 has no name"), "{e}");
+        let e = csv(b"id,name,id\n1,2,3\n").unwrap_err().to_string();
+        assert!(e.contains("repeats the name \"id\""), "{e}");
+        assert_eq!(csv(b"").unwrap().len(), 0);
+        assert_eq!(InputFormat::csv_delimiter("tab"), Some(b'\t'));
+        assert_eq!(InputFormat::from_path("x.csv"), InputFormat::Csv { delimiter: b',' });
     }
 }

@@ -116,17 +116,24 @@ pub async fn ready(State(s): State<Shared>) -> ApiResult {
 /// by `Content-Type`) is streamed through the same producer and validation as `cxrelay enqueue`.
 /// An `Idempotency-Key` header names the run, so a retried submission finds the same run and
 /// enqueues nothing twice.
-#[utoipa::path(post, path = "/v1/runs", tag = "runs", params(("action" = String, Query, description = "Target action id"), ("tenant" = Option<String>, Query, description = "Tenant"), ("run_id" = Option<String>, Query, description = "Run id (resumes that run)"), ("max_items" = Option<u64>, Query, description = "Enqueue only items below this index"), ("idempotency_field" = Option<String>, Query, description = "Key items on this field"), ("pause_on_failure_rate" = Option<String>, Query, description = "Failure-rate guard, e.g. 20%"), ("window" = Option<u32>, Query, description = "Finished items the guard looks at"), ("Idempotency-Key" = Option<String>, Header, description = "Names the run: a retried submission finds it")), request_body(description = "The items: a JSON array of objects, or NDJSON; streamed", content((Vec<serde_json::Map<String, serde_json::Value>> = "application/json"), (String = "application/x-ndjson"))), responses((status = 201, description = "The run was created or extended", body = cxrelay_queue::EnqueueSummary), (status = 200, description = "A retried submission: nothing new", body = cxrelay_queue::EnqueueSummary), (status = 409, description = "The run id belongs to another tenant or action", body = crate::openapi::ErrorBody), (status = 415, description = "Unsupported Content-Type", body = crate::openapi::ErrorBody), (status = 400, description = "A bad parameter or body", body = crate::openapi::ErrorBody), (status = 401, description = "No valid token", body = crate::openapi::ErrorBody), (status = 403, description = "The token's role does not allow it", body = crate::openapi::ErrorBody), (status = 503, description = "Redis unavailable", body = crate::openapi::ErrorBody)), security(("bearer" = [])))]
+#[utoipa::path(post, path = "/v1/runs", tag = "runs", params(("action" = String, Query, description = "Target action id"), ("tenant" = Option<String>, Query, description = "Tenant"), ("run_id" = Option<String>, Query, description = "Run id (resumes that run)"), ("max_items" = Option<u64>, Query, description = "Enqueue only items below this index"), ("idempotency_field" = Option<String>, Query, description = "Key items on this field"), ("pause_on_failure_rate" = Option<String>, Query, description = "Failure-rate guard, e.g. 20%"), ("window" = Option<u32>, Query, description = "Finished items the guard looks at"), ("delimiter" = Option<String>, Query, description = "CSV delimiter: , ; tab or pipe"), ("Idempotency-Key" = Option<String>, Header, description = "Names the run: a retried submission finds it")), request_body(description = "The items: a JSON array of objects, or NDJSON; streamed", content((Vec<serde_json::Map<String, serde_json::Value>> = "application/json"), (String = "application/x-ndjson"), (String = "text/csv"))), responses((status = 201, description = "The run was created or extended", body = cxrelay_queue::EnqueueSummary), (status = 200, description = "A retried submission: nothing new", body = cxrelay_queue::EnqueueSummary), (status = 409, description = "The run id belongs to another tenant or action", body = crate::openapi::ErrorBody), (status = 415, description = "Unsupported Content-Type", body = crate::openapi::ErrorBody), (status = 400, description = "A bad parameter or body", body = crate::openapi::ErrorBody), (status = 401, description = "No valid token", body = crate::openapi::ErrorBody), (status = 403, description = "The token's role does not allow it", body = crate::openapi::ErrorBody), (status = 503, description = "Redis unavailable", body = crate::openapi::ErrorBody)), security(("bearer" = [])))]
 pub async fn create_run(State(s): State<Shared>, Query(p): Params, headers: HeaderMap, body: Body) -> ApiResult {
     let content_type = headers.get(axum::http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
     let format = match content_type.split(';').next().unwrap_or("").trim() {
         "application/json" => InputFormat::JsonArray,
         "application/x-ndjson" | "application/ndjson" | "application/jsonl" | "application/x-jsonlines" => InputFormat::Ndjson,
+        "text/csv" => match p.get("delimiter").map(String::as_str) {
+            None => InputFormat::Csv { delimiter: b',' },
+            Some(d) => InputFormat::Csv {
+                delimiter: InputFormat::csv_delimiter(d)
+                    .ok_or_else(|| ApiError::bad("invalid_parameter", format!("delimiter {d:?}: expected , ; tab or pipe")))?,
+            },
+        },
         other => {
             return Err(ApiError::new(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 "unsupported_media_type",
-                format!("Content-Type {other:?}: expected application/json (an array) or application/x-ndjson"),
+                format!("Content-Type {other:?}: expected application/json (an array), application/x-ndjson or text/csv"),
             ))
         }
     };

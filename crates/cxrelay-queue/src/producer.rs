@@ -135,7 +135,12 @@ where
                 return Ok(());
             }
             let json = it.json.get();
-            let checked = template.check(it.index, json).map_err(|e| e.to_string()).and_then(|()| match &key_field {
+            let checked = match &it.invalid {
+                Some(why) => Err(why.clone()),
+                None => Ok(()),
+            }
+            .and_then(|()| template.check(it.index, json).map_err(|e| e.to_string()))
+            .and_then(|()| match &key_field {
                 Some(f) if cxrelay_core::ids::field_value(json, f).is_none() => {
                     Err(format!("the idempotency field {f:?} is missing, empty or not a string or number"))
                 }

@@ -1,5 +1,5 @@
 //! `cxrelay enqueue --action ID [--run-id ID] [--tenant T] [--idempotency-field NAME]
-//! [--max-items N] [--format json|ndjson] FILE|-`
+//! [--max-items N] [--format json|ndjson|csv] [--delimiter ,|;|tab|pipe] FILE|-`
 //!
 //! Exit codes: 0 all items accepted; 3 the run was created but some items were rejected by
 //! validation (listed on stderr, recorded in the run); 2 the input or an argument is unusable
@@ -45,9 +45,12 @@ pub struct Args {
     /// Finished items the failure-rate guard looks at (default: queue.failure_window, 200).
     #[arg(long)]
     window: Option<u32>,
-    /// Input format; default: ndjson for *.ndjson/*.jsonl, else json.
-    #[arg(long, value_parser = ["json", "ndjson", "jsonl"])]
+    /// Input format; default: ndjson for *.ndjson/*.jsonl, csv for *.csv, else json.
+    #[arg(long, value_parser = ["json", "ndjson", "jsonl", "csv"])]
     format: Option<String>,
+    /// CSV field delimiter: `,` `;` `tab` or `pipe` (default `,`).
+    #[arg(long)]
+    delimiter: Option<String>,
     /// Print `{"run_id", "accepted", "rejected", …}` as JSON on stdout.
     #[arg(long)]
     json: bool,
@@ -71,10 +74,23 @@ fn flag(what: &str) -> &str {
 /// Enqueues the input and prints the run id (first) and a summary.
 pub async fn run(settings: &Settings, args: Args) -> anyhow::Result<ExitCode> {
     let app = App::new(settings);
-    let format = match args.format.as_deref() {
+    let mut format = match args.format.as_deref() {
         Some(f) => InputFormat::parse(f).expect("clap checked the value"),
         None => InputFormat::from_path(&args.input),
     };
+    if let Some(d) = &args.delimiter {
+        match (InputFormat::csv_delimiter(d), &mut format) {
+            (Some(delim), InputFormat::Csv { delimiter }) => *delimiter = delim,
+            (None, _) => {
+                eprintln!("error: invalid --delimiter {d:?}: expected , ; tab or pipe; nothing was enqueued");
+                return Ok(ExitCode::from(2));
+            }
+            (Some(_), _) => {
+                eprintln!("error: --delimiter applies to CSV input (--format csv); nothing was enqueued");
+                return Ok(ExitCode::from(2));
+            }
+        }
+    }
     let source = if args.input == "-" { "stdin".to_owned() } else { args.input.clone() };
     let new = NewRun {
         run_id: args.run_id.clone(),
