@@ -92,18 +92,19 @@ async fn sign_in_replay_a_failed_item_and_csrf() {
     let audit = env.cxrelay().args(["audit", "dash", "--json"]).output().unwrap();
     assert!(String::from_utf8_lossy(&audit.stdout).contains("the target recovered"));
 
-    // A form without its CSRF token is refused, even with a valid session cookie.
+    // Forms without their CSRF token (or with another session's) are refused, even with a valid
+    // session cookie: the replay form and the run controls.
     let cookie = c.get_named_cookie("cxr_session").await.unwrap();
     let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
-    let resp = http
-        .post(format!("{base}/runs/dash/control"))
-        .header("cookie", format!("cxr_session={}", cookie.value()))
-        .form(&[("action", "cancel")])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 403);
-    assert!(resp.text().await.unwrap().contains("CSRF"));
+    for (path, form) in [
+        ("/runs/dash/replay/confirm", vec![("kind", "all"), ("reason", "forged")]),
+        ("/runs/dash/replay/confirm", vec![("kind", "all"), ("reason", "forged"), ("csrf", "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA")]),
+        ("/runs/dash/control", vec![("action", "cancel")]),
+    ] {
+        let resp = http.post(format!("{base}{path}")).header("cookie", format!("cxr_session={}", cookie.value())).form(&form).send().await.unwrap();
+        assert_eq!(resp.status(), 403, "{path}");
+        assert!(resp.text().await.unwrap().contains("CSRF"));
+    }
     assert_eq!(env.wait_report("dash", Duration::from_secs(5), |_| true).await.status, RunStatus::Finished, "nothing changed");
 
     // A read session sees the run but no action buttons.

@@ -30,6 +30,9 @@ pub const BREAKER_OPEN: &str = "cxrelay_breaker_open";
 pub const TOKEN_REFRESHES: &str = "cxrelay_token_refreshes_total";
 /// Webhook deliveries by result (`delivered`, `failed`, `dropped`).
 pub const WEBHOOK_DELIVERIES: &str = "cxrelay_webhook_deliveries_total";
+/// Webhook events waiting for an endpoint (the outbox depth as one dispatcher last saw it), by
+/// endpoint id (a hash of its URL).
+pub const WEBHOOK_PENDING: &str = "cxrelay_webhook_pending";
 /// HTTP requests served by `cxrelay serve`, by method, route and status.
 pub const HTTP_REQUESTS: &str = "cxrelay_http_requests_total";
 /// Latency of the HTTP requests served.
@@ -52,7 +55,8 @@ pub enum Kind {
 }
 
 /// Every metric with its kind and `# HELP` text.
-pub const ALL: [(&str, Kind, &str); 17] = [
+pub const ALL: [(&str, Kind, &str); 18] = [
+    (WEBHOOK_PENDING, Kind::Gauge, "Webhook events waiting for an endpoint, by endpoint id."),
     (DELAYED, Kind::Gauge, "Items waiting for a retry or deferred in the tenant's active runs."),
     (RATE, Kind::Gauge, "Current send rate of the tenant's fleet-wide budget, requests per second."),
     (CEILING, Kind::Gauge, "Learned rate ceiling of the tenant (adaptive mode), requests per second."),

@@ -98,11 +98,16 @@ impl Dispatcher {
         }
         let mut sources: Vec<OutboxSource> = runs.iter().filter_map(|r| RunId::parse(r).ok()).map(OutboxSource::Run).collect();
         sources.push(OutboxSource::Breaker(self.tenant.clone()));
+        let mut pending = 0u64;
         for source in sources {
             if self.drain(ep, &source).await? {
                 self.maybe_unhint(&source).await?;
+            } else {
+                let c = self.store.outbox_cursor(&source, &ep.id).await?;
+                pending += self.store.outbox_events(&source, &c.after, 10_000).await?.iter().filter(|e| ep.config.wants(&e.kind)).count() as u64;
             }
         }
+        metrics::gauge!(cxrelay_core::metric::WEBHOOK_PENDING, "endpoint" => ep.id.clone()).set(pending as f64);
         Ok(())
     }
 
