@@ -93,6 +93,17 @@ async fn roles_and_the_error_shape() {
         let message = body["error"]["message"].as_str().unwrap_or_else(|| panic!("error shape: {body}"));
         assert!(message.contains(says), "{message}");
     }
+    // An oversized JSON body: 413 with the error shape (the limit is serve.max_body_bytes, 1 MiB).
+    let huge = format!("{{\"reason\": \"{}\"}}", "x".repeat(2 << 20));
+    for path in ["/v1/runs/any/replay", "/v1/runs/any/pause"] {
+        // A client of its own: the server answers before reading such a body and then closes the
+        // connection, which a pooled connection would only notice on its next request.
+        let (code, body) =
+            call(client().post(format!("{}{path}", s.base)).bearer_auth(OPERATE).header("content-type", "application/json").body(huge.clone())).await;
+        assert_eq!(code, 413, "{path}: {body}");
+        assert_eq!(body["error"]["code"], json!("payload_too_large"), "{body}");
+    }
+
     // The body that broke halfway left no run behind.
     let (code, _) = call(c.get(format!("{}/v1/runs/broken", s.base)).bearer_auth(READ)).await;
     assert_eq!(code, 404, "a broken body leaves no half-created run");

@@ -124,7 +124,7 @@ pub fn router(settings: &Settings, metrics: Option<PrometheusHandle>) -> Result<
     let ingest = Router::new().route("/v1/runs", post(routes::create_run)).layer(DefaultBodyLimit::disable());
     let mut router = limited
         .merge(ingest)
-        .route("/healthz", get(|| async { "ok" }))
+        .route("/healthz", get(routes::health))
         .route("/readyz", get(routes::ready))
         .route("/openapi.json", get(|| async { axum::Json(<openapi::ApiDoc as utoipa::OpenApi>::openapi()) }))
         // The dashboard: HTML, its own sign-in (a session cookie), no /v1 token.

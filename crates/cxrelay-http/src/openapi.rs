@@ -38,6 +38,7 @@ impl Modify for BearerAuth {
 #[openapi(
     info(title = "cxrelay", description = "Durable, rate-limited delivery of records to a contact-center API: runs, failed items, replay, run controls."),
     paths(
+        routes::health,
         routes::ready,
         routes::create_run,
         routes::list_runs,

@@ -101,8 +101,24 @@ fn json_body<T>(body: Result<Json<T>, JsonRejection>) -> Result<T, ApiError> {
         JsonRejection::MissingJsonContentType(_) => {
             ApiError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", "expected Content-Type: application/json")
         }
+        e if e.status() == StatusCode::PAYLOAD_TOO_LARGE => too_large(),
         e => ApiError::bad("invalid_body", e.body_text()),
     })
+}
+
+fn too_large() -> ApiError {
+    ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", "the body is larger than serve.max_body_bytes (CXRELAY_SERVE_MAX_BODY_BYTES)")
+}
+
+/// A small body, or the API's error for one that is too large or unreadable.
+fn small_body(body: Result<axum::body::Bytes, axum::extract::rejection::BytesRejection>) -> Result<axum::body::Bytes, ApiError> {
+    body.map_err(|e| if e.status() == StatusCode::PAYLOAD_TOO_LARGE { too_large() } else { ApiError::bad("invalid_body", e.body_text()) })
+}
+
+/// `GET /healthz`: 200 while the process is up.
+#[utoipa::path(get, path = "/healthz", tag = "health", responses((status = 200, description = "Up", body = String)))]
+pub async fn health() -> &'static str {
+    "ok"
 }
 
 /// `GET /readyz`: 200 when Redis answers.
@@ -271,7 +287,7 @@ pub struct ReplayBody {
 }
 
 /// `POST /v1/runs/{id}/replay`: `{"replayed": [...], "refused": [{"index", "why"}], "dry_run"}`.
-#[utoipa::path(post, path = "/v1/runs/{id}/replay", tag = "on-call", params(("id" = String, Path, description = "Run id")), request_body = ReplayBody, responses((status = 200, description = "What was replayed and refused", body = cxrelay_app::ReplayOutcome), (status = 404, description = "No such run", body = crate::openapi::ErrorBody), (status = 409, description = "Not allowed in the run's state", body = crate::openapi::ErrorBody), (status = 415, description = "Not JSON", body = crate::openapi::ErrorBody), (status = 400, description = "A bad parameter or body", body = crate::openapi::ErrorBody), (status = 401, description = "No valid token", body = crate::openapi::ErrorBody), (status = 403, description = "The token's role does not allow it", body = crate::openapi::ErrorBody), (status = 503, description = "Redis unavailable", body = crate::openapi::ErrorBody)), security(("bearer" = [])))]
+#[utoipa::path(post, path = "/v1/runs/{id}/replay", tag = "on-call", params(("id" = String, Path, description = "Run id")), request_body = ReplayBody, responses((status = 200, description = "What was replayed and refused", body = cxrelay_app::ReplayOutcome), (status = 404, description = "No such run", body = crate::openapi::ErrorBody), (status = 409, description = "Not allowed in the run's state", body = crate::openapi::ErrorBody), (status = 415, description = "Not JSON", body = crate::openapi::ErrorBody), (status = 413, description = "Body larger than serve.max_body_bytes", body = crate::openapi::ErrorBody), (status = 400, description = "A bad parameter or body", body = crate::openapi::ErrorBody), (status = 401, description = "No valid token", body = crate::openapi::ErrorBody), (status = 403, description = "The token's role does not allow it", body = crate::openapi::ErrorBody), (status = 503, description = "Redis unavailable", body = crate::openapi::ErrorBody)), security(("bearer" = [])))]
 pub async fn replay(State(s): State<Shared>, Path(id): Path<String>, body: Result<Json<ReplayBody>, JsonRejection>) -> ApiResult {
     let b = json_body(body)?;
     let selection = match (&b.index, b.all_failed || b.status.is_some() || b.failed_reason.is_some()) {
@@ -311,7 +327,8 @@ pub struct ControlBody {
     by: Option<String>,
 }
 
-async fn control(s: Shared, id: String, action: Control, body: axum::body::Bytes) -> ApiResult {
+async fn control(s: Shared, id: String, action: Control, body: Result<axum::body::Bytes, axum::extract::rejection::BytesRejection>) -> ApiResult {
+    let body = small_body(body)?;
     // The body is optional: empty means no reason given.
     let b: ControlBody = if body.iter().all(u8::is_ascii_whitespace) || body.trim_ascii() == b"null" {
         ControlBody::default()
@@ -329,20 +346,32 @@ async fn control(s: Shared, id: String, action: Control, body: axum::body::Bytes
 }
 
 /// `POST /v1/runs/{id}/pause`.
-#[utoipa::path(post, path = "/v1/runs/{id}/pause", tag = "on-call", params(("id" = String, Path, description = "Run id")), request_body(content = Option<ControlBody>, description = "Optional reason and operator"), responses((status = 200, description = "Paused", body = ControlAnswer), (status = 404, description = "No such run", body = crate::openapi::ErrorBody), (status = 409, description = "Not allowed in the run's state", body = crate::openapi::ErrorBody), (status = 400, description = "A bad parameter or body", body = crate::openapi::ErrorBody), (status = 401, description = "No valid token", body = crate::openapi::ErrorBody), (status = 403, description = "The token's role does not allow it", body = crate::openapi::ErrorBody), (status = 503, description = "Redis unavailable", body = crate::openapi::ErrorBody)), security(("bearer" = [])))]
-pub async fn pause(State(s): State<Shared>, Path(id): Path<String>, body: axum::body::Bytes) -> ApiResult {
+#[utoipa::path(post, path = "/v1/runs/{id}/pause", tag = "on-call", params(("id" = String, Path, description = "Run id")), request_body(content = Option<ControlBody>, description = "Optional reason and operator"), responses((status = 200, description = "Paused", body = ControlAnswer), (status = 413, description = "Body larger than serve.max_body_bytes", body = crate::openapi::ErrorBody), (status = 404, description = "No such run", body = crate::openapi::ErrorBody), (status = 409, description = "Not allowed in the run's state", body = crate::openapi::ErrorBody), (status = 400, description = "A bad parameter or body", body = crate::openapi::ErrorBody), (status = 401, description = "No valid token", body = crate::openapi::ErrorBody), (status = 403, description = "The token's role does not allow it", body = crate::openapi::ErrorBody), (status = 503, description = "Redis unavailable", body = crate::openapi::ErrorBody)), security(("bearer" = [])))]
+pub async fn pause(
+    State(s): State<Shared>,
+    Path(id): Path<String>,
+    body: Result<axum::body::Bytes, axum::extract::rejection::BytesRejection>,
+) -> ApiResult {
     control(s, id, Control::Pause, body).await
 }
 
 /// `POST /v1/runs/{id}/resume`.
-#[utoipa::path(post, path = "/v1/runs/{id}/resume", tag = "on-call", params(("id" = String, Path, description = "Run id")), request_body(content = Option<ControlBody>, description = "Optional reason and operator"), responses((status = 200, description = "Resumed", body = ControlAnswer), (status = 404, description = "No such run", body = crate::openapi::ErrorBody), (status = 409, description = "Not allowed in the run's state", body = crate::openapi::ErrorBody), (status = 400, description = "A bad parameter or body", body = crate::openapi::ErrorBody), (status = 401, description = "No valid token", body = crate::openapi::ErrorBody), (status = 403, description = "The token's role does not allow it", body = crate::openapi::ErrorBody), (status = 503, description = "Redis unavailable", body = crate::openapi::ErrorBody)), security(("bearer" = [])))]
-pub async fn resume(State(s): State<Shared>, Path(id): Path<String>, body: axum::body::Bytes) -> ApiResult {
+#[utoipa::path(post, path = "/v1/runs/{id}/resume", tag = "on-call", params(("id" = String, Path, description = "Run id")), request_body(content = Option<ControlBody>, description = "Optional reason and operator"), responses((status = 200, description = "Resumed", body = ControlAnswer), (status = 413, description = "Body larger than serve.max_body_bytes", body = crate::openapi::ErrorBody), (status = 404, description = "No such run", body = crate::openapi::ErrorBody), (status = 409, description = "Not allowed in the run's state", body = crate::openapi::ErrorBody), (status = 400, description = "A bad parameter or body", body = crate::openapi::ErrorBody), (status = 401, description = "No valid token", body = crate::openapi::ErrorBody), (status = 403, description = "The token's role does not allow it", body = crate::openapi::ErrorBody), (status = 503, description = "Redis unavailable", body = crate::openapi::ErrorBody)), security(("bearer" = [])))]
+pub async fn resume(
+    State(s): State<Shared>,
+    Path(id): Path<String>,
+    body: Result<axum::body::Bytes, axum::extract::rejection::BytesRejection>,
+) -> ApiResult {
     control(s, id, Control::Resume, body).await
 }
 
 /// `POST /v1/runs/{id}/cancel`.
-#[utoipa::path(post, path = "/v1/runs/{id}/cancel", tag = "on-call", params(("id" = String, Path, description = "Run id")), request_body(content = Option<ControlBody>, description = "Optional reason and operator"), responses((status = 200, description = "Cancelled", body = ControlAnswer), (status = 404, description = "No such run", body = crate::openapi::ErrorBody), (status = 409, description = "Not allowed in the run's state", body = crate::openapi::ErrorBody), (status = 400, description = "A bad parameter or body", body = crate::openapi::ErrorBody), (status = 401, description = "No valid token", body = crate::openapi::ErrorBody), (status = 403, description = "The token's role does not allow it", body = crate::openapi::ErrorBody), (status = 503, description = "Redis unavailable", body = crate::openapi::ErrorBody)), security(("bearer" = [])))]
-pub async fn cancel(State(s): State<Shared>, Path(id): Path<String>, body: axum::body::Bytes) -> ApiResult {
+#[utoipa::path(post, path = "/v1/runs/{id}/cancel", tag = "on-call", params(("id" = String, Path, description = "Run id")), request_body(content = Option<ControlBody>, description = "Optional reason and operator"), responses((status = 200, description = "Cancelled", body = ControlAnswer), (status = 413, description = "Body larger than serve.max_body_bytes", body = crate::openapi::ErrorBody), (status = 404, description = "No such run", body = crate::openapi::ErrorBody), (status = 409, description = "Not allowed in the run's state", body = crate::openapi::ErrorBody), (status = 400, description = "A bad parameter or body", body = crate::openapi::ErrorBody), (status = 401, description = "No valid token", body = crate::openapi::ErrorBody), (status = 403, description = "The token's role does not allow it", body = crate::openapi::ErrorBody), (status = 503, description = "Redis unavailable", body = crate::openapi::ErrorBody)), security(("bearer" = [])))]
+pub async fn cancel(
+    State(s): State<Shared>,
+    Path(id): Path<String>,
+    body: Result<axum::body::Bytes, axum::extract::rejection::BytesRejection>,
+) -> ApiResult {
     control(s, id, Control::Cancel, body).await
 }
 
