@@ -9,6 +9,7 @@
 
 pub mod classify;
 pub mod config;
+pub mod export;
 pub mod ids;
 pub mod input;
 pub mod latency;
