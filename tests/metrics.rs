@@ -81,3 +81,24 @@ async fn worker_and_serve_metrics_pass_promtool_with_explicit_buckets() {
     assert!(text.contains("cxrelay_api_auth_failures_total 1"), "{text}");
     assert_eq!(buckets(&text, "cxrelay_http_request_duration_seconds").len(), cxrelay_core::metric::BUCKETS.len() + 1, "{text}");
 }
+
+/// A metrics address that cannot be bound stops the worker at start (exit 2, naming the flag)
+/// instead of leaving it running without probes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unbindable_metrics_address_stops_the_worker() {
+    let mut env = TestEnv::start(SimConfig::default()).await;
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let mut w = env.spawn_cxrelay(&["worker", "--metrics-addr", &addr]);
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(s) = w.child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(std::time::Instant::now() < deadline, "the worker kept running");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(status.code(), Some(2));
+    let log = std::fs::read_to_string(&w.log).unwrap();
+    assert!(log.contains("--metrics-addr") && log.contains(&addr), "{log}");
+}

@@ -81,9 +81,15 @@ pub fn install_metrics() -> PrometheusHandle {
     handle
 }
 
-/// A worker's probe and metrics server: `/metrics`, `/healthz` and `/readyz` (Redis reachable),
-/// on `addr` until the process ends.
-pub async fn serve_probes(settings: &Settings, addr: &str, metrics: PrometheusHandle) -> Result<(), ServeError> {
+/// Binds a worker's probe and metrics address (before the worker starts: an address that cannot
+/// be bound stops the worker with that error, instead of leaving it without probes).
+pub async fn bind_probes(addr: &str) -> Result<tokio::net::TcpListener, ServeError> {
+    tokio::net::TcpListener::bind(addr).await.map_err(|source| ServeError::Bind { addr: addr.to_owned(), source })
+}
+
+/// A worker's probe and metrics server on `listener`: `/metrics`, `/healthz` and `/readyz`
+/// (Redis reachable), until the process ends.
+pub async fn serve_probes(settings: &Settings, listener: tokio::net::TcpListener, metrics: PrometheusHandle) -> Result<(), ServeError> {
     let app = Arc::new(App::new(settings));
     let router = Router::new().route("/metrics", get(move || std::future::ready(metrics.render()))).route("/healthz", get(|| async { "ok" })).route(
         "/readyz",
@@ -92,9 +98,9 @@ pub async fn serve_probes(settings: &Settings, addr: &str, metrics: PrometheusHa
             async move { app.ping().await.map(|_| "ready").map_err(ApiError::from) }
         }),
     );
-    let listener = tokio::net::TcpListener::bind(addr).await.map_err(|source| ServeError::Bind { addr: addr.to_owned(), source })?;
-    tracing::info!(addr = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(), "serving /metrics, /healthz and /readyz");
-    axum::serve(listener, router).await.map_err(|source| ServeError::Bind { addr: addr.to_owned(), source })
+    let addr = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
+    tracing::info!(%addr, "serving /metrics, /healthz and /readyz");
+    axum::serve(listener, router).await.map_err(|source| ServeError::Bind { addr, source })
 }
 
 /// The router for `settings` (also what the tests drive), with `/metrics` when given a handle.

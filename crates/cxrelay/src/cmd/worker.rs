@@ -36,10 +36,11 @@ pub async fn run(mut settings: Settings, args: Args) -> anyhow::Result<ExitCode>
         settings.worker.metrics_addr = Some(addr);
     }
     if let Some(addr) = settings.worker.metrics_addr.clone() {
+        let listener = cxrelay_http::bind_probes(&addr).await.map_err(|e| super::Refused(format!("--metrics-addr: {e}")))?;
         let handle = cxrelay_http::install_metrics();
         let probe_settings = settings.clone();
         tokio::spawn(async move {
-            if let Err(e) = cxrelay_http::serve_probes(&probe_settings, &addr, handle).await {
+            if let Err(e) = cxrelay_http::serve_probes(&probe_settings, listener, handle).await {
                 tracing::error!(error = %e, "the metrics server stopped");
             }
         });
