@@ -31,6 +31,24 @@ fn json_of(env: &TestEnv, args: &[&str]) -> Value {
     serde_json::from_str(&out).unwrap_or_else(|e| panic!("{args:?}: {e}: {out}"))
 }
 
+/// Waits until no delivery of `run` is held by a worker (running, or fetched and not started):
+/// what was handed out before a pause or a cancel is sent and recorded; nothing after.
+async fn wait_nothing_held(env: &TestEnv, run: &str) {
+    let items = env.run_keys(run).items;
+    env.eventually("held deliveries to finish", Duration::from_secs(10), || {
+        let items = items.clone();
+        async move {
+            let summary: redis::Value = redis::cmd("XPENDING").arg(&items).arg("workers").query_async(&mut env.redis().await).await.unwrap();
+            let held: u64 = match summary {
+                redis::Value::Array(v) => v.first().and_then(|c| redis::from_redis_value::<u64>(c.clone()).ok()).unwrap_or(0),
+                _ => 0,
+            };
+            held == 0 && env.sim.stats().in_flight == 0
+        }
+    })
+    .await;
+}
+
 fn indexes(v: &Value, field: &str) -> Vec<u64> {
     v[field].as_array().unwrap().iter().map(|i| i.as_u64().unwrap()).collect()
 }
@@ -186,7 +204,7 @@ async fn pause_resume_cancel_and_purge() {
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("paused"), "{out}");
     // In-flight items finish; then nothing more is sent.
-    env.eventually("in-flight items to finish", Duration::from_secs(10), || async { env.sim.stats().in_flight == 0 }).await;
+    wait_nothing_held(&env, "ctl").await;
     let settled = env.wait_report("ctl", Duration::from_secs(10), |r| r.status == RunStatus::Paused).await;
     let sent = env.sim.stats().requests;
     tokio::time::sleep(Duration::from_millis(800)).await;
@@ -204,7 +222,7 @@ async fn pause_resume_cancel_and_purge() {
     assert_eq!(code, 2, "an active run is not purged: {err}");
     assert!(err.contains("cancel"), "{err}");
     assert_eq!(cli(&env, &["cancel", "ctl", "--reason", "wrong file"]).0, 0);
-    env.eventually("in-flight items to finish", Duration::from_secs(10), || async { env.sim.stats().in_flight == 0 }).await;
+    wait_nothing_held(&env, "ctl").await;
     let sent = env.sim.stats().requests;
     let report = env.wait_report("ctl", Duration::from_secs(5), |r| r.status == RunStatus::Cancelled).await;
     assert_eq!(report.failed, 0, "cancelled items are not failures");

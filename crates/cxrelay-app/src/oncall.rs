@@ -211,6 +211,8 @@ impl App {
                 Ok(r) if filter.status.is_none_or(|s| s == r.status) => out.push(r),
                 Ok(_) => {}
                 Err(QueueError::RunNotFound(_)) => store.unlist(tenant, &id).await?,
+                // One damaged run does not hide the others.
+                Err(QueueError::Corrupt(why)) => tracing::warn!(run = %id, %why, "skipping a run whose state cannot be read"),
                 Err(e) => return Err(e.into()),
             }
         }
@@ -399,7 +401,9 @@ impl App {
 }
 
 fn candidate(index: u64, f: &FailedItem) -> ReplayCandidate {
-    ReplayCandidate { index, class: f.class.clone(), status_key: status_key(f), reason_key: reason_of(&f.reason) }
+    // The checkpoint counted a failure without an error text under "failed".
+    let reason = if f.reason.is_empty() { "failed" } else { f.reason.as_str() };
+    ReplayCandidate { index, class: f.class.clone(), status_key: status_key(f), reason_key: reason_of(reason) }
 }
 
 /// One endpoint's delivery status (`cxrelay webhooks status`).
@@ -442,12 +446,13 @@ impl App {
             let mut pending = 0;
             for source in &sources {
                 let cursor = store.outbox_cursor(source, &id).await?;
-                pending += store.outbox_events(source, &cursor.after, 100_000).await?.iter().filter(|e| ep.wants(&e.kind)).count() as u64;
+                // Counted up to 10,000 per source: enough to tell a backlog, bounded for Redis.
+                pending += store.outbox_events(source, &cursor.after, 10_000).await?.iter().filter(|e| ep.wants(&e.kind)).count() as u64;
             }
             let get = |f: &str| fields.get(&format!("{id}:{f}")).cloned();
             let num = |f: &str| get(f).and_then(|v| v.parse::<u64>().ok());
             out.push(WebhookStatus {
-                url: cxrelay_core::webhook::mask_url(&ep.url),
+                url: cxrelay_core::webhook::display_url(&ep.url),
                 events: ep.events.clone(),
                 pending,
                 delivered: num("delivered").unwrap_or(0),
@@ -469,11 +474,11 @@ impl App {
         let secret =
             secret.or_else(|| self.webhooks.iter().find(|w| w.url == url).map(|w| w.secret.clone())).ok_or_else(|| AppError::InvalidArgument {
                 what: "url",
-                value: cxrelay_core::webhook::mask_url(url),
+                value: cxrelay_core::webhook::display_url(url),
                 reason: "no configured endpoint has this URL: pass --secret whsec_…".into(),
             })?;
         let endpoint = WebhookEndpoint { url: url.to_owned(), secret, events: vec!["*".into()] };
-        endpoint.check().map_err(|reason| AppError::InvalidArgument { what: "webhook", value: cxrelay_core::webhook::mask_url(url), reason })?;
+        endpoint.check().map_err(|reason| AppError::InvalidArgument { what: "webhook", value: cxrelay_core::webhook::display_url(url), reason })?;
         let key = cxrelay_core::webhook::signing_key(&endpoint.secret).map_err(|reason| AppError::InvalidArgument {
             what: "secret",
             value: "whsec_…".into(),
@@ -494,7 +499,8 @@ impl App {
             .await
             .map_err(|e| {
                 AppError::NotAllowed(
-                    cxrelay_core::redact::redact(&format!("{} did not answer: {e}", cxrelay_core::webhook::mask_url(url))).into_owned(),
+                    cxrelay_core::redact::redact(&format!("{} did not answer: {}", cxrelay_core::webhook::display_url(url), e.without_url()))
+                        .into_owned(),
                 )
             })?;
         Ok(answer.status().as_u16())

@@ -77,7 +77,7 @@ impl ExportRequest {
         }
         if let Some(url) = &self.callback_url {
             if !(url.starts_with("https://") || url.starts_with("http://")) {
-                return Err(refuse("callback-url", format!("{:?} is not an http(s) URL", crate::webhook::mask_url(url))));
+                return Err(refuse("callback-url", format!("{:?} is not an http(s) URL", crate::webhook::display_url(url))));
             }
         }
         Ok(self)

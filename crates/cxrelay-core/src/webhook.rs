@@ -48,7 +48,7 @@ pub struct WebhookEndpoint {
 impl WebhookEndpoint {
     /// Checks URL, secret and event names; the error names the endpoint by its masked URL.
     pub fn check(&self) -> Result<(), String> {
-        let url = mask_url(&self.url);
+        let url = display_url(&self.url);
         let scheme_ok = self.url.starts_with("http://") || self.url.starts_with("https://");
         let host = self.url.split_once("://").map(|(_, rest)| rest.split(['/', '?', '#']).next().unwrap_or("")).unwrap_or("");
         if !scheme_ok || host.is_empty() || host.ends_with('@') {
@@ -80,17 +80,18 @@ impl WebhookEndpoint {
     }
 }
 
-/// The URL with any `user:password@` replaced by `****@`, for messages and status.
-pub fn mask_url(url: &str) -> String {
+/// How an endpoint's URL is shown (status, logs, errors): scheme and host only, with `/…` when
+/// there was more. Webhook URLs often carry their secret in the path or the query (Slack, Teams),
+/// and credentials in `user:password@`; none of that is shown — the endpoint id tells them apart.
+pub fn display_url(url: &str) -> String {
     match url.split_once("://") {
         Some((scheme, rest)) => {
-            let (authority, path) = rest.split_at(rest.find(['/', '?', '#']).unwrap_or(rest.len()));
-            match authority.rsplit_once('@') {
-                Some((_, host)) => format!("{scheme}://****@{host}{path}"),
-                None => url.to_owned(),
-            }
+            let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+            let host = rest[..end].rsplit_once('@').map_or(&rest[..end], |(_, h)| h);
+            let more = if end < rest.len() && &rest[end..] != "/" { "/…" } else { "" };
+            format!("{scheme}://{host}{more}")
         }
-        None => url.to_owned(),
+        None => "(not a URL)".to_owned(),
     }
 }
 
@@ -157,7 +158,9 @@ mod tests {
         let e = endpoint("ftp://x", SECRET).check().unwrap_err();
         assert!(e.contains("not an http(s) URL"), "{e}");
         let e = endpoint("https://u:pw@h/x", "nope").check().unwrap_err();
-        assert!(e.contains("whsec_") && e.contains("****@h") && !e.contains("pw"), "{e}");
+        assert!(e.contains("whsec_") && e.contains("https://h/…") && !e.contains("pw"), "{e}");
+        assert_eq!(display_url("https://hooks.slack.com/services/T0/B0/SECRET?x=1"), "https://hooks.slack.com/…");
+        assert_eq!(display_url("http://127.0.0.1:9/"), "http://127.0.0.1:9");
         let e = endpoint("https://h/x", "whsec_!!!").check().unwrap_err();
         assert!(e.contains("not base64"), "{e}");
         let mut bad = endpoint("https://h/x", SECRET);

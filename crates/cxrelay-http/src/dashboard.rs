@@ -47,6 +47,7 @@ fn page(title: &str, session: Option<&Session>, refresh: bool, body: Markup) -> 
                             a href="/webhooks" { "Webhooks" }
                         }
                         form.logout method="post" action="/logout" {
+                            input type="hidden" name="csrf" value=(s.csrf);
                             span.role { (s.role.as_str()) }
                             button type="submit" { "Sign out" }
                         }
@@ -157,8 +158,13 @@ pub async fn login(State(s): State<Shared>, Form(form): Form<HashMap<String, Str
     ([(header::SET_COOKIE, cookie)], Redirect::to("/")).into_response()
 }
 
-/// `POST /logout`.
-pub async fn logout() -> Response {
+/// `POST /logout` (with the session's CSRF token, so another site cannot sign an operator out).
+pub async fn logout(State(s): State<Shared>, headers: HeaderMap, Form(form): Form<HashMap<String, String>>) -> Response {
+    if let Ok(session) = session(&s, &headers) {
+        if !form.get("csrf").is_some_and(|t| s.signer.csrf_ok(&session, t)) {
+            return error_page(Some(&session), StatusCode::FORBIDDEN, "The form's CSRF token is missing or wrong: reload the page and try again.");
+        }
+    }
     ([(header::SET_COOKIE, format!("{COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0"))], Redirect::to("/login")).into_response()
 }
 

@@ -54,6 +54,10 @@ impl From<AppError> for ApiError {
             }
             AppError::Conflict(_) => ApiError::new(StatusCode::CONFLICT, "conflict", message),
             AppError::NotAllowed(_) => ApiError::new(StatusCode::CONFLICT, "not_allowed", message),
+            AppError::Queue(cxrelay_queue::QueueError::Corrupt(_)) => {
+                tracing::error!(error = %message, "unexpected data in redis");
+                ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "corrupt_data", message)
+            }
             AppError::Unreachable { .. } | AppError::Queue(_) => {
                 tracing::warn!(error = %message, "redis failed during a request");
                 ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "redis_unavailable", "redis is unavailable; retry later")

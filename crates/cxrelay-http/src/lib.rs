@@ -132,8 +132,9 @@ pub fn router(settings: &Settings, metrics: Option<PrometheusHandle>) -> Result<
         .merge(ingest)
         .route("/healthz", get(routes::health))
         .route("/readyz", get(routes::ready))
-        .route("/openapi.json", get(|| async { axum::Json(<openapi::ApiDoc as utoipa::OpenApi>::openapi()) }))
-        // The dashboard: HTML, its own sign-in (a session cookie), no /v1 token.
+        .route("/openapi.json", get(|| async { axum::Json(<openapi::ApiDoc as utoipa::OpenApi>::openapi()) }));
+    // The dashboard: HTML, its own sign-in (a session cookie), no /v1 token; bounded like the API.
+    let dashboard = Router::new()
         .route("/", get(dashboard::runs))
         .route("/login", get(dashboard::login_form).post(dashboard::login))
         .route("/logout", post(dashboard::logout))
@@ -143,7 +144,10 @@ pub fn router(settings: &Settings, metrics: Option<PrometheusHandle>) -> Result<
         .route("/runs/{id}/replay/confirm", post(dashboard::replay_do))
         .route("/runs/{id}/control", post(dashboard::control))
         .route("/workers", get(dashboard::workers))
-        .route("/webhooks", get(dashboard::webhooks));
+        .route("/webhooks", get(dashboard::webhooks))
+        .layer(DefaultBodyLimit::max(settings.serve.max_body_bytes))
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, timeout));
+    router = router.merge(dashboard);
     if let Some(handle) = metrics {
         router = router.route("/metrics", get(move || std::future::ready(handle.render())));
     }

@@ -24,6 +24,8 @@ pub struct Session {
     pub id: String,
     /// Expiry, seconds since the epoch.
     pub expires: u64,
+    /// The CSRF token of its forms.
+    pub csrf: String,
 }
 
 /// Signs and checks sessions and CSRF tokens.
@@ -57,7 +59,8 @@ impl Signer {
     /// A new session for `role`, starting now (seconds since the epoch).
     pub fn start(&self, role: Role, now: u64) -> Session {
         let id: [u8; 16] = rand::random();
-        Session { role, id: b64().encode(id), expires: now + LIFETIME_SECS }
+        let id = b64().encode(id);
+        Session { role, csrf: self.csrf_of(&id), id, expires: now + LIFETIME_SECS }
     }
 
     /// The cookie value of `s`: `role.expires.id.signature`.
@@ -85,12 +88,16 @@ impl Signer {
         };
         let expires: u64 = parts.next()?.parse().ok()?;
         let id = parts.next()?.to_owned();
-        (expires > now).then_some(Session { role, id, expires })
+        (expires > now).then(|| Session { role, csrf: self.csrf_of(&id), id, expires })
     }
 
     /// The CSRF token of a session's forms.
     pub fn csrf(&self, s: &Session) -> String {
-        b64().encode(self.mac(&[b"csrf", s.id.as_bytes()]))
+        s.csrf.clone()
+    }
+
+    fn csrf_of(&self, id: &str) -> String {
+        b64().encode(self.mac(&[b"csrf", id.as_bytes()]))
     }
 
     /// Does `token` belong to session `s`? (Constant time.)

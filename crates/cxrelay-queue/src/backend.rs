@@ -466,6 +466,11 @@ impl Shared {
                     // resume lists it again).
                     self.store.deactivate(&meta.tenant, meta.run.as_str()).await?;
                     self.runs.lock().expect("run cache").runs.retain(|(m, _)| m.run != meta.run);
+                    // A replay or a resume may have made it active again between the fetch and
+                    // the removal: then it goes back on the list (they list it before this reads).
+                    if self.store.run_status(&meta.run).await? == Some(RunStatus::Active) {
+                        self.store.activate(&meta.tenant, &meta.run).await?;
+                    }
                 }
             }
         }

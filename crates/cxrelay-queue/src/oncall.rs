@@ -197,7 +197,9 @@ impl Store {
         while let Some(pair) = futures::StreamExt::next(&mut iter).await {
             out.push(pair?.0);
         }
+        // HSCAN may return a field twice (the hash can change while it is scanned).
         out.sort_unstable();
+        out.dedup();
         Ok(out)
     }
 
@@ -315,13 +317,23 @@ impl Store {
             .arg(req.by)
             .arg(req.reason)
             .arg(req.selection)
-            .arg(if req.new_idempotency_key { "1" } else { "0" })
+            // A new key generation is drawn by the replay's first batch that replays anything
+            // (announce is still set then); later batches reuse it.
+            .arg(match (req.new_idempotency_key, req.announce) {
+                (false, _) => "0",
+                (true, true) => "1",
+                (true, false) => "2",
+            })
             .arg(if req.announce { self.options().events_wanted.as_str() } else { "" })
-            .arg(req.requested);
+            .arg(req.requested)
+            .arg(cxrelay_core::report::OTHER_REASONS);
         for c in batch {
             inv.arg(c.index).arg(&c.class).arg(&c.status_key).arg(&c.reason_key);
         }
-        let reply: Vec<String> = inv.invoke_async(&mut self.conn()).await.map_err(not_allowed)?;
+        let reply: Vec<String> = inv.invoke_async(&mut self.conn()).await.map_err(|e| match not_allowed(e) {
+            QueueError::NotAllowed(m) if m.contains("does not exist") => QueueError::RunNotFound(run.clone()),
+            e => e,
+        })?;
         let n: usize = reply.first().and_then(|s| s.parse().ok()).ok_or_else(|| QueueError::Corrupt("short replay reply".into()))?;
         let parse = |s: &str| s.parse::<u64>().map_err(|_| QueueError::Corrupt(format!("replay reply index {s:?}")));
         let replayed = reply[1..=n].iter().map(|s| parse(s)).collect::<Result<Vec<_>, _>>()?;

@@ -10,6 +10,8 @@ use std::time::Duration;
 use cxrelay_core::RunId;
 use redis::AsyncCommands;
 
+use crate::scripts;
+
 use crate::store::{QueueError, Store};
 
 /// A stream of webhook events.
@@ -47,8 +49,12 @@ pub struct Cursor {
 
 struct SourceKeys {
     stream: String,
+    /// Where the cursors live: the run's state hash (they expire with the run), or the tenant's
+    /// breaker cursor hash (no expiry: the breaker's event stream has none either).
     hash: String,
     lock: String,
+    /// Cursors are written only while `hash` exists (a run's state).
+    hash_must_exist: bool,
 }
 
 impl Store {
@@ -56,12 +62,13 @@ impl Store {
         match source {
             OutboxSource::Run(run) => {
                 let k = self.keys().run(run);
-                SourceKeys { lock: format!("{}:lock:{endpoint}", k.outbox), stream: k.outbox, hash: k.state }
+                SourceKeys { lock: format!("{}:lock:{endpoint}", k.outbox), stream: k.outbox, hash: k.state, hash_must_exist: true }
             }
             OutboxSource::Breaker(tenant) => SourceKeys {
                 stream: self.keys().breaker_events(tenant),
-                hash: self.keys().breaker(tenant),
+                hash: format!("{}:webhooks", self.keys().breaker(tenant)),
                 lock: format!("{}:whlock:{endpoint}", self.keys().breaker(tenant)),
+                hash_must_exist: false,
             },
         }
     }
@@ -78,28 +85,17 @@ impl Store {
     }
 
     /// Takes (or renews) the lease on delivering `source` to `endpoint`; false if another
-    /// process holds it.
+    /// process holds it (see outbox_lock.lua).
     pub async fn lock_outbox(&self, source: &OutboxSource, endpoint: &str, holder: &str, lease: Duration) -> Result<bool, QueueError> {
         let k = self.source_keys(source, endpoint);
-        let mut conn = self.conn();
-        let current: Option<String> = conn.get(&k.lock).await?;
-        match current {
-            Some(h) if h == holder => {
-                let _: () = conn.pexpire(&k.lock, lease.as_millis() as i64).await?;
-                Ok(true)
-            }
-            Some(_) => Ok(false),
-            None => {
-                let set: Option<String> =
-                    redis::cmd("SET").arg(&k.lock).arg(holder).arg("NX").arg("PX").arg(lease.as_millis() as u64).query_async(&mut conn).await?;
-                Ok(set.is_some())
-            }
-        }
+        let held: u8 = scripts::OUTBOX_LOCK.key(&k.lock).arg(holder).arg(lease.as_millis() as u64).invoke_async(&mut self.conn()).await?;
+        Ok(held == 1)
     }
 
-    /// Gives the lease back.
-    pub async fn unlock_outbox(&self, source: &OutboxSource, endpoint: &str) -> Result<(), QueueError> {
-        let _: () = self.conn().del(self.source_keys(source, endpoint).lock).await?;
+    /// Gives the lease back if `holder` still holds it.
+    pub async fn unlock_outbox(&self, source: &OutboxSource, endpoint: &str, holder: &str) -> Result<(), QueueError> {
+        let k = self.source_keys(source, endpoint);
+        let _: u8 = scripts::OUTBOX_UNLOCK.key(&k.lock).arg(holder).invoke_async(&mut self.conn()).await?;
         Ok(())
     }
 
@@ -116,24 +112,22 @@ impl Store {
         Ok(Cursor { after: after.unwrap_or_else(|| "0".into()), tries: tries.unwrap_or(0), next_ms: next.unwrap_or(0) })
     }
 
-    /// Stores the endpoint's cursor in `source` (only while the source exists: a run that
-    /// expired is not brought back as a lone hash).
-    pub async fn set_outbox_cursor(&self, source: &OutboxSource, endpoint: &str, c: &Cursor) -> Result<(), QueueError> {
+    /// Stores the endpoint's cursor in `source` while `holder` holds the lease; false when it
+    /// does not any more (or the run is gone), and nothing was written.
+    pub async fn set_outbox_cursor(&self, source: &OutboxSource, endpoint: &str, holder: &str, c: &Cursor) -> Result<bool, QueueError> {
         let k = self.source_keys(source, endpoint);
-        let exists: bool = self.conn().exists(&k.hash).await?;
-        if exists {
-            let _: () = redis::cmd("HSET")
-                .arg(&k.hash)
-                .arg(format!("wh:{endpoint}"))
-                .arg(&c.after)
-                .arg(format!("wht:{endpoint}"))
-                .arg(c.tries)
-                .arg(format!("whn:{endpoint}"))
-                .arg(c.next_ms)
-                .query_async(&mut self.conn())
-                .await?;
-        }
-        Ok(())
+        let stored: u8 = scripts::OUTBOX_CURSOR
+            .key(&k.lock)
+            .key(&k.hash)
+            .arg(holder)
+            .arg(endpoint)
+            .arg(&c.after)
+            .arg(c.tries)
+            .arg(c.next_ms)
+            .arg(if k.hash_must_exist { "1" } else { "0" })
+            .invoke_async(&mut self.conn())
+            .await?;
+        Ok(stored == 1)
     }
 
     /// Up to `count` events of `source` after entry `after`, oldest first.

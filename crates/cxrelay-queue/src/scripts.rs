@@ -26,6 +26,12 @@ pub static CHECKPOINT: LazyLock<Script> =
 pub static REPLAY: LazyLock<Script> = LazyLock::new(|| Script::new(concat!(include_str!("scripts/audit.lua"), include_str!("scripts/replay.lua"))));
 /// Pause, resume or cancel a run.
 pub static CONTROL: LazyLock<Script> = LazyLock::new(|| Script::new(concat!(include_str!("scripts/audit.lua"), include_str!("scripts/control.lua"))));
+/// Take or renew the lease on delivering an outbox to a webhook endpoint.
+pub static OUTBOX_LOCK: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("scripts/outbox_lock.lua")));
+/// Give a delivery lease back if still held.
+pub static OUTBOX_UNLOCK: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("scripts/outbox_unlock.lua")));
+/// Store an endpoint's cursor in an outbox while holding its lease.
+pub static OUTBOX_CURSOR: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("scripts/outbox_cursor.lua")));
 /// Remove dead workers' consumers (idle, holding nothing) from a run's group.
 pub static PRUNE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("scripts/prune.lua")));
 /// Reserve the next send slot of a fleet-wide rate budget.

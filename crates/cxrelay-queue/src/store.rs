@@ -435,6 +435,12 @@ impl Store {
         Ok(out)
     }
 
+    /// A run's status (`None`: no such run).
+    pub async fn run_status(&self, run: &RunId) -> Result<Option<RunStatus>, QueueError> {
+        let s: Option<String> = self.conn.clone().hget(self.opts.keys.run(run).state, "status").await?;
+        s.map(|s| status_of(&s)).transpose()
+    }
+
     /// Checks that Redis answers.
     pub async fn ping(&self) -> Result<(), QueueError> {
         let _: String = redis::cmd("PING").query_async(&mut self.conn.clone()).await?;

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use cxrelay_core::now_ms;
 use cxrelay_core::redact::redact;
-use cxrelay_core::webhook::{mask_url, payload, retry_delay_ms, sign, signing_key, WebhookEndpoint, MAX_AGE_MS};
+use cxrelay_core::webhook::{display_url, payload, retry_delay_ms, sign, signing_key, WebhookEndpoint, MAX_AGE_MS};
 use cxrelay_core::RunId;
 use cxrelay_queue::outbox::{Cursor, OutboxEvent, OutboxSource};
 use cxrelay_queue::{QueueError, Store};
@@ -22,8 +22,12 @@ const POLL: Duration = Duration::from_millis(200);
 const SWEEP: Duration = Duration::from_secs(60);
 /// Events read per page.
 const PAGE: usize = 200;
-/// Timeout of one delivery.
+/// Timeout of one delivery (at most half the delivery lease).
 const DELIVERY_TIMEOUT: Duration = Duration::from_secs(10);
+/// How often the outbox depth is counted for the metrics…
+const PENDING_EVERY: Duration = Duration::from_secs(5);
+/// … and how many events per source at most.
+const PENDING_COUNT_CAP: usize = 1000;
 
 /// One endpoint, ready to sign.
 struct Endpoint {
@@ -31,6 +35,8 @@ struct Endpoint {
     id: String,
     key: Vec<u8>,
     masked: String,
+    /// When its outbox depth was last counted.
+    counted: std::sync::Mutex<Option<Instant>>,
 }
 
 /// Delivers a tenant's webhook events to its endpoints.
@@ -50,12 +56,14 @@ impl Dispatcher {
     /// A dispatcher of `tenant`'s outboxes to `endpoints` (checked settings), holding leases as
     /// `holder` for `lease`.
     pub fn new(store: Store, tenant: &str, holder: &str, lease: Duration, endpoints: &[WebhookEndpoint]) -> Self {
-        let http = reqwest::Client::builder().timeout(DELIVERY_TIMEOUT).user_agent("cxrelay-webhooks").build().expect("HTTP client");
+        // A delivery fits in half a lease, so the lease renewed before it cannot lapse during it.
+        let timeout = DELIVERY_TIMEOUT.min(lease / 2);
+        let http = reqwest::Client::builder().timeout(timeout).user_agent("cxrelay-webhooks").build().expect("HTTP client");
         let endpoints = endpoints
             .iter()
             .map(|config| {
                 let key = signing_key(&config.secret).expect("checked with the settings");
-                Arc::new(Endpoint { id: config.id(), masked: mask_url(&config.url), config: config.clone(), key })
+                Arc::new(Endpoint { id: config.id(), masked: display_url(&config.url), config: config.clone(), key, counted: Default::default() })
             })
             .collect();
         Self { store, tenant: tenant.to_owned(), holder: holder.to_owned(), lease, http, endpoints }
@@ -98,16 +106,26 @@ impl Dispatcher {
         }
         let mut sources: Vec<OutboxSource> = runs.iter().filter_map(|r| RunId::parse(r).ok()).map(OutboxSource::Run).collect();
         sources.push(OutboxSource::Breaker(self.tenant.clone()));
-        let mut pending = 0u64;
+        let mut backlog = Vec::new();
         for source in sources {
             if self.drain(ep, &source).await? {
                 self.maybe_unhint(&source).await?;
             } else {
-                let c = self.store.outbox_cursor(&source, &ep.id).await?;
-                pending += self.store.outbox_events(&source, &c.after, 10_000).await?.iter().filter(|e| ep.config.wants(&e.kind)).count() as u64;
+                backlog.push(source);
             }
         }
-        metrics::gauge!(cxrelay_core::metric::WEBHOOK_PENDING, "endpoint" => ep.id.clone()).set(pending as f64);
+        // The outbox depth for the metrics: counted at most every few seconds, and at most
+        // PENDING_COUNT_CAP events per source, so a long outage does not cost Redis a scan a pass.
+        if ep.counted.lock().expect("count time").is_none_or(|t| t.elapsed() >= PENDING_EVERY) {
+            *ep.counted.lock().expect("count time") = Some(Instant::now());
+            let mut pending = 0u64;
+            for source in &backlog {
+                let c = self.store.outbox_cursor(source, &ep.id).await?;
+                pending +=
+                    self.store.outbox_events(source, &c.after, PENDING_COUNT_CAP).await?.iter().filter(|e| ep.config.wants(&e.kind)).count() as u64;
+            }
+            metrics::gauge!(cxrelay_core::metric::WEBHOOK_PENDING, "endpoint" => ep.id.clone()).set(pending as f64);
+        }
         Ok(())
     }
 
@@ -118,7 +136,7 @@ impl Dispatcher {
             return Ok(false);
         }
         let result = self.drain_locked(ep, source).await;
-        self.store.unlock_outbox(source, &ep.id).await?;
+        self.store.unlock_outbox(source, &ep.id, &self.holder).await?;
         result
     }
 
@@ -127,6 +145,7 @@ impl Dispatcher {
         if cursor.next_ms > now_ms() {
             return Ok(false);
         }
+        let mut renewed = std::time::Instant::now();
         loop {
             let events = self.store.outbox_events(source, &cursor.after, PAGE).await?;
             if events.is_empty() {
@@ -138,6 +157,14 @@ impl Dispatcher {
                 if !ep.config.wants(&event.kind) {
                     cursor.after = event.id.clone();
                     continue;
+                }
+                // Renew before a delivery once a quarter of the lease has gone (a delivery takes
+                // at most half of it): a lapsed lease means another process delivers from here.
+                if renewed.elapsed() >= self.lease / 4 {
+                    if !self.store.lock_outbox(source, &ep.id, &self.holder, self.lease).await? {
+                        return Ok(false);
+                    }
+                    renewed = std::time::Instant::now();
                 }
                 match self.deliver(ep, source, event).await {
                     Ok(()) => {
@@ -163,14 +190,18 @@ impl Dispatcher {
                         cursor.tries += 1;
                         cursor.next_ms = now + retry_delay_ms(cursor.tries, rand::random::<f64>());
                         tracing::warn!(endpoint = %ep.masked, event = %event.kind, tries = cursor.tries, error = %why, "webhook delivery failed; will retry");
-                        self.store.set_outbox_cursor(source, &ep.id, &cursor).await?;
+                        self.store.set_outbox_cursor(source, &ep.id, &self.holder, &cursor).await?;
                         return Ok(false);
                     }
                 }
             }
-            self.store.set_outbox_cursor(source, &ep.id, &cursor).await?;
+            let stored = self.store.set_outbox_cursor(source, &ep.id, &self.holder, &cursor).await?;
             if delivered > 0 {
                 self.store.webhook_delivered(&self.tenant, &ep.id, &ep.masked, delivered, now_ms()).await?;
+            }
+            if !stored {
+                // The lease lapsed (or the run is gone): whoever holds it now goes on.
+                return Ok(false);
             }
             // Still ours: deliveries take at most DELIVERY_TIMEOUT each, a page many of them.
             if !self.store.lock_outbox(source, &ep.id, &self.holder, self.lease).await? {
@@ -198,7 +229,8 @@ impl Dispatcher {
             .body(body)
             .send()
             .await
-            .map_err(|e| redact(&format!("no answer: {e}")).into_owned())?;
+            // Without the URL: it may carry the endpoint's secret.
+            .map_err(|e| redact(&format!("no answer: {}", e.without_url())).into_owned())?;
         let status = answer.status();
         if status.is_success() {
             Ok(())

@@ -157,10 +157,14 @@ local v = redis.call('HMGET', state, 'high_water', 'next_index', 'accepted', 'su
 local hw, next_index = tonumber(v[1]), tonumber(v[2])
 local start_hw = hw
 -- Every index below the high-water mark is finished, so the first clear bit from its byte on is
--- the new mark (one BITPOS per batch, not a GETBIT per item); past the string's end BITPOS
--- answers the bit after it, and indexes not enqueued yet do not count.
+-- the new mark (one BITPOS per batch, not a GETBIT per item). Within the string BITPOS answers
+-- the first clear bit (or the bit after the string when all are set); a start byte past the
+-- string's end answers -1: the mark's own bit is clear there, so it stays. Indexes not enqueued
+-- yet do not count.
 if hw < next_index then
-  hw = math.min(redis.call('BITPOS', finished, 0, math.floor(hw / 8)), next_index)
+  local pos = redis.call('BITPOS', finished, 0, math.floor(hw / 8))
+  if pos < 0 then pos = hw end
+  hw = math.min(pos, next_index)
 end
 if hw ~= start_hw then redis.call('HSET', state, 'high_water', hw) end
 local is_finished = 0

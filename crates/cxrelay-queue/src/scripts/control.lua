@@ -4,7 +4,7 @@
 -- ARGV[1] action: pause | resume | cancel, ARGV[2] who, ARGV[3] why, ARGV[4] retention seconds,
 -- ARGV[5] audit stream length, ARGV[6] webhook event types wanted (see outbox_event).
 -- pause: active → paused (nothing new is sent; items in flight finish and are recorded).
--- resume: paused → active.
+-- resume: paused → active (or finished, when nothing was left to deliver).
 -- cancel: loading, active or paused → cancelled (nothing more is sent; pending items count as
 -- cancelled, never as failed); the run's keys expire after the retention period, as a finished
 -- run's do.
@@ -24,15 +24,27 @@ if not to then
 end
 local t = redis.call('TIME')
 local now = t[1] * 1000 + math.floor(t[2] / 1000)
+-- A run whose last items finished while it was paused has nothing left to deliver: resuming it
+-- finishes it (no checkpoint would come to do so).
+local counts = redis.call('HMGET', state, 'accepted', 'succeeded', 'failed', 'id', 'tenant', 'action', 'invalid')
+local drained = tonumber(counts[1] or '0') - tonumber(counts[2] or '0') - tonumber(counts[3] or '0') == 0
+if to == 'active' and drained then to = 'finished' end
 redis.call('HSET', state, 'status', to)
-if to == 'active' then
+if to == 'active' or to == 'finished' then
   redis.call('HDEL', state, 'status_reason', 'guard_ring')
 else
   redis.call('HSET', state, 'status_reason', why .. ' (by ' .. who .. ')')
 end
-if to == 'cancelled' then
+if to == 'cancelled' or to == 'finished' then
   redis.call('HSET', state, 'finished_ms', now)
   for j = 1, #KEYS do redis.call('EXPIRE', KEYS[j], retention) end
+end
+if to == 'finished' then
+  audit_event(audit, state, audit_len, {'type', 'run.finished', 'succeeded', counts[2], 'failed', counts[3]})
+  local total = tonumber(counts[1]) + tonumber(counts[7] or '0')
+  outbox_event(outbox, state, ARGV[6], 'run.completed', {run_id = counts[4], tenant = counts[5], action = counts[6],
+    succeeded = tonumber(counts[2]), failed = tonumber(counts[3]), validation_failures = tonumber(counts[7] or '0'),
+    completion_rate = total > 0 and tonumber(counts[2]) / total or 1})
 end
 local event = {pause = 'run.paused', resume = 'run.resumed', cancel = 'run.cancelled'}
 audit_event(audit, state, audit_len, {'type', event[action], 'by', who, 'reason', why, 'from', status, 'to', to})

@@ -8,7 +8,7 @@
 -- ARGV[2] audit stream length, ARGV[3] who, ARGV[4] why, ARGV[5] the selection as the operator
 -- gave it, ARGV[6] '1' = give the items a new Idempotency-Key (a replay generation), ARGV[7]
 -- webhook event types wanted (the first batch of a replay asks for replay.started), ARGV[8] items
--- the whole replay asks for, then 4 values per item asked for: index, failure class, status key (HTTP status or class), reason
+-- the whole replay asks for, ARGV[9] the "other" reason, then 4 values per item asked for: index, failure class, status key (HTTP status or class), reason
 -- key — the failstats fields its failure was counted under, so the counts stay exact.
 -- A replayed item becomes a fresh stream entry (no attempt counts); it leaves the failed and
 -- payloads hashes (the entry carries its payload; a new failure stores it again) and the
@@ -16,13 +16,15 @@
 -- Returns {n, index1, …, indexN, refused_index1, why1, …}.
 local items, done, finished, failed, payloads = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local failstats, invalid, redeliveries, audit, outbox, state = KEYS[7], KEYS[10], KEYS[11], KEYS[12], KEYS[13], KEYS[#KEYS]
-local dry, audit_len, who, why, selection, new_key = ARGV[1] == '1', ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6] == '1'
+-- ARGV[6]: '0' same key, '1' a new key generation (the first batch of a replay), '2' the
+-- generation the replay's first batch drew.
+local dry, audit_len, who, why, selection, new_key = ARGV[1] == '1', ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6] ~= '0'
 local v = redis.call('HMGET', state, 'status', 'next_index', 'high_water', 'replay_gen')
 local status, next_index, hw = v[1], tonumber(v[2] or '0'), tonumber(v[3] or '0')
 if not status then return redis.error_reply('ERR run does not exist') end
 if status == 'cancelled' then return redis.error_reply('ERR the run was cancelled; a cancelled run is not replayed') end
 local gen = tonumber(v[4] or '0')
-if new_key and not dry then gen = gen + 1 end
+if ARGV[6] == '1' and not dry then gen = gen + 1 end
 
 -- Takes one away from a failstats counter (removed at zero).
 local function uncount(field)
@@ -31,7 +33,8 @@ end
 
 local replayed, refused = {}, {}
 local lowest = nil
-for k = 9, #ARGV, 4 do
+local other_reason = ARGV[9]
+for k = 10, #ARGV, 4 do
   local index, class, status_key, reason = ARGV[k], ARGV[k + 1], ARGV[k + 2], ARGV[k + 3]
   local n = tonumber(index)
   local payload = redis.call('HGET', payloads, index)
@@ -66,7 +69,8 @@ for k = 9, #ARGV, 4 do
       redis.call('SETBIT', finished, index, '0')
       uncount('c:' .. class)
       uncount('s:' .. status_key)
-      if redis.call('HEXISTS', failstats, 'r:' .. reason) == 1 then uncount('r:' .. reason) end
+      -- A reason past the distinct-reason bound was counted under the "other" reason (ARGV[9]).
+      if redis.call('HEXISTS', failstats, 'r:' .. reason) == 1 then uncount('r:' .. reason) else uncount('r:' .. other_reason) end
     end
   end
 end
