@@ -317,3 +317,38 @@ async fn the_audit_log_has_one_line_per_attempt() {
     assert!(lines.iter().any(|l| l["index"] == json!(7) && l["status"] == json!(400)));
     assert!(!std::fs::read_to_string(&w.log).unwrap().contains("cxrelay_audit"), "audit events stay out of the log");
 }
+
+/// Items that finished while their run was paused: resuming finishes the run (nothing would
+/// otherwise ever finish it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resuming_a_run_drained_while_paused_finishes_it() {
+    let mut env = TestEnv::start(SimConfig { latency: Duration::from_millis(400), ..SimConfig::default() }).await;
+    env.enqueue_generated("drained", 4);
+    let _w = env.spawn_worker(4);
+    env.eventually("all four in flight", Duration::from_secs(10), || async { env.sim.stats().in_flight == 4 }).await;
+    assert_eq!(cli(&env, &["pause", "drained"]).0, 0);
+    wait_nothing_held(&env, "drained").await;
+    let paused = env.wait_report("drained", Duration::from_secs(5), |_| true).await;
+    assert_eq!((paused.status, paused.pending, paused.succeeded), (RunStatus::Paused, 0, 4));
+    let (code, out, err) = cli(&env, &["resume", "drained"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("finished"), "{out}");
+    assert_eq!(env.wait_report("drained", Duration::from_secs(5), |_| true).await.status, RunStatus::Finished);
+    assert_eq!(cli(&env, &["report", "drained", "--watch"]).0, 0, "a waiting pipeline is released");
+}
+
+/// The high-water index stops at the first unfinished item while later ones finish.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_high_water_mark_waits_for_retries() {
+    let mut env = TestEnv::start(SimConfig::default()).await;
+    env.set("CXRELAY_BACKOFF_BASE_MS", 400).set("CXRELAY_MAX_ATTEMPTS", 10).set("CXRELAY_BREAKER_THRESHOLD", 1000);
+    let items: Vec<Value> = (0..12).map(|i| if i >= 8 { item(i, Some(json!({"status": 503, "fail_times": 3}))) } else { item(i, None) }).collect();
+    env.enqueue_items("hw", &items, &[]);
+    let _w = env.spawn_worker(4);
+    let mid = env.wait_report("hw", Duration::from_secs(30), |r| r.succeeded == 8 && r.retries > 4).await;
+    if mid.pending > 0 {
+        assert_eq!(mid.high_water, 8, "{mid:#?}");
+    }
+    let done = env.wait_finished("hw", Duration::from_secs(60)).await;
+    assert_eq!((done.succeeded, done.high_water), (12, 12));
+}
