@@ -352,3 +352,15 @@ async fn the_high_water_mark_waits_for_retries() {
     let done = env.wait_finished("hw", Duration::from_secs(60)).await;
     assert_eq!((done.succeeded, done.high_water), (12, 12));
 }
+
+/// An active run missing from its tenant's active list (a replay or resume whose process died
+/// between its script and listing the run) is listed again by a worker and delivered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_active_run_missing_from_the_list_is_found_again() {
+    let mut env = TestEnv::start(SimConfig::default()).await;
+    env.enqueue_generated("unlisted", 5);
+    let _: () = redis::cmd("SREM").arg(env.keys().active_runs("default")).arg("unlisted").query_async(&mut env.redis().await).await.unwrap();
+    let _w = env.spawn_worker(2);
+    let report = env.wait_finished("unlisted", Duration::from_secs(30)).await;
+    assert_eq!(report.succeeded, 5);
+}

@@ -32,13 +32,20 @@ async fn handle(job: ItemJob, handler: Data<Arc<ItemHandler>>) -> Result<Checkpo
 }
 
 /// Samples what no single item reports into the metrics, every few seconds: token requests,
-/// the breaker as this process sees it, and the items pending in the tenant's active runs.
+/// the breaker as this process sees it, and the items pending in the tenant's active runs. Once a
+/// minute it also puts back on the active list any active run missing from it (a replay or a
+/// resume whose process died between its script and listing the run).
 fn observe(handler: Arc<ItemHandler>, store: cxrelay_queue::Store, tenant: String) {
     use cxrelay_core::metric;
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(2));
+        let mut ticks = 0u64;
         loop {
             tick.tick().await;
+            ticks += 1;
+            if ticks % 30 == 1 {
+                relist_active_runs(&store, &tenant).await;
+            }
             metrics::counter!(metric::TOKEN_REFRESHES).absolute(handler.client().tokens().token_requests());
             metrics::gauge!(metric::BREAKER_OPEN, "tenant" => tenant.clone()).set(if handler.gate().breaker_open() { 1.0 } else { 0.0 });
             let (mut pending, mut delayed) = (0u64, 0u64);
@@ -63,6 +70,18 @@ fn observe(handler: Arc<ItemHandler>, store: cxrelay_queue::Store, tenant: Strin
             }
         }
     });
+}
+
+/// Lists again the tenant's active runs that are missing from its active set.
+async fn relist_active_runs(store: &cxrelay_queue::Store, tenant: &str) {
+    let (Ok(listed), Ok(active)) = (store.listed_runs(tenant).await, store.active_runs(tenant).await) else { return };
+    for id in listed.iter().filter(|id| !active.contains(id)) {
+        let Ok(run) = cxrelay_core::RunId::parse(id) else { continue };
+        if let Ok(Some(cxrelay_core::report::RunStatus::Active)) = store.run_status(&run).await {
+            tracing::info!(run = %id, "an active run was missing from the active list; listing it again");
+            let _ = store.activate(tenant, &run).await;
+        }
+    }
 }
 
 /// Runs a worker process until `shutdown` resolves.
