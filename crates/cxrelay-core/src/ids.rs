@@ -132,6 +132,23 @@ pub fn field_value(item: &str, name: &str) -> Option<String> {
     }
 }
 
+/// FNV-1a of `parts` (a zero byte between them) from `seed`: a hash that is the same in every
+/// process and release (std's SipHash keys are not), for ids derived from names.
+pub fn fnv1a(seed: u64, parts: &[&[u8]]) -> u64 {
+    let mut h = seed;
+    for (n, part) in parts.iter().enumerate() {
+        let sep: &[u8] = if n > 0 { &[0] } else { &[] };
+        for b in sep.iter().chain(part.iter()) {
+            h ^= u64::from(*b);
+            h = h.wrapping_mul(0x100000001b3);
+        }
+    }
+    h
+}
+
+/// FNV-1a's standard offset basis, the usual seed of [`fnv1a`].
+pub const FNV_OFFSET: u64 = 0xcbf29ce484222325;
+
 #[cfg(test)]
 mod tests {
     use super::*;

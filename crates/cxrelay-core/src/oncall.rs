@@ -164,6 +164,17 @@ pub fn parse_since(s: &str, now_ms: u64) -> Result<u64, ArgError> {
     Ok(now_ms.saturating_sub(Duration::from_secs(secs).as_millis() as u64))
 }
 
+/// How long ago `since_ms` was at `now_ms`, as a person reads it: `42s`, `5m`, `3h`, `2d`.
+pub fn age(since_ms: u64, now_ms: u64) -> String {
+    let s = now_ms.saturating_sub(since_ms) / 1000;
+    match s {
+        0..60 => format!("{s}s"),
+        60..3600 => format!("{}m", s / 60),
+        3600..86400 => format!("{}h", s / 3600),
+        _ => format!("{}d", s / 86400),
+    }
+}
+
 /// A CSV cell that a spreadsheet will not run as a formula: text starting with `=`, `+`, `-`,
 /// `@`, a tab or a carriage return gets a leading `'` (OWASP's advice for CSV injection).
 pub fn spreadsheet_safe(cell: &str) -> std::borrow::Cow<'_, str> {
@@ -223,6 +234,15 @@ mod tests {
         for bad in ["yesterday", "5w", "", "h", "2026-13-01T00:00:00Z"] {
             assert!(parse_since(bad, now).unwrap_err().to_string().contains("--since"), "{bad}");
         }
+    }
+
+    #[test]
+    fn ages() {
+        assert_eq!(age(1_000, 43_000), "42s");
+        assert_eq!(age(0, 300_000), "5m");
+        assert_eq!(age(0, 3 * 3_600_000), "3h");
+        assert_eq!(age(0, 2 * 86_400_000), "2d");
+        assert_eq!(age(5_000, 1_000), "0s", "a clock behind is not negative");
     }
 
     #[test]

@@ -70,13 +70,7 @@ impl WebhookEndpoint {
 
     /// A short stable id for Redis fields (a hash of the URL: no credentials are stored).
     pub fn id(&self) -> String {
-        // FNV-1a, stable across processes and releases (std's SipHash keys are not).
-        let mut h: u64 = 0xcbf29ce484222325;
-        for b in self.url.as_bytes() {
-            h ^= u64::from(*b);
-            h = h.wrapping_mul(0x100000001b3);
-        }
-        format!("{h:016x}")
+        format!("{:016x}", crate::ids::fnv1a(crate::ids::FNV_OFFSET, &[self.url.as_bytes()]))
     }
 }
 

@@ -181,13 +181,7 @@ fn progress(r: &RunReport) -> Markup {
 }
 
 fn age(ms: u64) -> String {
-    let s = cxrelay_core::now_ms().saturating_sub(ms) / 1000;
-    match s {
-        0..60 => format!("{s}s"),
-        60..3600 => format!("{}m", s / 60),
-        3600..86400 => format!("{}h", s / 3600),
-        _ => format!("{}d", s / 86400),
-    }
+    cxrelay_core::oncall::age(ms, cxrelay_core::now_ms())
 }
 
 /// `GET /?status=…`: the runs.
@@ -388,6 +382,15 @@ fn selection(form: &HashMap<String, String>) -> Result<Selection, String> {
     }
 }
 
+/// The operator and the selection of a replay form, or the answer to give instead.
+fn replay_form_request(s: &Shared, headers: &HeaderMap, form: &HashMap<String, String>) -> Result<(Session, Selection), Box<Response>> {
+    let session = operator(s, headers, form)?;
+    match selection(form) {
+        Ok(sel) => Ok((session, sel)),
+        Err(e) => Err(Box::new(error_page(Some(&session), StatusCode::BAD_REQUEST, &e))),
+    }
+}
+
 /// `POST /runs/{id}/replay`: the confirmation step (a dry run shows what would happen).
 pub async fn replay_confirm(
     State(s): State<Shared>,
@@ -395,13 +398,9 @@ pub async fn replay_confirm(
     Path(id): Path<String>,
     Form(form): Form<HashMap<String, String>>,
 ) -> Response {
-    let session = match operator(&s, &headers, &form) {
+    let (session, sel) = match replay_form_request(&s, &headers, &form) {
         Ok(x) => x,
         Err(r) => return *r,
-    };
-    let sel = match selection(&form) {
-        Ok(x) => x,
-        Err(e) => return error_page(Some(&session), StatusCode::BAD_REQUEST, &e),
     };
     let dry = Replay { selection: sel, limit: None, by: "dashboard".into(), reason: "dry run".into(), new_idempotency_key: false, dry_run: true };
     let outcome: ReplayOutcome = match s.app.replay(&id, dry).await {
@@ -440,13 +439,9 @@ pub async fn replay_confirm(
 
 /// `POST /runs/{id}/replay/confirm`: the replay itself.
 pub async fn replay_do(State(s): State<Shared>, headers: HeaderMap, Path(id): Path<String>, Form(form): Form<HashMap<String, String>>) -> Response {
-    let session = match operator(&s, &headers, &form) {
+    let (session, sel) = match replay_form_request(&s, &headers, &form) {
         Ok(x) => x,
         Err(r) => return *r,
-    };
-    let sel = match selection(&form) {
-        Ok(x) => x,
-        Err(e) => return error_page(Some(&session), StatusCode::BAD_REQUEST, &e),
     };
     let reason = form.get("reason").map(|r| r.trim().to_owned()).filter(|r| !r.is_empty()).unwrap_or_else(|| "replayed from the dashboard".into());
     let replay = Replay { selection: sel, limit: None, by: "dashboard".into(), reason, new_idempotency_key: false, dry_run: false };

@@ -190,16 +190,10 @@ pub async fn create_run(State(s): State<Shared>, Query(p): Params, headers: Head
 
 /// The run id an `Idempotency-Key` stands for (per tenant): `k-` and 20 hex digits of a hash.
 fn run_id_for_key(tenant: &str, key: &str) -> String {
-    // FNV-1a over tenant and key, twice with different offsets for 80 bits.
-    let hash = |seed: u64| {
-        let mut h = seed;
-        for b in tenant.bytes().chain([0u8]).chain(key.bytes()) {
-            h ^= u64::from(b);
-            h = h.wrapping_mul(0x100000001b3);
-        }
-        h
-    };
-    format!("k-{:016x}{:04x}", hash(0xcbf29ce484222325), hash(0x84222325cbf29ce4) & 0xffff)
+    // FNV-1a over tenant and key, twice with different seeds for 80 bits.
+    use cxrelay_core::ids::{fnv1a, FNV_OFFSET};
+    let parts: [&[u8]; 2] = [tenant.as_bytes(), key.as_bytes()];
+    format!("k-{:016x}{:04x}", fnv1a(FNV_OFFSET, &parts), fnv1a(0x84222325cbf29ce4, &parts) & 0xffff)
 }
 
 /// `GET /v1/runs?status=…&tenant=…&limit=…&cursor=…`: runs, newest first, a page at a time.
@@ -335,11 +329,7 @@ async fn control(s: Shared, id: String, action: Control, body: Result<axum::body
     } else {
         serde_json::from_slice(&body).map_err(|e| ApiError::bad("invalid_body", format!("expected {{\"reason\", \"by\"}}: {e}")))?
     };
-    let word = match action {
-        Control::Pause => "paused",
-        Control::Resume => "resumed",
-        Control::Cancel => "cancelled",
-    };
+    let word = action.past_tense();
     let reason = b.reason.unwrap_or_else(|| format!("{word} through the API"));
     let (from, to) = s.app.control(&id, action, b.by.as_deref().unwrap_or("api"), &reason).await?;
     Ok(Json(ControlAnswer { run_id: id, from, to }).into_response())

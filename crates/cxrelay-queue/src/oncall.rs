@@ -132,6 +132,15 @@ pub enum Control {
 }
 
 impl Control {
+    /// What the run became: `paused`, `resumed`, `cancelled` (for messages and default reasons).
+    pub fn past_tense(self) -> &'static str {
+        match self {
+            Control::Pause => "paused",
+            Control::Resume => "resumed",
+            Control::Cancel => "cancelled",
+        }
+    }
+
     fn as_str(self) -> &'static str {
         match self {
             Control::Pause => "pause",

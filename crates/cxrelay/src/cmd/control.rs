@@ -37,11 +37,7 @@ pub struct PurgeArgs {
 /// Pauses, resumes or cancels the run.
 pub async fn run(settings: &Settings, action: Control, args: Args) -> anyhow::Result<ExitCode> {
     let app = App::new(settings);
-    let word = match action {
-        Control::Pause => "paused",
-        Control::Resume => "resumed",
-        Control::Cancel => "cancelled",
-    };
+    let word = action.past_tense();
     let reason = args.reason.unwrap_or_else(|| format!("{word} by an operator"));
     match app.control(&args.run, action, &operator(args.by), &reason).await {
         Ok((from, to)) => {

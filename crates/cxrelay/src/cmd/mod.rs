@@ -54,11 +54,5 @@ pub fn operator(by: Option<String>) -> String {
 
 /// `ms` since the epoch as an age: `42s`, `5m`, `3h`, `2d`.
 pub fn age(ms: u64) -> String {
-    let s = cxrelay_core::now_ms().saturating_sub(ms) / 1000;
-    match s {
-        0..60 => format!("{s}s"),
-        60..3600 => format!("{}m", s / 60),
-        3600..86400 => format!("{}h", s / 3600),
-        _ => format!("{}d", s / 86400),
-    }
+    cxrelay_core::oncall::age(ms, cxrelay_core::now_ms())
 }
