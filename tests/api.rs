@@ -226,3 +226,22 @@ async fn streamed_ingest_idempotent_submission_paging_and_operations() {
     assert_eq!(call(c.delete(format!("{}/v1/runs/ops", s.base)).bearer_auth(OPERATE)).await.0, 204);
     assert_eq!(call(c.get(format!("{}/v1/runs/ops", s.base)).bearer_auth(READ)).await.0, 404);
 }
+
+/// Redis down: `/healthz` still answers, `/readyz` and the API say 503 in the error shape, with
+/// the Redis URL's password masked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_down_is_a_503_and_not_ready() {
+    let mut env = TestEnv::start(SimConfig::default()).await;
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    env.set("REDIS_URL", format!("redis://:pw-canary-55@{closed}"));
+    env.set("CXRELAY_API_TOKENS", READ.to_owned() + ":read");
+    let addr = format!("127.0.0.1:{}", TestEnv::free_port());
+    let _serve = env.spawn_cxrelay(&["serve", "--addr", &addr]);
+    let base = format!("http://{addr}");
+    env.wait_http_ok(&format!("{base}/healthz")).await;
+    let (code, body) = call(client().get(format!("{base}/readyz"))).await;
+    assert_eq!(code, 503, "{body}");
+    let (code, body) = call(client().get(format!("{base}/v1/runs")).bearer_auth(READ)).await;
+    assert_eq!((code, body["error"]["code"].as_str()), (503, Some("redis_unavailable")), "{body}");
+    assert!(!body.to_string().contains("pw-canary-55"));
+}
