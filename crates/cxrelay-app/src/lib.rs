@@ -129,6 +129,7 @@ pub struct App {
     options: StoreOptions,
     tenant: String,
     body: BodyShape,
+    payload_limit: usize,
     guard_rate: Option<f64>,
     guard_window: u32,
     webhooks: Vec<cxrelay_core::webhook::WebhookEndpoint>,
@@ -147,7 +148,8 @@ impl App {
             target: RedisTarget::from_settings(settings),
             options: StoreOptions::from_settings(settings),
             tenant: settings.target.tenant.clone(),
-            body: settings.target.body,
+            body: settings.target.body_shape(),
+            payload_limit: settings.target.payload_limit(),
             guard_rate: settings.queue.pause_on_failure_rate,
             guard_window: settings.queue.failure_window,
             webhooks: settings.webhooks.clone(),
@@ -204,6 +206,7 @@ impl App {
             format: new.format,
             max_items: new.max_items,
             body: self.body,
+            payload_limit: self.payload_limit,
             guard: rate.map(|r| (r, window)),
         };
         Ok(CheckedRun { run, request })

@@ -15,6 +15,7 @@ use figment::Figment;
 use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::payload::BodyShape;
+use crate::profile::{CommaList, ExportCompletion, Profile};
 use crate::retry::RetryPolicy;
 use crate::secret::Secret;
 
@@ -55,32 +56,53 @@ pub enum AuthMode {
     ClientCredentialsJson,
     /// A fixed bearer token (`CXRELAY_TOKEN`).
     StaticBearer,
+    /// NICE CXone: OAuth2 password grant with an API user's access key, client id/secret as
+    /// HTTP Basic; token endpoint and API base discovered.
+    CxoneAccessKey,
 }
 
-/// The API the worker calls.
+/// The API the worker calls. Settings left out take the profile's default
+/// ([`crate::profile::resolve`]).
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct TargetSettings {
-    /// Base URL of the API, e.g. `http://127.0.0.1:8089`.
-    pub api_base: String,
-    /// Token endpoint URL; defaults to `{api_base}/oauth/token`.
+    /// Which API the target speaks: `seed` (default), `cxone`, `genesys` or `custom`.
+    pub profile: Profile,
+    /// Base URL of the API, e.g. `http://127.0.0.1:8089` (CXone: discovered when absent).
+    pub api_base: Option<String>,
+    /// Genesys Cloud region host, e.g. `mypurecloud.com` (API base `https://api.{region}`).
+    pub region: Option<String>,
+    /// OpenID issuer of CXone access keys (default `https://cxone.niceincontact.com`).
+    pub issuer: Option<String>,
+    /// Token endpoint URL; defaults per profile (seed: `{api_base}/oauth/token`).
     pub token_url: Option<String>,
-    /// How to authenticate.
-    pub auth: AuthMode,
+    /// How to authenticate (default per profile).
+    pub auth: Option<AuthMode>,
     /// OAuth client id.
     pub client_id: String,
     /// OAuth client secret (never serialized).
     #[serde(skip_serializing)]
     pub client_secret: Secret,
+    /// CXone access key id.
+    pub access_key_id: String,
+    /// CXone access key secret (never serialized).
+    #[serde(skip_serializing)]
+    pub access_key_secret: Secret,
     /// Bearer token for `static_bearer` (never serialized).
     #[serde(skip_serializing)]
     pub token: Secret,
-    /// Scopes requested with client credentials.
-    pub scope: String,
-    /// Execute path template; `{action}` is replaced by the action id.
-    pub execute_path: String,
-    /// How the body wraps an item.
-    pub body: BodyShape,
+    /// Scopes requested with client credentials (default per profile).
+    pub scope: Option<String>,
+    /// Execute path template; `{action}` is replaced by the action id (default per profile).
+    pub execute_path: Option<String>,
+    /// How the body wraps an item (default per profile).
+    pub body: Option<BodyShape>,
+    /// Extra headers sent with every API request (`[target.headers]`; the profile's first).
+    pub headers: std::collections::BTreeMap<String, String>,
+    /// Largest request body in bytes (default 256 KB).
+    pub max_payload_bytes: Option<usize>,
+    /// Statuses whose `Retry-After` header is believed (default per profile).
+    pub retry_after_statuses: Option<CommaList>,
     /// Per-request timeout in ms.
     pub request_timeout_ms: u64,
     /// The tenant: a run belongs to one, a worker delivers only its own tenant's runs, and the
@@ -91,15 +113,23 @@ pub struct TargetSettings {
 impl Default for TargetSettings {
     fn default() -> Self {
         Self {
-            api_base: "http://127.0.0.1:8089".into(),
+            profile: Profile::default(),
+            api_base: None,
+            region: None,
+            issuer: None,
             token_url: None,
-            auth: AuthMode::default(),
+            auth: None,
             client_id: String::new(),
             client_secret: Secret::default(),
+            access_key_id: String::new(),
+            access_key_secret: Secret::default(),
             token: Secret::default(),
-            scope: "datapoint:actions:execute datapoint:actions:read".into(),
-            execute_path: "/api/v1/datapoint/actions/{action}/execute".into(),
-            body: BodyShape::Envelope,
+            scope: None,
+            execute_path: None,
+            body: None,
+            headers: Default::default(),
+            max_payload_bytes: None,
+            retry_after_statuses: None,
             request_timeout_ms: 30_000,
             tenant: "default".into(),
         }
@@ -107,9 +137,82 @@ impl Default for TargetSettings {
 }
 
 impl TargetSettings {
-    /// The token endpoint: explicit, or `{api_base}/oauth/token`.
-    pub fn token_url(&self) -> String {
-        self.token_url.clone().unwrap_or_else(|| format!("{}/oauth/token", self.api_base.trim_end_matches('/')))
+    /// How the body wraps an item: configured, or the profile's.
+    pub fn body_shape(&self) -> BodyShape {
+        self.body.unwrap_or(self.profile.body())
+    }
+
+    /// Largest request body: configured, or the profile's.
+    pub fn payload_limit(&self) -> usize {
+        self.max_payload_bytes.unwrap_or(self.profile.max_payload_bytes())
+    }
+}
+
+/// CSV export executions (`[exports]`): how they are submitted, completed and watched. Paths
+/// and fields left out take the profile's default.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ExportSettings {
+    /// Submit path template with `{dataAction}`.
+    pub submit_path: Option<String>,
+    /// `callback` or `poll`.
+    pub completion: Option<ExportCompletion>,
+    /// Status path template with `{execution}` (and optionally `{dataAction}`), for polling.
+    pub status_path: Option<String>,
+    /// JSON pointer to the execution id in the submit answer, e.g. `/executionId`.
+    pub execution_id_field: Option<String>,
+    /// JSON pointer to the state in a status answer.
+    pub status_field: Option<String>,
+    /// JSON pointer to the exported rows in a status answer.
+    pub rows_field: Option<String>,
+    /// JSON pointer to the start time in a status answer.
+    pub start_field: Option<String>,
+    /// JSON pointer to the end time in a status answer.
+    pub end_field: Option<String>,
+    /// States meaning completed (comma-separated or an array).
+    pub completed_states: Option<CommaList>,
+    /// States meaning failed (comma-separated or an array).
+    pub failed_states: Option<CommaList>,
+    /// How often a polled execution is asked about, ms.
+    pub poll_interval_ms: u64,
+    /// An execution not completed this long after submission is overdue, seconds.
+    pub deadline_secs: u64,
+    /// Least time between two submissions for one data action, ms (the seed's 2 s).
+    pub min_spacing_ms: u64,
+    /// Callback URL sent when an export names none (this server's `/v1/callbacks/export`).
+    pub callback_url: Option<String>,
+    /// Standard Webhooks secret (`whsec_…`) callbacks are signed with (never serialized).
+    #[serde(skip_serializing)]
+    pub callback_secret: Secret,
+    /// Opt-in secret for `/v1/callbacks/export/{secret}`, for targets that cannot sign (never
+    /// serialized).
+    #[serde(skip_serializing)]
+    pub callback_path_secret: Secret,
+    /// Signed callbacks older or newer than this are stale, seconds.
+    pub callback_tolerance_secs: u64,
+}
+
+impl Default for ExportSettings {
+    fn default() -> Self {
+        Self {
+            submit_path: None,
+            completion: None,
+            status_path: None,
+            execution_id_field: None,
+            status_field: None,
+            rows_field: None,
+            start_field: None,
+            end_field: None,
+            completed_states: None,
+            failed_states: None,
+            poll_interval_ms: 5_000,
+            deadline_secs: 3_600,
+            min_spacing_ms: 2_000,
+            callback_url: None,
+            callback_secret: Secret::default(),
+            callback_path_secret: Secret::default(),
+            callback_tolerance_secs: 300,
+        }
     }
 }
 
@@ -192,7 +295,7 @@ pub struct RateSettings {
     /// (429s still pause the fleet). A number: at most that, lowered on 429s when `adaptive`.
     /// `"auto"` is the same as absent.
     #[serde(deserialize_with = "rate_or_auto")]
-    pub rate: Option<f64>,
+    pub rate: Option<RateValue>,
     /// Where discovery starts, requests per second.
     pub initial_rate: f64,
     /// Discovery never goes above this, requests per second.
@@ -225,6 +328,24 @@ impl Default for RateSettings {
     }
 }
 
+/// A configured `rate_limit.rate`: requests per second, or `"auto"` (discover the limit).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum RateValue {
+    /// Requests per second (0 = no limit).
+    PerSecond(f64),
+    /// Discover the limit.
+    Auto,
+}
+
+impl Serialize for RateValue {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            RateValue::PerSecond(r) => s.serialize_f64(*r),
+            RateValue::Auto => s.serialize_str("auto"),
+        }
+    }
+}
+
 /// What the rate settings ask of the fleet budget.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum RateMode {
@@ -242,12 +363,14 @@ pub enum RateMode {
 }
 
 impl RateSettings {
-    /// The mode these settings describe.
-    pub fn mode(&self) -> RateMode {
-        match self.rate {
-            None => RateMode::Discover { initial: self.initial_rate, max: self.max_rate },
-            Some(r) if r <= 0.0 => RateMode::Unlimited,
-            Some(r) => RateMode::Fixed(r),
+    /// The mode these settings describe; `profile_rate` applies when `rate` is not set (the
+    /// profile's known limit, e.g. Genesys' 300 requests/minute).
+    pub fn mode(&self, profile_rate: Option<f64>) -> RateMode {
+        let rate = self.rate.or(profile_rate.map(RateValue::PerSecond));
+        match rate {
+            None | Some(RateValue::Auto) => RateMode::Discover { initial: self.initial_rate, max: self.max_rate },
+            Some(RateValue::PerSecond(r)) if r <= 0.0 => RateMode::Unlimited,
+            Some(RateValue::PerSecond(r)) => RateMode::Fixed(r),
         }
     }
 }
@@ -338,6 +461,8 @@ pub struct Settings {
     pub webhooks: Vec<crate::webhook::WebhookEndpoint>,
     /// The HTTP API (`cxrelay serve`).
     pub serve: ServeSettings,
+    /// CSV export executions.
+    pub exports: ExportSettings,
 }
 
 /// The HTTP API.
@@ -367,11 +492,11 @@ impl Default for ServeSettings {
 pub const WEBHOOK_ENV: [&str; 3] = ["CXRELAY_WEBHOOK_URL", "CXRELAY_WEBHOOK_SECRET", "CXRELAY_WEBHOOK_EVENTS"];
 
 /// `rate_limit.rate`: requests per second, or `"auto"` (like absent: discover the limit).
-fn rate_or_auto<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
+fn rate_or_auto<'de, D: Deserializer<'de>>(d: D) -> Result<Option<RateValue>, D::Error> {
     use serde::de::{Error, Unexpected, Visitor};
     struct Rate;
     impl<'de> Visitor<'de> for Rate {
-        type Value = Option<f64>;
+        type Value = Option<RateValue>;
         fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
             f.write_str("requests per second (0 = no limit) or \"auto\"")
         }
@@ -385,17 +510,17 @@ fn rate_or_auto<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error
             d.deserialize_f64(self)
         }
         fn visit_f64<E>(self, v: f64) -> Result<Self::Value, E> {
-            Ok(Some(v))
+            Ok(Some(RateValue::PerSecond(v)))
         }
         fn visit_i64<E>(self, v: i64) -> Result<Self::Value, E> {
-            Ok(Some(v as f64))
+            Ok(Some(RateValue::PerSecond(v as f64)))
         }
         fn visit_u64<E>(self, v: u64) -> Result<Self::Value, E> {
-            Ok(Some(v as f64))
+            Ok(Some(RateValue::PerSecond(v as f64)))
         }
         fn visit_str<E: Error>(self, v: &str) -> Result<Self::Value, E> {
             match v {
-                "auto" => Ok(None),
+                "auto" => Ok(Some(RateValue::Auto)),
                 _ => Err(E::invalid_value(Unexpected::Str(v), &self)),
             }
         }
@@ -452,16 +577,21 @@ const ENV: &[EnvVar] = &[
     EnvVar::text("REDIS_URL", "redis_url", "Redis URL; several comma-separated node URLs select Redis Cluster"),
     EnvVar::typed("CXRELAY_REDIS_CLUSTER", "redis_cluster", BOOL, "treat a single Redis URL as a seed node of a Redis Cluster"),
     EnvVar::text("CXRELAY_REDIS_CA_CERT", "redis_ca_cert", "PEM file of the CA that signed the Redis server's TLS certificate"),
-    EnvVar::text("CXRELAY_API_BASE", "target.api_base", "base URL of the API"),
-    EnvVar::text("CXRELAY_TOKEN_URL", "target.token_url", "token endpoint (default: {api_base}/oauth/token)"),
+    EnvVar::typed("CXRELAY_PROFILE", "target.profile", "expected seed, cxone, genesys or custom", "which API the target speaks; sets the defaults below"),
+    EnvVar::text("CXRELAY_API_BASE", "target.api_base", "base URL of the API (cxone: discovered when unset)"),
+    EnvVar::text("CXRELAY_REGION", "target.region", "Genesys Cloud region host, e.g. mypurecloud.com"),
+    EnvVar::text("CXRELAY_ISSUER", "target.issuer", "CXone OpenID issuer (default https://cxone.niceincontact.com)"),
+    EnvVar::text("CXRELAY_TOKEN_URL", "target.token_url", "token endpoint (default per profile; seed: {api_base}/oauth/token)"),
     EnvVar::typed(
         "CXRELAY_AUTH",
         "target.auth",
-        "expected client_credentials_form, client_credentials_json or static_bearer",
-        "how the worker obtains its bearer token",
+        "expected client_credentials_form, client_credentials_json, static_bearer or cxone_access_key",
+        "how the worker obtains its bearer token (default per profile)",
     ),
     EnvVar::text("CXRELAY_CLIENT_ID", "target.client_id", "OAuth client id"),
     EnvVar::text("CXRELAY_CLIENT_SECRET", "target.client_secret", "OAuth client secret"),
+    EnvVar::text("CXRELAY_ACCESS_KEY_ID", "target.access_key_id", "CXone access key id"),
+    EnvVar::text("CXRELAY_ACCESS_KEY_SECRET", "target.access_key_secret", "CXone access key secret"),
     EnvVar::text("CXRELAY_TOKEN", "target.token", "bearer token for static_bearer"),
     EnvVar::text("CXRELAY_SERVE_ADDR", "serve.addr", "address cxrelay serve listens on"),
     EnvVar::text("CXRELAY_API_TOKENS", "serve.api_tokens", "API tokens with roles: token:role,token:role"),
@@ -469,7 +599,9 @@ const ENV: &[EnvVar] = &[
     EnvVar::typed("CXRELAY_SERVE_TIMEOUT_MS", "serve.request_timeout_ms", MS, "longest a request may take (run bodies excepted)"),
     EnvVar::text("CXRELAY_SCOPE", "target.scope", "scopes requested with client credentials"),
     EnvVar::text("CXRELAY_EXECUTE_PATH", "target.execute_path", "execute path; {action} is replaced by the action id"),
-    EnvVar::typed("CXRELAY_BODY", "target.body", "expected envelope or flat", "how the request body wraps an item"),
+    EnvVar::typed("CXRELAY_BODY", "target.body", "expected envelope or flat", "how the request body wraps an item (default per profile)"),
+    EnvVar::typed("CXRELAY_MAX_PAYLOAD_BYTES", "target.max_payload_bytes", COUNT_1, "largest request body (default 256 KB)"),
+    EnvVar::text("CXRELAY_RETRY_AFTER_STATUSES", "target.retry_after_statuses", "statuses whose Retry-After is believed, e.g. 429,503"),
     EnvVar::typed("CXRELAY_REQUEST_TIMEOUT_MS", "target.request_timeout_ms", MS, "per-request timeout"),
     EnvVar::text("CXRELAY_TENANT", "target.tenant", "the tenant of runs and workers"),
     EnvVar::typed("CXRELAY_CONCURRENCY", "worker.concurrency", COUNT_1, "items in flight per process"),
@@ -516,6 +648,23 @@ const ENV: &[EnvVar] = &[
         "new runs pause themselves when more than this percent of recent items failed",
     ),
     EnvVar::typed("CXRELAY_FAILURE_WINDOW", "queue.failure_window", COUNT_1, "finished items the failure-rate guard looks at"),
+    EnvVar::text("CXRELAY_EXPORT_SUBMIT_PATH", "exports.submit_path", "export submit path; {dataAction} is replaced"),
+    EnvVar::typed("CXRELAY_EXPORT_COMPLETION", "exports.completion", "expected callback or poll", "how an export's completion is learned"),
+    EnvVar::text("CXRELAY_EXPORT_STATUS_PATH", "exports.status_path", "export status path for polling; {execution} is replaced"),
+    EnvVar::text("CXRELAY_EXPORT_EXECUTION_ID_FIELD", "exports.execution_id_field", "JSON pointer to the execution id in the submit answer"),
+    EnvVar::text("CXRELAY_EXPORT_STATUS_FIELD", "exports.status_field", "JSON pointer to the state in a status answer"),
+    EnvVar::text("CXRELAY_EXPORT_ROWS_FIELD", "exports.rows_field", "JSON pointer to the rows exported in a status answer"),
+    EnvVar::text("CXRELAY_EXPORT_START_FIELD", "exports.start_field", "JSON pointer to the start time in a status answer"),
+    EnvVar::text("CXRELAY_EXPORT_END_FIELD", "exports.end_field", "JSON pointer to the end time in a status answer"),
+    EnvVar::text("CXRELAY_EXPORT_COMPLETED_STATES", "exports.completed_states", "states meaning completed, comma-separated"),
+    EnvVar::text("CXRELAY_EXPORT_FAILED_STATES", "exports.failed_states", "states meaning failed, comma-separated"),
+    EnvVar::typed("CXRELAY_EXPORT_POLL_INTERVAL_MS", "exports.poll_interval_ms", MS, "how often a polled export is asked about"),
+    EnvVar::typed("CXRELAY_EXPORT_DEADLINE_SECS", "exports.deadline_secs", SECS, "an export not completed this long after submission is overdue"),
+    EnvVar::typed("CXRELAY_EXPORT_MIN_SPACING_MS", "exports.min_spacing_ms", MS, "least time between two submissions for one data action"),
+    EnvVar::text("CXRELAY_EXPORT_CALLBACK_URL", "exports.callback_url", "callback URL sent when an export names none"),
+    EnvVar::text("CXRELAY_EXPORT_CALLBACK_SECRET", "exports.callback_secret", "Standard Webhooks secret (whsec_...) export callbacks are signed with"),
+    EnvVar::text("CXRELAY_EXPORT_CALLBACK_PATH_SECRET", "exports.callback_path_secret", "opt-in secret of /v1/callbacks/export/{secret} for targets that cannot sign"),
+    EnvVar::typed("CXRELAY_EXPORT_CALLBACK_TOLERANCE_SECS", "exports.callback_tolerance_secs", SECS, "signed callbacks further than this from now are stale"),
 ];
 
 /// Every environment variable that overrides a setting (all settings but `rate_limit.actions`).
@@ -566,7 +715,10 @@ impl Settings {
         let secrets = [
             ("target.client_secret", &self.target.client_secret),
             ("target.token", &self.target.token),
+            ("target.access_key_secret", &self.target.access_key_secret),
             ("serve.api_tokens", &self.serve.api_tokens),
+            ("exports.callback_secret", &self.exports.callback_secret),
+            ("exports.callback_path_secret", &self.exports.callback_path_secret),
         ];
         let base = Figment::from(Serialized::defaults(&self));
         let base = secrets.into_iter().fold(base, |f, (key, secret)| f.merge(Serialized::default(key, secret.expose())));
@@ -605,7 +757,7 @@ impl Settings {
         if self.retry.max_attempts == 0 {
             return bad("retry.max_attempts", "must be at least 1");
         }
-        if let Some(r) = self.rate_limit.rate {
+        if let Some(RateValue::PerSecond(r)) = self.rate_limit.rate {
             if !(r >= 0.0 && r.is_finite()) {
                 return bad("rate_limit.rate", "must be a non-negative number (0 = no limit; leave it out to discover the limit)");
             }
@@ -655,13 +807,29 @@ impl Settings {
         if !(1..=1000).contains(&self.queue.history_len) {
             return bad("queue.history_len", "must be between 1 and 1000");
         }
-        if !self.target.execute_path.contains("{action}") {
-            return bad("target.execute_path", "must contain the {action} placeholder");
+        if self.exports.poll_interval_ms < 100 {
+            return bad("exports.poll_interval_ms", "must be at least 100 ms");
         }
-        if self.target.auth == AuthMode::StaticBearer && self.target.token.is_empty() {
-            return bad("target.token", "static_bearer auth needs a token (CXRELAY_TOKEN)");
+        if self.exports.deadline_secs == 0 {
+            return bad("exports.deadline_secs", "must be at least 1 second");
         }
-        Ok(())
+        if self.exports.callback_tolerance_secs == 0 {
+            return bad("exports.callback_tolerance_secs", "must be at least 1 second");
+        }
+        if !self.exports.callback_secret.is_empty() {
+            crate::webhook::signing_key(&self.exports.callback_secret)
+                .map_err(|reason| ConfigError::Invalid { key: "exports.callback_secret", reason })?;
+        }
+        if !self.exports.callback_path_secret.is_empty() && self.exports.callback_path_secret.expose().len() < 16 {
+            return bad("exports.callback_path_secret", "must be at least 16 characters (it is the only credential of the callback URL)");
+        }
+        // The profile's paths, fields and headers are checked here too; credentials only by
+        // whoever needs them (the worker at start), so `cxrelay report` works without them.
+        match crate::profile::resolve(self) {
+            Err(ConfigError::Invalid { reason, .. }) if reason.starts_with(crate::profile::REQUIRED) => Ok(()),
+            Err(e) => Err(e),
+            Ok(_) => Ok(()),
+        }
     }
 }
 
@@ -683,8 +851,8 @@ mod tests {
         .unwrap();
         let s = s.with_env(env(&[("CXRELAY_RATE", "500"), ("CXRELAY_ADAPTIVE", "false"), ("CXRELAY_LEASE_MS", "3000")])).unwrap();
         assert_eq!(s.redis_url.as_deref(), Some("redis://a"));
-        assert_eq!(s.target.token_url(), "http://x/oauth/token");
-        assert_eq!(s.rate_limit.rate, Some(500.0));
+        assert_eq!(s.target.api_base.as_deref(), Some("http://x"));
+        assert_eq!(s.rate_limit.rate, Some(RateValue::PerSecond(500.0)));
         assert_eq!(s.rate_limit.burst, 2);
         assert!(!s.rate_limit.adaptive);
         assert_eq!(s.worker.lease_ms, 3000);
@@ -694,13 +862,13 @@ mod tests {
     #[test]
     fn rate_defaults_to_discovery() {
         let s = Settings::default().with_env(env(&[])).unwrap();
-        assert!(matches!(s.rate_limit.mode(), RateMode::Discover { .. }));
+        assert!(matches!(s.rate_limit.mode(None), RateMode::Discover { .. }));
         let s = Settings::default().with_env(env(&[("CXRELAY_RATE", "0")])).unwrap();
-        assert_eq!(s.rate_limit.mode(), RateMode::Unlimited);
+        assert_eq!(s.rate_limit.mode(None), RateMode::Unlimited);
         let s = Settings::default().with_env(env(&[("CXRELAY_RATE", "auto")])).unwrap();
-        assert!(matches!(s.rate_limit.mode(), RateMode::Discover { .. }));
+        assert!(matches!(s.rate_limit.mode(None), RateMode::Discover { .. }));
         let s = Settings::from_toml("[rate_limit]\nrate = 200\n[rate_limit.actions]\nslow = 20\n").unwrap();
-        assert_eq!(s.rate_limit.mode(), RateMode::Fixed(200.0));
+        assert_eq!(s.rate_limit.mode(None), RateMode::Fixed(200.0));
         assert_eq!(s.rate_limit.actions.get("slow"), Some(&20.0));
     }
 
@@ -745,13 +913,30 @@ mod tests {
         }
     }
 
+    /// Settings that are secrets: never serialized, settings all the same.
+    const SECRET_KEYS: [&str; 6] =
+        ["target.client_secret", "target.token", "target.access_key_secret", "serve.api_tokens", "exports.callback_secret", "exports.callback_path_secret"];
+
+    fn secret_value<'a>(s: &'a Settings, key: &str) -> Option<&'a str> {
+        Some(match key {
+            "target.client_secret" => s.target.client_secret.expose(),
+            "target.token" => s.target.token.expose(),
+            "target.access_key_secret" => s.target.access_key_secret.expose(),
+            "serve.api_tokens" => s.serve.api_tokens.expose(),
+            "exports.callback_secret" => s.exports.callback_secret.expose(),
+            "exports.callback_path_secret" => s.exports.callback_path_secret.expose(),
+            _ => return None,
+        })
+    }
+
     #[test]
     fn every_setting_but_the_actions_map_has_one_variable() {
         let mut keys = Vec::new();
         leaves("", &serde_json::to_value(Settings::default()).unwrap(), &mut keys);
         // Secrets are not serialized; they are settings all the same.
-        keys.extend(["target.client_secret".to_owned(), "target.token".to_owned(), "serve.api_tokens".to_owned()]);
-        keys.retain(|k| k != "rate_limit.actions" && k != "webhooks");
+        keys.extend(SECRET_KEYS.iter().map(|k| (*k).to_owned()));
+        // Maps and lists of tables are set in the file only.
+        keys.retain(|k| k != "rate_limit.actions" && k != "webhooks" && k != "target.headers");
         keys.sort();
         let mut table: Vec<String> = env_vars().iter().map(|v| v.key.to_owned()).collect();
         table.sort();
@@ -813,6 +998,30 @@ mod tests {
             ("CXRELAY_AUDIT_LEN", "500"),
             ("CXRELAY_PAUSE_ON_FAILURE_RATE", "12.5"),
             ("CXRELAY_FAILURE_WINDOW", "50"),
+            ("CXRELAY_PROFILE", "custom"),
+            ("CXRELAY_REGION", "mypurecloud.de"),
+            ("CXRELAY_ISSUER", "https://issuer.example"),
+            ("CXRELAY_ACCESS_KEY_ID", "AK1"),
+            ("CXRELAY_ACCESS_KEY_SECRET", "aks=="),
+            ("CXRELAY_MAX_PAYLOAD_BYTES", "1000"),
+            ("CXRELAY_RETRY_AFTER_STATUSES", "429,502"),
+            ("CXRELAY_EXPORT_SUBMIT_PATH", "/e/{dataAction}"),
+            ("CXRELAY_EXPORT_COMPLETION", "poll"),
+            ("CXRELAY_EXPORT_STATUS_PATH", "/s/{execution}"),
+            ("CXRELAY_EXPORT_EXECUTION_ID_FIELD", "/id"),
+            ("CXRELAY_EXPORT_STATUS_FIELD", "/st"),
+            ("CXRELAY_EXPORT_ROWS_FIELD", "/rows"),
+            ("CXRELAY_EXPORT_START_FIELD", "/start"),
+            ("CXRELAY_EXPORT_END_FIELD", "/end"),
+            ("CXRELAY_EXPORT_COMPLETED_STATES", "done,ok"),
+            ("CXRELAY_EXPORT_FAILED_STATES", "bad"),
+            ("CXRELAY_EXPORT_POLL_INTERVAL_MS", "250"),
+            ("CXRELAY_EXPORT_DEADLINE_SECS", "60"),
+            ("CXRELAY_EXPORT_MIN_SPACING_MS", "3000"),
+            ("CXRELAY_EXPORT_CALLBACK_URL", "http://cb.example/x"),
+            ("CXRELAY_EXPORT_CALLBACK_SECRET", "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"),
+            ("CXRELAY_EXPORT_CALLBACK_PATH_SECRET", "0123456789abcdef0"),
+            ("CXRELAY_EXPORT_CALLBACK_TOLERANCE_SECS", "120"),
         ];
         let mut listed: Vec<&str> = values.iter().map(|(k, _)| *k).collect();
         let mut names: Vec<&str> = env_vars().iter().map(|v| v.name).collect();
@@ -824,11 +1033,9 @@ mod tests {
         let json = serde_json::to_value(&s).unwrap();
         for var in env_vars() {
             let (_, raw) = values.iter().find(|(k, _)| *k == var.name).unwrap();
-            let got = match var.key {
-                "target.client_secret" => s.target.client_secret.expose().to_owned(),
-                "target.token" => s.target.token.expose().to_owned(),
-                "serve.api_tokens" => s.serve.api_tokens.expose().to_owned(),
-                key => match key.split('.').fold(&json, |v, k| &v[k]) {
+            let got = match secret_value(&s, var.key) {
+                Some(secret) => secret.to_owned(),
+                None => match var.key.split('.').fold(&json, |v, k| &v[k]) {
                     serde_json::Value::String(s) => s.clone(),
                     other => other.to_string(),
                 },
@@ -879,8 +1086,8 @@ mod tests {
             .unwrap();
         assert_eq!(s.worker.lease_ms, 3000);
         assert!(!s.rate_limit.adaptive);
-        assert_eq!(s.rate_limit.rate, None);
-        assert_eq!(s.target.auth, AuthMode::ClientCredentialsJson);
+        assert_eq!(s.rate_limit.rate, Some(RateValue::Auto));
+        assert_eq!(s.target.auth, Some(AuthMode::ClientCredentialsJson));
         assert_eq!(s.target.client_id, " 123 ");
         assert_eq!(s.target.client_secret.expose(), "12345");
         assert_eq!(s.queue.namespace, "42");
@@ -909,8 +1116,10 @@ mod tests {
         assert!(e.contains("queue.history_len"), "{e}");
         let e = Settings::default().with_env(env(&[("CXRELAY_BREAKER_FAILURE_RATIO", "1.5")])).unwrap_err().to_string();
         assert!(e.contains("breaker.failure_ratio"), "{e}");
-        let e = Settings::default().with_env(env(&[("CXRELAY_AUTH", "static_bearer")])).unwrap_err().to_string();
-        assert!(e.contains("target.token"), "{e}");
+        // A missing credential is the worker's error, not every command's.
+        let s = Settings::default().with_env(env(&[("CXRELAY_AUTH", "static_bearer")])).unwrap();
+        let e = crate::profile::resolve(&s).unwrap_err().to_string();
+        assert!(e.contains("target.token") && e.contains("CXRELAY_TOKEN"), "{e}");
     }
 
     #[test]
@@ -921,11 +1130,11 @@ mod tests {
         .unwrap();
         let kept = s.clone().with_env(env(&[])).unwrap();
         assert_eq!((kept.target.client_secret.expose(), kept.target.token.expose()), ("from-file", "tok"));
-        assert_eq!((kept.target.scope.as_str(), kept.rate_limit.rate), ("s", Some(10.0)));
+        assert_eq!((kept.target.scope.as_deref(), kept.rate_limit.rate), (Some("s"), Some(RateValue::PerSecond(10.0))));
         assert_eq!(kept.rate_limit.actions.get("slow"), Some(&2.5));
         let s = s.with_env(env(&[("CXRELAY_CLIENT_SECRET", "from-env"), ("CXRELAY_RATE", "auto")])).unwrap();
         assert_eq!((s.target.client_secret.expose(), s.target.token.expose()), ("from-env", "tok"));
-        assert_eq!(s.rate_limit.rate, None);
+        assert_eq!(s.rate_limit.rate, Some(RateValue::Auto));
         // Secrets show in neither Debug nor serialized settings.
         let shown = format!("{s:?} {}", serde_json::to_string(&s).unwrap());
         assert!(!shown.contains("from-env") && !shown.contains("tok\""), "{shown}");
@@ -933,9 +1142,9 @@ mod tests {
 
     #[test]
     fn file_rate_may_say_auto() {
-        assert_eq!(Settings::from_toml("[rate_limit]\nrate = \"auto\"\n").unwrap().rate_limit.rate, None);
-        assert_eq!(Settings::from_toml("[rate_limit]\nrate = 0\n").unwrap().rate_limit.mode(), RateMode::Unlimited);
-        assert_eq!(Settings::from_toml("[rate_limit]\nrate = 2.5\n").unwrap().rate_limit.rate, Some(2.5));
+        assert_eq!(Settings::from_toml("[rate_limit]\nrate = \"auto\"\n").unwrap().rate_limit.rate, Some(RateValue::Auto));
+        assert_eq!(Settings::from_toml("[rate_limit]\nrate = 0\n").unwrap().rate_limit.mode(None), RateMode::Unlimited);
+        assert_eq!(Settings::from_toml("[rate_limit]\nrate = 2.5\n").unwrap().rate_limit.rate, Some(RateValue::PerSecond(2.5)));
         let e = Settings::from_toml("[rate_limit]\nrate = \"fast\"\n").unwrap_err().to_string();
         assert!(e.contains("line 2, column 8") && e.contains("\"auto\""), "{e}");
     }

@@ -17,6 +17,7 @@ pub mod metric;
 pub mod oncall;
 pub mod outcome;
 pub mod payload;
+pub mod profile;
 pub mod ratelimit;
 pub mod redact;
 pub mod report;

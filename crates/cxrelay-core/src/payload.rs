@@ -15,8 +15,9 @@ pub enum PayloadError {
         /// The JSON type that was found instead.
         found: &'static str,
     },
-    /// The constructed body exceeds [`MAX_PAYLOAD_BYTES`].
-    #[error("payload is {bytes} bytes ({kib:.1} KB), over the {limit}-byte (256 KB) limit", kib = *bytes as f64 / 1024.0)]
+    /// The constructed body exceeds the target's limit ([`MAX_PAYLOAD_BYTES`] unless the profile
+    /// says otherwise).
+    #[error("payload is {bytes} bytes ({kib:.1} KB), over the {limit}-byte ({limit_kib} KB) limit", kib = *bytes as f64 / 1024.0, limit_kib = *limit / 1024)]
     TooLarge {
         /// Size of the constructed body.
         bytes: usize,
@@ -44,6 +45,8 @@ pub struct BodyTemplate {
     middle: String,
     /// `,"metadata":{…}}` — everything after the item.
     tail: String,
+    /// Largest body allowed, bytes.
+    limit: usize,
 }
 
 impl BodyTemplate {
@@ -54,7 +57,14 @@ impl BodyTemplate {
             shape,
             middle: format!(",\"action\":{},\"inputs\":", json(action)),
             tail: format!(",\"metadata\":{{\"source\":{},\"batch\":{}}}}}", json(source), json(batch)),
+            limit: MAX_PAYLOAD_BYTES,
         }
+    }
+
+    /// The same template with another body size limit (the target profile's).
+    pub fn with_limit(mut self, limit: usize) -> Self {
+        self.limit = limit;
+        self
     }
 
     /// Size in bytes of the body for item `index` whose JSON text is `item_len` bytes long.
@@ -72,8 +82,8 @@ impl BodyTemplate {
             return Err(PayloadError::NotAnObject { found });
         }
         let bytes = self.body_len(index, item.len());
-        if bytes > MAX_PAYLOAD_BYTES {
-            return Err(PayloadError::TooLarge { bytes, limit: MAX_PAYLOAD_BYTES });
+        if bytes > self.limit {
+            return Err(PayloadError::TooLarge { bytes, limit: self.limit });
         }
         Ok(())
     }

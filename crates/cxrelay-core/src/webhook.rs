@@ -11,7 +11,7 @@ use sha2::Sha256;
 use crate::Secret;
 
 /// Every event type cxrelay emits.
-pub const EVENTS: [&str; 11] = [
+pub const EVENTS: [&str; 12] = [
     "run.started",
     "run.completed",
     "run.paused",
@@ -23,6 +23,7 @@ pub const EVENTS: [&str; 11] = [
     "breaker.closed",
     "replay.started",
     "export.completed",
+    "export.overdue",
 ];
 
 /// Events an endpoint gets when its settings name none: all but the per-item success firehose.
@@ -112,6 +113,18 @@ pub fn sign(key: &[u8], id: &str, timestamp_secs: u64, body: &[u8]) -> String {
     format!("v1,{}", base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes()))
 }
 
+/// Whether `signatures` (a `webhook-signature` header: space-separated `v1,<base64>` entries)
+/// holds a valid signature of `id`, `timestamp` and `body` under `key`, in constant time.
+pub fn verify(key: &[u8], id: &str, timestamp: &str, body: &[u8], signatures: &str) -> bool {
+    let Ok(secs) = timestamp.trim().parse::<u64>() else { return false };
+    let want = sign(key, id, secs, body);
+    let want = want.as_bytes();
+    signatures.split_whitespace().any(|sig| {
+        // Constant time over equal lengths; a length difference says nothing about the key.
+        sig.len() == want.len() && sig.bytes().zip(want).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
+    })
+}
+
 /// The body of an event: `{"type", "timestamp", "data"}` (timestamp RFC 3339, when it happened).
 pub fn payload(kind: &str, at_ms: u64, data: &serde_json::Value) -> Vec<u8> {
     serde_json::to_vec(&serde_json::json!({"type": kind, "timestamp": crate::oncall::rfc3339(at_ms), "data": data})).expect("json")
@@ -144,6 +157,14 @@ mod tests {
         let key = signing_key(&Secret::new(SECRET)).unwrap();
         let body = br#"{"test": 2432232314}"#;
         assert_eq!(sign(&key, "msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265330, body), "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=");
+        let good = "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=";
+        assert!(verify(&key, "msg_p5jXN8AQM9LWM0D4loKWxJek", "1614265330", body, good));
+        assert!(verify(&key, "msg_p5jXN8AQM9LWM0D4loKWxJek", "1614265330", body, &format!("v1,bm9wZQ== {good}")), "any of several");
+        assert!(!verify(&key, "msg_p5jXN8AQM9LWM0D4loKWxJek", "1614265331", body, good), "another timestamp");
+        assert!(!verify(&key, "msg_other", "1614265330", body, good), "another id");
+        assert!(!verify(&key, "msg_p5jXN8AQM9LWM0D4loKWxJek", "1614265330", b"{}", good), "another body");
+        assert!(!verify(&key, "msg_p5jXN8AQM9LWM0D4loKWxJek", "x", body, good));
+        assert!(!verify(&key, "msg_p5jXN8AQM9LWM0D4loKWxJek", "1614265330", body, ""));
     }
 
     #[test]

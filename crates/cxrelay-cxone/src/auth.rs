@@ -72,14 +72,28 @@ pub enum AuthConfig {
         /// The bearer token.
         token: Secret,
     },
-    // Room for the real CXone profile: OAuth2 *password grant with an access
-    // key*, `POST {issuer}/auth/token` with form body
-    // `grant_type=password&username=<accessKeyId>&password=<accessKeySecret>` (URL-encoded: keys
-    // end in `=`), client id/secret as Basic; issuer found through
-    // `/.well-known/openid-configuration`, then the tenant's `api_endpoint` through
-    // `/.well-known/cxone-configuration?tenantId=…` (tenantId from the JWT claims). It would be
-    // a variant like `CxoneAccessKey { issuer, client_id, client_secret: Secret,
-    // access_key_id, access_key_secret: Secret }` plus a discovery step in `TargetClient::new`.
+    /// NICE CXone: OAuth2 password grant with an API user's access key. Form body
+    /// `grant_type=password&username=<accessKeyId>&password=<accessKeySecret>` (URL-encoded:
+    /// keys end in `=`), client id and secret as HTTP Basic. The token endpoint comes from
+    /// `{issuer}/.well-known/openid-configuration` unless given; with `discover_api_base`, the
+    /// tenant's API base comes from `{issuer}/.well-known/cxone-configuration?tenantId=…`, the
+    /// tenant id read from the token's JWT claims, and is refreshed with every token.
+    CxoneAccessKey {
+        /// OpenID issuer, e.g. `https://cxone.niceincontact.com`.
+        issuer: String,
+        /// Token endpoint; `None` = discovered from the issuer.
+        token_url: Option<String>,
+        /// OAuth client id (Basic user name).
+        client_id: String,
+        /// OAuth client secret (Basic password).
+        client_secret: Secret,
+        /// The API user's access key id (`username`).
+        access_key_id: String,
+        /// The API user's access key secret (`password`).
+        access_key_secret: Secret,
+        /// Discover the tenant's API base with each token.
+        discover_api_base: bool,
+    },
 }
 
 impl AuthConfig {
@@ -88,20 +102,28 @@ impl AuthConfig {
         match self {
             AuthConfig::ClientCredentialsForm { token_url, .. } | AuthConfig::ClientCredentialsJson { token_url, .. } => Some(token_url),
             AuthConfig::StaticBearer { .. } => None,
+            AuthConfig::CxoneAccessKey { token_url, .. } => token_url.as_deref(),
         }
+    }
+
+    /// True when the API base comes with the token (CXone discovery).
+    pub fn discovers_api_base(&self) -> bool {
+        matches!(self, AuthConfig::CxoneAccessKey { discover_api_base: true, .. })
     }
 
     /// The secret values of this profile, for redaction.
-    pub(crate) fn secrets(&self) -> [&str; 1] {
+    pub(crate) fn secrets(&self) -> Vec<&str> {
         match self {
             AuthConfig::ClientCredentialsForm { client_secret, .. } | AuthConfig::ClientCredentialsJson { client_secret, .. } => {
-                [client_secret.expose()]
+                vec![client_secret.expose()]
             }
-            AuthConfig::StaticBearer { token } => [token.expose()],
+            AuthConfig::StaticBearer { token } => vec![token.expose()],
+            AuthConfig::CxoneAccessKey { client_secret, access_key_secret, .. } => vec![client_secret.expose(), access_key_secret.expose()],
         }
     }
 
-    /// Checks the profile and parses its token URL (`None` for a static bearer token).
+    /// Checks the profile and parses its token URL (`None` for a static bearer token; the
+    /// issuer for CXone without a configured token URL, discovery starts there).
     pub(crate) fn validate(&self) -> Result<Option<Url>, AuthError> {
         match self {
             AuthConfig::StaticBearer { token } => {
@@ -126,6 +148,23 @@ impl AuthConfig {
                     .map_err(|e| AuthError::Config(format!("token_url {:?} is not a URL: {e} ({})", redact(token_url), TOKEN_URL_SOURCE)))?;
                 if !matches!(url.scheme(), "http" | "https") {
                     return Err(AuthError::Config(format!("token_url {:?} is not http(s) ({})", redact(token_url), TOKEN_URL_SOURCE)));
+                }
+                Ok(Some(url))
+            }
+            AuthConfig::CxoneAccessKey { issuer, token_url, client_id, access_key_id, .. } => {
+                if client_id.is_empty() {
+                    return Err(AuthError::Config(format!("client_id is empty: {}", how_to_set("CXRELAY_CLIENT_ID", "target.client_id"))));
+                }
+                if access_key_id.is_empty() {
+                    return Err(AuthError::Config(format!("access_key_id is empty: {}", how_to_set("CXRELAY_ACCESS_KEY_ID", "target.access_key_id"))));
+                }
+                let (value, source) = match token_url {
+                    Some(t) => (t, TOKEN_URL_SOURCE),
+                    None => (issuer, "set by CXRELAY_ISSUER or target.issuer"),
+                };
+                let url = Url::parse(value).map_err(|e| AuthError::Config(format!("{:?} is not a URL: {e} ({source})", redact(value))))?;
+                if !matches!(url.scheme(), "http" | "https") {
+                    return Err(AuthError::Config(format!("{:?} is not http(s) ({source})", redact(value))));
                 }
                 Ok(Some(url))
             }
@@ -163,6 +202,14 @@ pub enum AuthError {
     /// The auth configuration is invalid (found at construction).
     #[error("invalid auth configuration: {0}")]
     Config(String),
+    /// A discovery document (OpenID, CXone tenant configuration) could not be read.
+    #[error("{what} discovery failed: {detail}")]
+    Discovery {
+        /// Which document.
+        what: &'static str,
+        /// What went wrong (≤ 300 chars, never quoting a token).
+        detail: String,
+    },
 }
 
 impl AuthError {
@@ -170,7 +217,7 @@ impl AuthError {
     pub fn status(&self) -> Option<u16> {
         match self {
             AuthError::Rejected { status, .. } | AuthError::InvalidResponse { status, .. } => Some(*status),
-            AuthError::Transport { .. } | AuthError::Config(_) => None,
+            AuthError::Transport { .. } | AuthError::Config(_) | AuthError::Discovery { .. } => None,
         }
     }
 
@@ -226,6 +273,8 @@ pub(crate) struct IssuedToken {
     pub requested_at: Instant,
     /// The lifetime the endpoint granted.
     pub lifetime: Duration,
+    /// The tenant's API base, when the auth method discovers it.
+    pub api_base: Option<String>,
 }
 
 /// Builds the sensitive `Bearer …` header value for a token.
@@ -238,9 +287,80 @@ pub(crate) fn bearer_header(token: &str) -> Result<HeaderValue, ()> {
     Ok(header)
 }
 
-/// Requests one token for a client-credentials profile from `url`; `clock` dates the request
-/// (the token's lifetime counts from it).
+/// Requests one token from `url` (for CXone without a token URL, `url` is the issuer and the
+/// endpoint is discovered first); `clock` dates the request (the lifetime counts from it).
 pub(crate) async fn request_token(http: &reqwest::Client, url: &Url, auth: &AuthConfig, clock: &Clock) -> Result<IssuedToken, AuthError> {
+    let mut issued = token_exchange(http, url, auth, clock).await?;
+    if let AuthConfig::CxoneAccessKey { discover_api_base: true, issuer, .. } = auth {
+        let tenant = jwt_claim(issued.value.expose(), &["tenantId", "tenant_id", "tenant"]).ok_or_else(|| AuthError::Discovery {
+            what: "tenant",
+            detail: "the access token is not a JWT with a tenantId claim; set target.api_base (CXRELAY_API_BASE) instead".into(),
+        })?;
+        issued.api_base = Some(discover_api_base(http, issuer, &tenant).await?);
+    }
+    Ok(issued)
+}
+
+/// One GET of a discovery document (JSON, ≤ 64 KB).
+async fn discovery_document(http: &reqwest::Client, what: &'static str, url: Url) -> Result<serde_json::Value, AuthError> {
+    let fail = |detail: String| AuthError::Discovery { what, detail: text::excerpt(&text::scrub(&detail, &[])) };
+    let shown = redact(url.as_str()).into_owned();
+    let resp = http.get(url).header(ACCEPT, HeaderValue::from_static("application/json")).send().await.map_err(|e| fail(format!("{shown}: {}", text::describe(&e))))?;
+    let status = resp.status();
+    let body = text::read_prefix(resp, MAX_TOKEN_BODY).await;
+    if !status.is_success() {
+        return Err(fail(format!("{shown} answered HTTP {status}: {}", String::from_utf8_lossy(&body))));
+    }
+    serde_json::from_slice(&body).map_err(|e| fail(format!("{shown} is not JSON: {e}")))
+}
+
+/// `{issuer}/.well-known/{name}`, keeping a path the issuer may have.
+fn well_known(issuer: &str, name: &str) -> Result<Url, AuthError> {
+    Url::parse(&format!("{}/.well-known/{name}", issuer.trim_end_matches('/')))
+        .map_err(|e| AuthError::Config(format!("issuer {:?} is not a URL: {e}", redact(issuer))))
+}
+
+/// The token endpoint named by the issuer's OpenID configuration.
+async fn discover_token_endpoint(http: &reqwest::Client, issuer: &str) -> Result<Url, AuthError> {
+    let doc = discovery_document(http, "OpenID configuration", well_known(issuer, "openid-configuration")?).await?;
+    let endpoint = doc.get("token_endpoint").and_then(|v| v.as_str()).ok_or_else(|| AuthError::Discovery {
+        what: "OpenID configuration",
+        detail: "no token_endpoint in the document".into(),
+    })?;
+    Url::parse(endpoint).map_err(|e| AuthError::Discovery { what: "OpenID configuration", detail: format!("token_endpoint is not a URL: {e}") })
+}
+
+/// The tenant's API base from `{issuer}/.well-known/cxone-configuration?tenantId=…`.
+async fn discover_api_base(http: &reqwest::Client, issuer: &str, tenant: &str) -> Result<String, AuthError> {
+    let mut url = well_known(issuer, "cxone-configuration")?;
+    url.query_pairs_mut().append_pair("tenantId", tenant);
+    let doc = discovery_document(http, "CXone tenant configuration", url).await?;
+    let base = doc.get("api_endpoint").and_then(|v| v.as_str()).ok_or_else(|| AuthError::Discovery {
+        what: "CXone tenant configuration",
+        detail: "no api_endpoint in the document".into(),
+    })?;
+    match Url::parse(base) {
+        Ok(u) if matches!(u.scheme(), "http" | "https") => Ok(base.trim_end_matches('/').to_owned()),
+        _ => Err(AuthError::Discovery { what: "CXone tenant configuration", detail: "api_endpoint is not an http(s) URL".into() }),
+    }
+}
+
+/// The first of `names` found as a string claim in a JWT's payload (not verified: the token
+/// came from the issuer over the connection we chose; only routing depends on it).
+pub(crate) fn jwt_claim(token: &str, names: &[&str]) -> Option<String> {
+    use base64::Engine as _;
+    let payload = token.split('.').nth(1)?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload.trim_end_matches('=')).ok()?;
+    let claims: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+    names.iter().find_map(|n| match claims.get(*n)? {
+        serde_json::Value::String(s) if !s.is_empty() => Some(s.clone()),
+        serde_json::Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    })
+}
+
+/// The token request proper.
+async fn token_exchange(http: &reqwest::Client, url: &Url, auth: &AuthConfig, clock: &Clock) -> Result<IssuedToken, AuthError> {
     let request = match auth {
         AuthConfig::ClientCredentialsForm { client_id, client_secret, scope, .. } => {
             let builder = http.post(url.clone()).basic_auth(client_id, Some(client_secret.expose()));
@@ -261,6 +381,17 @@ pub(crate) async fn request_token(http: &reqwest::Client, url: &Url, auth: &Auth
             http.post(url.clone()).json(&body)
         }
         AuthConfig::StaticBearer { .. } => return Err(AuthError::Config("a static bearer token has no token endpoint".into())),
+        AuthConfig::CxoneAccessKey { token_url, client_id, client_secret, access_key_id, access_key_secret, issuer, .. } => {
+            let endpoint = match token_url {
+                Some(_) => url.clone(),
+                None => discover_token_endpoint(http, issuer).await?,
+            };
+            http.post(endpoint).basic_auth(client_id, Some(client_secret.expose())).form(&[
+                ("grant_type", "password"),
+                ("username", access_key_id.as_str()),
+                ("password", access_key_secret.expose()),
+            ])
+        }
     };
     let secrets = auth.secrets();
     let requested_at = clock.now();
@@ -307,7 +438,7 @@ pub(crate) async fn request_token(http: &reqwest::Client, url: &Url, auth: &Auth
     };
     let header = bearer_header(parsed.access_token.expose())
         .map_err(|_| AuthError::InvalidResponse { status, detail: "access_token contains characters not allowed in an HTTP header".into() })?;
-    Ok(IssuedToken { value: parsed.access_token, header, requested_at, lifetime })
+    Ok(IssuedToken { value: parsed.access_token, header, requested_at, lifetime, api_base: None })
 }
 
 #[cfg(test)]
@@ -385,6 +516,17 @@ mod tests {
         };
         let err = auth.validate().unwrap_err().to_string();
         assert!(err.contains("CXRELAY_TOKEN_URL"), "{err}");
+    }
+
+    #[test]
+    fn tenant_claim_from_a_jwt() {
+        use base64::Engine as _;
+        let enc = |v: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v);
+        let jwt = format!("{}.{}.sig", enc(r#"{"alg":"HS256"}"#), enc(r#"{"tenantId":"t-1","exp":1}"#));
+        assert_eq!(jwt_claim(&jwt, &["tenantId"]).as_deref(), Some("t-1"));
+        assert_eq!(jwt_claim(&jwt, &["nope"]), None);
+        assert_eq!(jwt_claim("opaque-token", &["tenantId"]), None);
+        assert_eq!(jwt_claim("a.!!!.c", &["tenantId"]), None);
     }
 
     #[test]

@@ -49,11 +49,17 @@ const URL_CACHE_MAX: usize = 1024;
 const IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key");
 const APPLICATION_JSON: HeaderValue = HeaderValue::from_static("application/json");
 
+/// Largest 2xx body [`TargetClient::call`] returns.
+const MAX_REPLY_BODY: usize = 64 * 1024;
+
 /// Settings of a [`TargetClient`]. `Debug` prints no secret.
 #[derive(Clone, Debug)]
 pub struct ClientConfig {
-    /// Scheme, host and optional path prefix of the API, e.g. `https://api.example.com`.
+    /// Scheme, host and optional path prefix of the API, e.g. `https://api.example.com`;
+    /// empty when the auth method discovers it with each token (CXone).
     pub api_base: String,
+    /// Extra headers sent with every request (the profile's, e.g. CXone's `Accept`).
+    pub headers: Vec<(String, String)>,
     /// Path template appended to `api_base`; must contain `{action}` exactly once.
     pub execute_path: String,
     /// How to authenticate.
@@ -73,6 +79,7 @@ impl ClientConfig {
     pub fn new(api_base: impl Into<String>, auth: AuthConfig) -> Self {
         ClientConfig {
             api_base: api_base.into(),
+            headers: Vec::new(),
             execute_path: DEFAULT_EXECUTE_PATH.to_owned(),
             auth,
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
@@ -91,6 +98,14 @@ pub enum ClientError {
     InvalidApiBase {
         /// The configured value, credentials redacted.
         url: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// An extra header is not a valid HTTP header.
+    #[error("invalid header {name:?}: {reason}")]
+    InvalidHeader {
+        /// The header name.
+        name: String,
         /// What is wrong with it.
         reason: String,
     },
@@ -233,12 +248,16 @@ impl Attempt {
     }
 
     /// `sent` is the token the request carried: a body echoing it is redacted even where the
-    /// token has no recognisable shape.
-    async fn response(start: Instant, resp: reqwest::Response, reauthenticated: bool, sent: &AccessToken) -> Attempt {
+    /// token has no recognisable shape. With `keep`, a 2xx body (≤ 64 KB) is returned.
+    async fn response(start: Instant, resp: reqwest::Response, reauthenticated: bool, sent: &AccessToken, keep: bool) -> (Attempt, Bytes) {
         let status = resp.status();
         let retry_after = resp.headers().get(RETRY_AFTER).and_then(|v| v.to_str().ok()).map(str::to_owned);
         let rate_policy = resp.headers().get("ratelimit-policy").and_then(|v| v.to_str().ok()).map(str::to_owned);
-        let error = if status.is_success() {
+        let mut kept = Bytes::new();
+        let error = if status.is_success() && keep {
+            kept = Bytes::from(text::read_prefix(resp, MAX_REPLY_BODY).await);
+            None
+        } else if status.is_success() {
             text::drain(resp).await;
             None
         } else {
@@ -251,7 +270,7 @@ impl Attempt {
                 text::excerpt(&text::scrub(&body, &[sent.secret().expose()]))
             })
         };
-        Attempt {
+        let attempt = Attempt {
             status: Some(status.as_u16()),
             latency: start.elapsed(),
             retry_after,
@@ -260,7 +279,8 @@ impl Attempt {
             transport: None,
             auth_failed: false,
             reauthenticated,
-        }
+        };
+        (attempt, kept)
     }
 }
 
@@ -273,18 +293,23 @@ pub struct TargetClient {
 struct ClientInner {
     http: reqwest::Client,
     tokens: TokenCache,
-    /// `api_base` + the template up to `{action}`.
-    url_prefix: String,
+    /// The configured API base without a trailing `/`; `None` when it comes with the token.
+    api_base: Option<String>,
+    /// The execute template up to `{action}` (starting with `/`).
+    path_prefix: String,
     /// The template after `{action}`.
     url_suffix: String,
-    /// Execute URL per action id.
+    /// Execute URL per action id (configured API base only).
     urls: RwLock<HashMap<Box<str>, Url>>,
+    /// Extra headers of every request.
+    headers: Vec<(HeaderName, HeaderValue)>,
 }
 
 impl fmt::Debug for TargetClient {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let base = self.inner.api_base.as_deref().unwrap_or("{discovered}");
         f.debug_struct("TargetClient")
-            .field("execute_url", &format_args!("{}{ACTION_PLACEHOLDER}{}", self.inner.url_prefix, self.inner.url_suffix))
+            .field("execute_url", &format_args!("{}{}{ACTION_PLACEHOLDER}{}", redact(base), self.inner.path_prefix, self.inner.url_suffix))
             .field("tokens", &self.inner.tokens)
             .finish()
     }
@@ -293,10 +318,16 @@ impl fmt::Debug for TargetClient {
 impl TargetClient {
     /// Builds the client: validates the configuration and creates the shared connection pool.
     pub fn new(config: ClientConfig) -> Result<Self, ClientError> {
-        let ClientConfig { api_base, execute_path, auth, request_timeout, connect_timeout, pool_max_idle_per_host, refresh_margin } = config;
+        let ClientConfig { api_base, headers, execute_path, auth, request_timeout, connect_timeout, pool_max_idle_per_host, refresh_margin } = config;
         // The URL may carry credentials (userinfo, a query): errors show it redacted.
         let bad_base = |reason: String| ClientError::InvalidApiBase { url: redact(&api_base).into_owned(), reason };
-        let base = Url::parse(&api_base).map_err(|e| bad_base(e.to_string()))?;
+        let discovered = api_base.trim().is_empty();
+        if discovered && !auth.discovers_api_base() {
+            return Err(bad_base("is empty (only CXone access-key auth discovers it)".into()));
+        }
+        // A discovered base is checked when it arrives; the template is checked against a stand-in.
+        let checked_base = if discovered { "http://discovered.invalid" } else { api_base.as_str() };
+        let base = Url::parse(checked_base).map_err(|e| bad_base(e.to_string()))?;
         if !matches!(base.scheme(), "http" | "https") || base.cannot_be_a_base() {
             return Err(bad_base("not an http(s) URL".into()));
         }
@@ -308,13 +339,13 @@ impl TargetClient {
         if after.contains(ACTION_PLACEHOLDER) {
             return Err(bad_path("must contain {action} only once"));
         }
-        let mut url_prefix = api_base.trim_end_matches('/').to_owned();
+        let mut path_prefix = String::new();
         if !before.starts_with('/') {
-            url_prefix.push('/');
+            path_prefix.push('/');
         }
-        url_prefix.push_str(before);
+        path_prefix.push_str(before);
         let url_suffix = after.to_owned();
-        match Url::parse(&format!("{url_prefix}action{url_suffix}")) {
+        match Url::parse(&format!("{}{path_prefix}action{url_suffix}", checked_base.trim_end_matches('/'))) {
             Ok(u) if u.host_str() == base.host_str() => {}
             Ok(_) => return Err(bad_path("changes the host of api_base")),
             Err(e) => return Err(bad_path(&e.to_string())),
@@ -330,8 +361,18 @@ impl TargetClient {
             .user_agent(concat!("cxrelay/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| ClientError::Http(text::excerpt(&text::scrub(&text::describe(&e), &[]))))?;
+        let headers = headers
+            .iter()
+            .map(|(name, value)| {
+                let bad = |reason: &str| ClientError::InvalidHeader { name: name.clone(), reason: reason.to_owned() };
+                let name = HeaderName::from_bytes(name.as_bytes()).map_err(|_| bad("not a valid header name"))?;
+                let value = HeaderValue::from_str(value).map_err(|_| bad("the value has characters not allowed in a header"))?;
+                Ok((name, value))
+            })
+            .collect::<Result<Vec<_>, ClientError>>()?;
         let tokens = TokenCache::new(http.clone(), auth, refresh_margin)?;
-        Ok(TargetClient { inner: Arc::new(ClientInner { http, tokens, url_prefix, url_suffix, urls: RwLock::new(HashMap::new()) }) })
+        let api_base = (!discovered).then(|| api_base.trim_end_matches('/').to_owned());
+        Ok(TargetClient { inner: Arc::new(ClientInner { http, tokens, api_base, path_prefix, url_suffix, urls: RwLock::new(HashMap::new()), headers }) })
     }
 
     /// The process-wide token cache used by this client.
@@ -344,20 +385,18 @@ impl TargetClient {
         &self.inner.http
     }
 
-    /// The execute URL for an action id (`None` for an empty, `.` or `..` id).
+    /// The execute URL for an action id with the configured API base (`None` for an empty,
+    /// `.` or `..` id, or when the base is discovered with the token).
     pub fn execute_url(&self, action: &str) -> Option<Url> {
+        let inner = &*self.inner;
+        let base = inner.api_base.as_deref()?;
         if action.is_empty() || action == "." || action == ".." {
             return None;
         }
-        let inner = &*self.inner;
         if let Some(url) = inner.urls.read().unwrap_or_else(PoisonError::into_inner).get(action) {
             return Some(url.clone());
         }
-        let mut s = String::with_capacity(inner.url_prefix.len() + action.len() * 3 + inner.url_suffix.len());
-        s.push_str(&inner.url_prefix);
-        push_path_segment(&mut s, action);
-        s.push_str(&inner.url_suffix);
-        let url = Url::parse(&s).ok()?;
+        let url = self.build_execute_url(base, action)?;
         let mut urls = inner.urls.write().unwrap_or_else(PoisonError::into_inner);
         if urls.len() < URL_CACHE_MAX {
             urls.insert(action.into(), url.clone());
@@ -365,32 +404,88 @@ impl TargetClient {
         Some(url)
     }
 
+    fn build_execute_url(&self, base: &str, action: &str) -> Option<Url> {
+        let inner = &*self.inner;
+        let mut s = String::with_capacity(base.len() + inner.path_prefix.len() + action.len() * 3 + inner.url_suffix.len());
+        s.push_str(base.trim_end_matches('/'));
+        s.push_str(&inner.path_prefix);
+        push_path_segment(&mut s, action);
+        s.push_str(&inner.url_suffix);
+        Url::parse(&s).ok()
+    }
+
+    /// The execute URL for `action` with the API base that goes with `token`.
+    fn execute_url_for(&self, token: &AccessToken, action: &str) -> Option<Url> {
+        match token.api_base() {
+            Some(base) if self.inner.api_base.is_none() => self.build_execute_url(base, action),
+            _ => self.execute_url(action),
+        }
+    }
+
+    /// The API base requests go to with `token`: the configured one, else the discovered one.
+    fn base_for<'t>(&'t self, token: &'t AccessToken) -> Option<&'t str> {
+        self.inner.api_base.as_deref().or_else(|| token.api_base())
+    }
+
     /// POSTs one item (`body`, already-serialized JSON) to the action's execute endpoint.
     ///
-    /// Sends `Authorization: Bearer …`, `Content-Type`/`Accept: application/json` and
-    /// `Idempotency-Key`. On a 401 the token is invalidated, a fresh one obtained and the
-    /// request sent exactly once more; a second 401 is returned as is (with a static bearer
-    /// token there is nothing to refresh, so the first 401 is returned). Never fails or panics:
-    /// every outcome is an [`Attempt`].
+    /// Sends `Authorization: Bearer …`, `Content-Type`/`Accept: application/json`,
+    /// `Idempotency-Key` and the configured extra headers. On a 401 the token is invalidated, a
+    /// fresh one obtained and the request sent exactly once more; a second 401 is returned as is
+    /// (with a static bearer token there is nothing to refresh, so the first 401 is returned).
+    /// Never fails or panics: every outcome is an [`Attempt`].
     pub async fn execute(&self, action: &str, idempotency_key: &str, body: Bytes) -> Attempt {
         let start = Instant::now();
-        let Some(url) = self.execute_url(action) else {
+        if action.is_empty() || action == "." || action == ".." {
             return Attempt::refused(start, "action id is empty, \".\" or \"..\"");
-        };
+        }
         let Ok(key) = HeaderValue::from_str(idempotency_key) else {
             return Attempt::refused(start, "Idempotency-Key contains characters not allowed in a header");
         };
+        let build = |token: &AccessToken| {
+            let url = self.execute_url_for(token, action)?;
+            Some(self.request(Method::POST, url, token, Some(key.clone()), Some(body.clone())))
+        };
+        self.exchange(start, build, false).await.0
+    }
+
+    /// Sends one request to `path` (already filled, see [`fill_path`]) under the API base, with
+    /// the same token handling as [`execute`](Self::execute), and returns the attempt and the
+    /// 2xx body (≤ 64 KB; empty otherwise). For export submissions and status polls.
+    pub async fn call(&self, method: Method, path: &str, idempotency_key: Option<&str>, body: Option<Bytes>) -> (Attempt, Bytes) {
+        let start = Instant::now();
+        if !path.starts_with('/') {
+            return (Attempt::refused(start, "path must start with /"), Bytes::new());
+        }
+        let key = match idempotency_key.map(HeaderValue::from_str) {
+            None => None,
+            Some(Ok(k)) => Some(k),
+            Some(Err(_)) => return (Attempt::refused(start, "Idempotency-Key contains characters not allowed in a header"), Bytes::new()),
+        };
+        let build = |token: &AccessToken| {
+            let base = self.base_for(token)?;
+            let url = Url::parse(&format!("{base}{path}")).ok()?;
+            Some(self.request(method.clone(), url, token, key.clone(), body.clone()))
+        };
+        self.exchange(start, build, true).await
+    }
+
+    /// One request with the 401 → refresh → retry-once rule; `build` makes the request for a
+    /// token (`None`: no usable URL for it).
+    async fn exchange(&self, start: Instant, build: impl Fn(&AccessToken) -> Option<reqwest::Request>, keep: bool) -> (Attempt, Bytes) {
         let tokens = &self.inner.tokens;
+        let no_url = |start| (Attempt::refused(start, "no usable URL (is the API base known?)"), Bytes::new());
         let token = match tokens.token().await {
             Ok(t) => t,
-            Err(e) => return Attempt::auth(start, &e, false),
+            Err(e) => return (Attempt::auth(start, &e, false), Bytes::new()),
         };
-        let resp = match self.send(url, &token, key, body.clone()).await {
+        let Some(request) = build(&token) else { return no_url(start) };
+        let resp = match self.inner.http.execute(request).await {
             Ok(resp) => resp,
-            Err(e) => return Attempt::transport(start, &e, false),
+            Err(e) => return (Attempt::transport(start, &e, false), Bytes::new()),
         };
         if resp.status() != StatusCode::UNAUTHORIZED || !tokens.can_refresh() {
-            return Attempt::response(start, resp, false, &token).await;
+            return Attempt::response(start, resp, false, &token, keep).await;
         }
 
         // 401: the token was rejected. Drop it (unless someone already replaced it), get a
@@ -400,28 +495,49 @@ impl TargetClient {
         drop(token);
         let token = match tokens.token().await {
             Ok(t) => t,
-            Err(e) => return Attempt::auth(start, &e, true),
+            Err(e) => return (Attempt::auth(start, &e, true), Bytes::new()),
         };
-        // Both were built successfully above; rebuilding (rare path) saves cloning them up front.
-        let (Some(url), Ok(key)) = (self.execute_url(action), HeaderValue::from_str(idempotency_key)) else {
-            return Attempt::refused(start, "action id or Idempotency-Key");
-        };
-        match self.send(url, &token, key, body).await {
-            Ok(resp) => Attempt::response(start, resp, true, &token).await,
-            Err(e) => Attempt::transport(start, &e, true),
+        let Some(request) = build(&token) else { return no_url(start) };
+        match self.inner.http.execute(request).await {
+            Ok(resp) => Attempt::response(start, resp, true, &token, keep).await,
+            Err(e) => (Attempt::transport(start, &e, true), Bytes::new()),
         }
     }
 
-    async fn send(&self, url: Url, token: &AccessToken, key: HeaderValue, body: Bytes) -> Result<reqwest::Response, reqwest::Error> {
-        let mut req = reqwest::Request::new(Method::POST, url);
+    fn request(&self, method: Method, url: Url, token: &AccessToken, key: Option<HeaderValue>, body: Option<Bytes>) -> reqwest::Request {
+        let mut req = reqwest::Request::new(method, url);
         let headers = req.headers_mut();
         headers.insert(AUTHORIZATION, token.authorization().clone());
-        headers.insert(CONTENT_TYPE, APPLICATION_JSON);
         headers.insert(ACCEPT, APPLICATION_JSON);
-        headers.insert(IDEMPOTENCY_KEY, key);
-        *req.body_mut() = Some(body.into());
-        self.inner.http.execute(req).await
+        if body.is_some() {
+            headers.insert(CONTENT_TYPE, APPLICATION_JSON);
+        }
+        if let Some(key) = key {
+            headers.insert(IDEMPOTENCY_KEY, key);
+        }
+        for (name, value) in &self.inner.headers {
+            headers.insert(name.clone(), value.clone());
+        }
+        if let Some(body) = body {
+            *req.body_mut() = Some(body.into());
+        }
+        req
     }
+}
+
+/// Fills a path template: each `{name}` of `values` is replaced by its value percent-encoded as
+/// one path segment (so an id cannot change the path's shape).
+pub fn fill_path(template: &str, values: &[(&str, &str)]) -> String {
+    let mut out = template.to_owned();
+    for (name, value) in values {
+        let placeholder = format!("{{{name}}}");
+        if out.contains(&placeholder) {
+            let mut encoded = String::with_capacity(value.len() * 3);
+            push_path_segment(&mut encoded, value);
+            out = out.replace(&placeholder, &encoded);
+        }
+    }
+    out
 }
 
 /// Appends `segment` percent-encoded as one URL path segment (RFC 3986 `pchar`).

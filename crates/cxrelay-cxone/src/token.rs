@@ -113,6 +113,8 @@ struct TokenInner {
     refresh_at: Option<Instant>,
     /// The cache's clock, so that `Debug` shows the time left by the same clock.
     clock: Clock,
+    /// The API base discovered with this token (CXone), if any.
+    api_base: Option<Arc<str>>,
 }
 
 impl AccessToken {
@@ -139,6 +141,11 @@ impl AccessToken {
     /// When the cache starts refreshing this token (`None` for a static token).
     pub fn refresh_at(&self) -> Option<Instant> {
         self.0.refresh_at
+    }
+
+    /// The API base discovered together with this token (CXone tenants), if any.
+    pub fn api_base(&self) -> Option<&str> {
+        self.0.api_base.as_deref()
     }
 
     fn is_fresh(&self, now: Instant) -> bool {
@@ -251,6 +258,7 @@ impl TokenCache {
                     expires_at: None,
                     refresh_at: None,
                     clock: clock.clone(),
+                    api_base: None,
                 })))
             }
             Some(url) => Source::Endpoint { http, url, auth },
@@ -327,6 +335,7 @@ impl TokenCache {
                 expires_at: issued.requested_at.checked_add(issued.lifetime),
                 refresh_at: issued.requested_at.checked_add(usable),
                 clock: inner.clock.clone(),
+                api_base: issued.api_base.map(Arc::from),
             }));
             tracing::debug!(token = number, lifetime_s = issued.lifetime.as_secs_f64(), refresh_in_s = usable.as_secs_f64(), "access token obtained");
             token
@@ -418,6 +427,7 @@ mod tests {
             expires_at: Some(now + Duration::from_secs(60)),
             refresh_at: Some(now + Duration::from_secs(30)),
             clock,
+            api_base: None,
         }));
         assert!(token.is_fresh(now) && token.is_unexpired(now));
         manual.advance(Duration::from_secs(45));

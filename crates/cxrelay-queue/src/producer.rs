@@ -40,8 +40,10 @@ pub struct EnqueueRequest {
     pub format: InputFormat,
     /// The seed's max-iterations break: items at index ≥ this are not enqueued.
     pub max_items: Option<u64>,
-    /// Body shape, for the 256 KB check.
+    /// Body shape, for the payload size check.
     pub body: BodyShape,
+    /// Largest body the target takes (the profile's; the seed's 256 KB by default).
+    pub payload_limit: usize,
     /// Failure-rate guard (percent, window), if any.
     pub guard: Option<(f64, u32)>,
 }
@@ -118,7 +120,7 @@ where
     };
     let created = store.create_run(&run, &new).await?;
     let key_field = req.idempotency_field.clone();
-    let template = BodyTemplate::new(req.body, &req.action, &req.source, run.as_str());
+    let template = BodyTemplate::new(req.body, &req.action, &req.source, run.as_str()).with_limit(req.payload_limit);
 
     let (tx, mut rx) = mpsc::channel::<Chunk>(4);
     let max_items = req.max_items;

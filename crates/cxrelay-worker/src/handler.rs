@@ -11,6 +11,7 @@ use cxrelay_core::classify::{classify, Disposition, FailureClass};
 use cxrelay_core::metric;
 use cxrelay_core::outcome::error_text;
 use cxrelay_core::payload::{BodyShape, BodyTemplate};
+use cxrelay_core::profile::Target;
 use cxrelay_core::retry::{parse_retry_after, RetryPolicy};
 use cxrelay_core::{ItemOutcome, OutcomeKind, RunId};
 use cxrelay_cxone::{Attempt, TargetClient};
@@ -26,6 +27,10 @@ pub struct ItemHandler {
     client: TargetClient,
     policy: RetryPolicy,
     shape: BodyShape,
+    /// Largest body the target takes.
+    payload_limit: usize,
+    /// Statuses whose `Retry-After` is believed (the profile's).
+    retry_after_statuses: Vec<u16>,
     max_redeliveries: u32,
     gate: Gate,
     /// Per run incarnation (id and nonce): a reused run id may name another action or source.
@@ -33,9 +38,18 @@ pub struct ItemHandler {
 }
 
 impl ItemHandler {
-    /// A handler sending through `client`, admitted by `gate`.
-    pub fn new(client: TargetClient, gate: Gate, policy: RetryPolicy, shape: BodyShape, max_redeliveries: u32) -> Self {
-        Self { client, policy, shape, max_redeliveries, gate, templates: Mutex::default() }
+    /// A handler sending through `client` to `target`, admitted by `gate`.
+    pub fn new(client: TargetClient, gate: Gate, policy: RetryPolicy, target: &Target, max_redeliveries: u32) -> Self {
+        Self {
+            client,
+            policy,
+            shape: target.body,
+            payload_limit: target.max_payload_bytes,
+            retry_after_statuses: target.retry_after_statuses.clone(),
+            max_redeliveries,
+            gate,
+            templates: Mutex::default(),
+        }
     }
 
     /// The gate (for the breaker's state in the metrics).
@@ -52,7 +66,9 @@ impl ItemHandler {
         let mut cache = self.templates.lock().expect("template cache");
         cache
             .entry((job.run.run.clone(), job.run.nonce.clone()))
-            .or_insert_with(|| Arc::new(BodyTemplate::new(self.shape, &job.run.action, &job.run.source, job.run.run.as_str())))
+            .or_insert_with(|| {
+                Arc::new(BodyTemplate::new(self.shape, &job.run.action, &job.run.source, job.run.run.as_str()).with_limit(self.payload_limit))
+            })
             .clone()
     }
 
@@ -118,11 +134,22 @@ impl ItemHandler {
             }
         };
         let body = Bytes::from(template.body(job.index, &job.item));
-        let attempt = self.client.execute(&job.run.action, &key, body).await;
+        let mut attempt = self.client.execute(&job.run.action, &key, body).await;
+        self.believe_retry_after(&mut attempt);
         record_attempt(&attempt);
         // Only an item that never failed before makes a failed probe news about the target.
         self.gate.observe(&attempt, probe, job.attempts == 0).await;
         judge(&self.policy, job.attempts, job.throttled, &attempt, rand::random::<f64>())
+    }
+}
+
+impl ItemHandler {
+    /// Drops a `Retry-After` header on a status the profile does not believe it on, so neither
+    /// the item's delay nor the fleet's pause follows it.
+    pub(crate) fn believe_retry_after(&self, attempt: &mut Attempt) {
+        if attempt.status.is_some_and(|s| !self.retry_after_statuses.contains(&s)) {
+            attempt.retry_after = None;
+        }
     }
 }
 

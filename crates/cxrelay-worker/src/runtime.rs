@@ -22,6 +22,9 @@ pub enum WorkerError {
     /// The HTTP client could not be built from the settings.
     #[error("target client: {0}")]
     Client(#[from] cxrelay_cxone::ClientError),
+    /// The settings do not describe a usable target (a profile's required setting is missing).
+    #[error("{0}")]
+    Config(String),
     /// The apalis monitor failed.
     #[error("worker runtime: {0}")]
     Runtime(String),
@@ -89,14 +92,15 @@ pub async fn run_worker<F>(settings: &Settings, shutdown: F) -> Result<(), Worke
 where
     F: Future<Output = ()> + Send + 'static,
 {
-    let client = TargetClient::new(client_config(settings))?;
+    let target = cxrelay_core::profile::resolve(settings).map_err(|e| WorkerError::Config(e.to_string()))?;
+    let client = TargetClient::new(client_config(&target))?;
     let config = stream_config(settings);
     let backend = StreamBackend::connect(config.clone()).await;
     let limits = FleetLimits::new(backend.store().conn(), config.store.keys.clone(), &settings.target.tenant);
-    let gate = Gate::new(limits, gate_config(settings));
+    let gate = Gate::new(limits, gate_config(settings, &target));
     // Webhook deliveries run beside the items, on tasks of their own.
     crate::webhooks::Dispatcher::new(backend.store().clone(), &config.tenant, &config.consumer, config.lease, &settings.webhooks).spawn();
-    let handler = Arc::new(ItemHandler::new(client, gate, settings.retry.policy(), settings.target.body, config.max_redeliveries));
+    let handler = Arc::new(ItemHandler::new(client, gate, settings.retry.policy(), &target, config.max_redeliveries));
     observe(handler.clone(), backend.store().clone(), config.tenant.clone());
     let concurrency = settings.worker.concurrency;
     tracing::info!(

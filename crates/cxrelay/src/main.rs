@@ -156,8 +156,8 @@ fn show_error(format: LogFormat, message: &str) {
 /// the authentication settings. A worker that started anyway would burn each item's attempts
 /// on the same configuration error.
 fn check_worker_settings(settings: &Settings) -> Result<(), String> {
-    cxrelay_cxone::TargetClient::new(cxrelay_worker::setup::client_config(settings)).map_err(|e| format!("cannot start the worker: {e}"))?;
-    let t = &settings.target;
+    let t = cxrelay_core::profile::resolve(settings).map_err(|e| format!("cannot start the worker: {e}"))?;
+    cxrelay_cxone::TargetClient::new(cxrelay_worker::setup::client_config(&t)).map_err(|e| format!("cannot start the worker: {e}"))?;
     if matches!(t.auth, AuthMode::ClientCredentialsForm | AuthMode::ClientCredentialsJson) && t.client_secret.is_empty() {
         // Not refused: a token endpoint may accept a client without a secret.
         tracing::warn!(
