@@ -7,10 +7,14 @@
 
 #![warn(missing_docs)]
 
+mod exports;
 mod oncall;
 
 pub use cxrelay_core::oncall::{FailedFilter, StatusFilter};
 pub use cxrelay_queue::oncall::{AuditEvent, Control, ItemState, ItemView, WorkerInfo};
+pub use cxrelay_core::export::{ExportRequest, ExportState};
+pub use cxrelay_queue::exports::ExportRow;
+pub use exports::{CallbackDelivery, CallbackOutcome, CALLBACK_FIELDS};
 pub use oncall::{FailedPages, FailedRow, FailureGroup, Refusal, Replay, ReplayOutcome, RunsFilter, Selection, WebhookStatus};
 
 use std::io::Read;
@@ -63,6 +67,19 @@ pub enum AppError {
     /// Redis failed during the operation.
     #[error(transparent)]
     Queue(QueueError),
+    /// An export breaks one of the seed's rules (the message names the field and what is
+    /// allowed); nothing was queued.
+    #[error("{0}")]
+    InvalidExport(cxrelay_core::export::ExportError),
+    /// The caller could not be authenticated (an export callback's signature, age or path).
+    #[error("{0}")]
+    Unauthorized(String),
+    /// An export callback's body is unusable; nothing changed.
+    #[error("invalid callback: {0}")]
+    BadCallback(String),
+    /// An export callback names an execution this tenant does not know; nothing changed.
+    #[error("unknown execution id {0:?}")]
+    UnknownExecution(String),
 }
 
 impl From<QueueError> for AppError {
@@ -130,6 +147,7 @@ pub struct App {
     tenant: String,
     body: BodyShape,
     payload_limit: usize,
+    exports: exports::ExportOptions,
     guard_rate: Option<f64>,
     guard_window: u32,
     webhooks: Vec<cxrelay_core::webhook::WebhookEndpoint>,
@@ -150,6 +168,7 @@ impl App {
             tenant: settings.target.tenant.clone(),
             body: settings.target.body_shape(),
             payload_limit: settings.target.payload_limit(),
+            exports: exports::ExportOptions::from_settings(settings),
             guard_rate: settings.queue.pause_on_failure_rate,
             guard_window: settings.queue.failure_window,
             webhooks: settings.webhooks.clone(),
@@ -208,6 +227,7 @@ impl App {
             body: self.body,
             payload_limit: self.payload_limit,
             guard: rate.map(|r| (r, window)),
+            extra: Vec::new(),
         };
         Ok(CheckedRun { run, request })
     }

@@ -48,6 +48,22 @@ fn refuse(field: &'static str, message: impl Into<String>) -> ExportError {
 }
 
 impl ExportRequest {
+    /// An export of `dataset` by `data_action` with the defaults: comma, `"` as quote and
+    /// escape, the most rows allowed, no alignment, no sanitization, no callback URL.
+    pub fn new(data_action: impl Into<String>, dataset: impl Into<String>) -> Self {
+        Self {
+            data_action: data_action.into(),
+            dataset: dataset.into(),
+            delimiter: ",".into(),
+            quote: "\"".into(),
+            escape: "\"".into(),
+            max_rows: MAX_ROWS,
+            column_alignment: false,
+            sanitize: false,
+            callback_url: None,
+        }
+    }
+
     /// The request with its delimiter name (`tab`, `pipe`…) resolved to the character, checked
     /// by the seed's rules in the seed's order.
     pub fn validated(mut self) -> Result<Self, ExportError> {

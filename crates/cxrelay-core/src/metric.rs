@@ -40,6 +40,15 @@ pub const HTTP_DURATION: &str = "cxrelay_http_request_duration_seconds";
 /// Requests refused for a missing or invalid API token.
 pub const AUTH_FAILURES: &str = "cxrelay_api_auth_failures_total";
 
+/// Export executions that ended, by state (completed, failed, overdue).
+pub const EXPORTS: &str = "cxrelay_exports_total";
+/// Rows exported by completed export executions.
+pub const EXPORT_ROWS: &str = "cxrelay_export_rows_total";
+/// Start-to-end time of export executions on the target, seconds.
+pub const EXPORT_LATENCY: &str = "cxrelay_export_latency_seconds";
+/// Completed over ended (completed + failed) export executions seen by this process, 0 to 1.
+pub const EXPORT_COMPLETION: &str = "cxrelay_export_completion_ratio";
+
 /// Buckets of every histogram, in seconds: explicit, so series from many pods aggregate.
 pub const BUCKETS: [f64; 14] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0];
 
@@ -55,7 +64,7 @@ pub enum Kind {
 }
 
 /// Every metric with its kind and `# HELP` text.
-pub const ALL: [(&str, Kind, &str); 18] = [
+pub const ALL: [(&str, Kind, &str); 22] = [
     (WEBHOOK_PENDING, Kind::Gauge, "Webhook events waiting for an endpoint, by endpoint id."),
     (DELAYED, Kind::Gauge, "Items waiting for a retry or deferred in the tenant's active runs."),
     (RATE, Kind::Gauge, "Current send rate of the tenant's fleet-wide budget, requests per second."),
@@ -74,4 +83,8 @@ pub const ALL: [(&str, Kind, &str); 18] = [
     (HTTP_REQUESTS, Kind::Counter, "HTTP requests served, by method, route and status."),
     (HTTP_DURATION, Kind::Histogram, "Latency of HTTP requests served, seconds."),
     (AUTH_FAILURES, Kind::Counter, "Requests refused for a missing or invalid API token."),
+    (EXPORTS, Kind::Counter, "Export executions that ended, by state (completed, failed, overdue)."),
+    (EXPORT_ROWS, Kind::Counter, "Rows exported by completed export executions."),
+    (EXPORT_LATENCY, Kind::Histogram, "Start-to-end time of export executions on the target, seconds."),
+    (EXPORT_COMPLETION, Kind::Gauge, "Completed over ended export executions seen by this process, 0 to 1."),
 ];

@@ -468,6 +468,11 @@ pub fn resolve(settings: &Settings) -> Result<Target, ConfigError> {
     })
 }
 
+/// The export side of the target alone (needs no credentials: the callback receiver uses it).
+pub fn export_target(settings: &Settings) -> Result<ExportTarget, ConfigError> {
+    resolve_exports(settings, &defaults(settings.target.profile).export)
+}
+
 fn resolve_exports(settings: &Settings, d: &ExportDefaults) -> Result<ExportTarget, ConfigError> {
     let e = &settings.exports;
     let text = |v: &Option<String>, default: &str| v.clone().unwrap_or_else(|| default.to_owned());

@@ -44,6 +44,7 @@ fn page(title: &str, session: Option<&Session>, refresh: bool, body: Markup) -> 
                         nav {
                             a href="/" { "Runs" }
                             a href="/workers" { "Workers" }
+                            a href="/exports" { "Exports" }
                             a href="/webhooks" { "Webhooks" }
                         }
                         form.logout method="post" action="/logout" {
@@ -76,13 +77,8 @@ fn error_page(session: Option<&Session>, status: StatusCode, message: &str) -> R
 }
 
 fn app_error(session: &Session, e: AppError) -> Response {
-    let status = match &e {
-        AppError::RunNotFound(_) => StatusCode::NOT_FOUND,
-        AppError::InvalidArgument { .. } | AppError::Input(_) | AppError::Empty => StatusCode::BAD_REQUEST,
-        AppError::Conflict(_) | AppError::NotAllowed(_) => StatusCode::CONFLICT,
-        AppError::Unreachable { .. } | AppError::Queue(_) => StatusCode::SERVICE_UNAVAILABLE,
-    };
-    error_page(Some(session), status, &e.to_string())
+    let message = e.to_string();
+    error_page(Some(session), crate::error::ApiError::from(e).status(), &message)
 }
 
 /// The signed-in session, or the answer to give instead (sign in first).
@@ -534,6 +530,49 @@ pub async fn workers(State(s): State<Shared>, headers: HeaderMap) -> Response {
                 table {
                     thead { tr { th { "consumer" } th { "host" } th.num { "pid" } th { "tenant" } th.num { "in flight" } th.num { "concurrency" } th.num { "started" } th.num { "last seen" } } }
                     tbody { @for w in &workers { tr { td { (w.consumer) } td { (w.host) } td.num { (w.pid) } td { (w.tenant) } td.num { (w.in_flight) } td.num { (w.concurrency) } td.num { (age(w.started_ms)) } td.num { (age(w.last_seen_ms)) } } } }
+                }
+            },
+        ),
+    )
+}
+
+/// `GET /exports`: the tenant's CSV export executions with state, rows and latency.
+pub async fn exports(State(s): State<Shared>, headers: HeaderMap) -> Response {
+    let session = match session(&s, &headers) {
+        Ok(x) => x,
+        Err(r) => return *r,
+    };
+    let rows = match s.app.exports(200).await {
+        Ok(r) => r,
+        Err(e) => return app_error(&session, e),
+    };
+    let dash = || "-".to_owned();
+    html_response(
+        StatusCode::OK,
+        page(
+            "Exports",
+            Some(&session),
+            true,
+            html! {
+                h1 { "Exports" }
+                @if rows.is_empty() { p { "No export executions yet (cxrelay export, POST /v1/exports)." } }
+                table {
+                    thead { tr { th { "export" } th { "state" } th { "data action" } th { "dataset" } th { "execution" } th.num { "rows" } th.num { "latency" } th.num { "age" } th { "completion" } } }
+                    tbody {
+                        @for r in &rows {
+                            tr class=(format!("state-{}", r.state.as_str())) {
+                                td { (r.id) }
+                                td { (r.state.as_str()) }
+                                td { (r.data_action) }
+                                td { (r.dataset) }
+                                td { (r.execution_id.clone().unwrap_or_else(dash)) }
+                                td.num { (r.rows.map_or_else(dash, |n| n.to_string())) }
+                                td.num { (r.latency_ms.map_or_else(dash, |ms| format!("{:.1} s", ms as f64 / 1000.0))) }
+                                td.num { (r.created_ms.map_or_else(dash, age)) }
+                                td { (r.completion_source.clone().or_else(|| r.completion.clone()).unwrap_or_else(dash)) }
+                            }
+                        }
+                    }
                 }
             },
         ),

@@ -26,6 +26,11 @@ impl ApiError {
         Self::new(StatusCode::BAD_REQUEST, code, message)
     }
 
+    /// The HTTP status of this error.
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+
     /// Adds machine-readable details.
     pub fn with_details(mut self, details: serde_json::Value) -> Self {
         self.details = details;
@@ -53,6 +58,10 @@ impl From<AppError> for ApiError {
                 ApiError::new(StatusCode::NOT_FOUND, "run_not_found", format!("run {run} not found; GET /v1/runs lists runs"))
             }
             AppError::Conflict(_) => ApiError::new(StatusCode::CONFLICT, "conflict", message),
+            AppError::InvalidExport(e) => ApiError::bad("invalid_export", message).with_details(serde_json::json!({"parameter": e.field})),
+            AppError::Unauthorized(_) => ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", message),
+            AppError::BadCallback(_) => ApiError::bad("invalid_callback", message),
+            AppError::UnknownExecution(_) => ApiError::new(StatusCode::NOT_FOUND, "unknown_execution", message),
             AppError::NotAllowed(_) => ApiError::new(StatusCode::CONFLICT, "not_allowed", message),
             AppError::Queue(cxrelay_queue::QueueError::Corrupt(_)) => {
                 tracing::error!(error = %message, "unexpected data in redis");

@@ -8,6 +8,7 @@
 pub mod auth;
 mod dashboard;
 pub mod error;
+mod exports;
 pub mod openapi;
 mod routes;
 pub mod session;
@@ -124,6 +125,10 @@ pub fn router(settings: &Settings, metrics: Option<PrometheusHandle>) -> Result<
         .route("/v1/runs/{id}/audit", get(routes::audit))
         .route("/v1/workers", get(routes::workers))
         .route("/v1/webhooks", get(routes::webhooks))
+        .route("/v1/exports", get(exports::list).post(exports::create))
+        .route("/v1/exports/{id}", get(exports::get_one))
+        .route("/v1/callbacks/export", post(exports::callback))
+        .route("/v1/callbacks/export/{secret}", post(exports::callback_at_secret_path))
         .layer(DefaultBodyLimit::max(settings.serve.max_body_bytes))
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, timeout));
     // A run body is streamed to the producer however large it is, and takes as long as it takes.
@@ -144,6 +149,7 @@ pub fn router(settings: &Settings, metrics: Option<PrometheusHandle>) -> Result<
         .route("/runs/{id}/replay/confirm", post(dashboard::replay_do))
         .route("/runs/{id}/control", post(dashboard::control))
         .route("/workers", get(dashboard::workers))
+        .route("/exports", get(dashboard::exports))
         .route("/webhooks", get(dashboard::webhooks))
         .layer(DefaultBodyLimit::max(settings.serve.max_body_bytes))
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, timeout));
@@ -187,7 +193,9 @@ fn needed(method: &axum::http::Method, path: &str) -> Option<Role> {
         return None;
     }
     Some(match (method.as_str(), path) {
-        ("POST", "/v1/runs") => Role::Ingest,
+        // The target calls back with a signature (or a secret path), not an API token.
+        ("POST", p) if p.starts_with("/v1/callbacks/") => return None,
+        ("POST", "/v1/runs" | "/v1/exports") => Role::Ingest,
         ("GET" | "HEAD", _) => Role::Read,
         _ => Role::Operate,
     })

@@ -52,7 +52,12 @@ impl Modify for BearerAuth {
         routes::purge,
         routes::audit,
         routes::workers,
-        routes::webhooks
+        routes::webhooks,
+        crate::exports::create,
+        crate::exports::list,
+        crate::exports::get_one,
+        crate::exports::callback,
+        crate::exports::callback_at_secret_path
     ),
     components(schemas(ErrorBody, ErrorDetail)),
     modifiers(&BearerAuth)

@@ -64,7 +64,7 @@ pub struct ControlAnswer {
 /// Largest page a listing returns.
 const MAX_PAGE: usize = 1000;
 
-fn page_size(p: &HashMap<String, String>, default: usize) -> Result<usize, ApiError> {
+pub(crate) fn page_size(p: &HashMap<String, String>, default: usize) -> Result<usize, ApiError> {
     match p.get("limit") {
         None => Ok(default),
         Some(v) => v
@@ -96,7 +96,7 @@ fn filter_of(p: &HashMap<String, String>, reason_key: &str) -> Result<FailedFilt
     })
 }
 
-fn json_body<T>(body: Result<Json<T>, JsonRejection>) -> Result<T, ApiError> {
+pub(crate) fn json_body<T>(body: Result<Json<T>, JsonRejection>) -> Result<T, ApiError> {
     body.map(|Json(b)| b).map_err(|e| match e {
         JsonRejection::MissingJsonContentType(_) => {
             ApiError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", "expected Content-Type: application/json")
@@ -111,7 +111,7 @@ fn too_large() -> ApiError {
 }
 
 /// A small body, or the API's error for one that is too large or unreadable.
-fn small_body(body: Result<axum::body::Bytes, axum::extract::rejection::BytesRejection>) -> Result<axum::body::Bytes, ApiError> {
+pub(crate) fn small_body(body: Result<axum::body::Bytes, axum::extract::rejection::BytesRejection>) -> Result<axum::body::Bytes, ApiError> {
     body.map_err(|e| if e.status() == StatusCode::PAYLOAD_TOO_LARGE { too_large() } else { ApiError::bad("invalid_body", e.body_text()) })
 }
 

@@ -23,6 +23,27 @@ pub struct RunMeta {
     pub nonce: String,
     /// How the run's items are keyed for the target's idempotency.
     pub idempotency: IdempotencyKey,
+    /// What its items are.
+    pub kind: RunKind,
+}
+
+/// What a run's items are, and so which handler sends them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunKind {
+    /// Records, each executed as one data action call.
+    Items,
+    /// One CSV export execution to submit.
+    Export,
+}
+
+impl RunKind {
+    /// The kind stored in a run's `kind` field (absent: items).
+    pub fn parse(stored: Option<&str>) -> Self {
+        match stored {
+            Some("export") => RunKind::Export,
+            _ => RunKind::Items,
+        }
+    }
 }
 
 /// One delivery of one item to this worker.

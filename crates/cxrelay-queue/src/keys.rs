@@ -64,6 +64,31 @@ impl Keyspace {
         format!("{}:workers:{{t:{tenant}}}", self.ns)
     }
 
+    /// Sorted set of a tenant's export runs by creation time (ms): what `exports` lists.
+    pub fn exports(&self, tenant: &str) -> String {
+        format!("{}:exports:{{t:{tenant}}}", self.ns)
+    }
+
+    /// Hash of a tenant's export executions: the target's execution id → run id.
+    pub fn export_ids(&self, tenant: &str) -> String {
+        format!("{}:export-ids:{{t:{tenant}}}", self.ns)
+    }
+
+    /// Sorted set of a tenant's polled export runs by next poll time (ms).
+    pub fn export_polls(&self, tenant: &str) -> String {
+        format!("{}:export-polls:{{t:{tenant}}}", self.ns)
+    }
+
+    /// Sorted set of a tenant's submitted export runs by deadline (ms).
+    pub fn export_deadlines(&self, tenant: &str) -> String {
+        format!("{}:export-deadlines:{{t:{tenant}}}", self.ns)
+    }
+
+    /// The submission slot of one data action of a tenant (see `export_slot.lua`).
+    pub fn export_slot(&self, tenant: &str, data_action: &str) -> String {
+        format!("{}:export-slot:{{t:{tenant}}}:{data_action}", self.ns)
+    }
+
     /// Rate budget of a tenant (`action` = None) or of one action's sub-limit.
     pub fn budget(&self, tenant: &str, action: Option<&str>) -> String {
         match action {

@@ -19,6 +19,7 @@
 
 pub mod backend;
 pub mod conn;
+pub mod exports;
 pub mod job;
 pub mod keys;
 pub mod limits;
@@ -30,7 +31,7 @@ pub mod store;
 
 pub use backend::{StreamBackend, StreamConfig};
 pub use conn::{connect, RedisConn, RedisTarget};
-pub use job::{Checkpoint, ItemJob, RunMeta};
+pub use job::{Checkpoint, ItemJob, RunKind, RunMeta};
 pub use keys::Keyspace;
 pub use limits::{BreakerConfig, BudgetConfig, FleetLimits, ProbeResult};
 pub use producer::{EnqueueError, EnqueueRequest, EnqueueSummary, Rejection};

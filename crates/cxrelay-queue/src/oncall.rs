@@ -187,7 +187,7 @@ impl AuditEvent {
     }
 }
 
-fn not_allowed(e: redis::RedisError) -> QueueError {
+pub(crate) fn not_allowed(e: redis::RedisError) -> QueueError {
     // Scripts refuse transitions with `ERR <message>`; the message is for the operator.
     match e.detail() {
         Some(detail) if e.code() == Some("ERR") => QueueError::NotAllowed(detail.trim().to_owned()),

@@ -46,6 +46,8 @@ pub struct EnqueueRequest {
     pub payload_limit: usize,
     /// Failure-rate guard (percent, window), if any.
     pub guard: Option<(f64, u32)>,
+    /// Fields set on the run's state at creation (its kind, an export's parameters).
+    pub extra: Vec<(String, String)>,
 }
 
 /// One item rejected by validation.
@@ -117,6 +119,7 @@ where
         max_items: req.max_items,
         idempotency_field: req.idempotency_field.as_deref(),
         guard: req.guard,
+        extra: &req.extra,
     };
     let created = store.create_run(&run, &new).await?;
     let key_field = req.idempotency_field.clone();

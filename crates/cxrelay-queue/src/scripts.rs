@@ -44,3 +44,14 @@ pub static HINT: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("s
 pub static PAUSE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("scripts/pause.lua")));
 /// The fleet-wide circuit breaker of a target.
 pub static BREAKER: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("scripts/breaker.lua")));
+
+/// `export_slot.lua`: one export submission in flight per data action, spaced.
+pub static EXPORT_SLOT: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("scripts/export_slot.lua")));
+/// `export_submitted.lua`: record an accepted export execution on its run.
+pub static EXPORT_SUBMITTED: LazyLock<Script> =
+    LazyLock::new(|| Script::new(concat!(include_str!("scripts/audit.lua"), include_str!("scripts/export_submitted.lua"))));
+/// `export_finish.lua`: an export execution completes, fails or becomes overdue.
+pub static EXPORT_FINISH: LazyLock<Script> =
+    LazyLock::new(|| Script::new(concat!(include_str!("scripts/audit.lua"), include_str!("scripts/export_finish.lua"))));
+/// `export_claim.lua`: take the polled export executions that are due.
+pub static EXPORT_CLAIM: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("scripts/export_claim.lua")));

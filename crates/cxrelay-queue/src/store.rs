@@ -92,6 +92,8 @@ pub struct NewRun<'a> {
     pub idempotency_field: Option<&'a str>,
     /// Failure-rate guard: pause when more than this percent of the last N finished items failed.
     pub guard: Option<(f64, u32)>,
+    /// Fields set on the run's state at creation (its kind, an export's parameters).
+    pub extra: &'a [(String, String)],
 }
 
 /// One item of a producer chunk: valid JSON to deliver, or the reason it was rejected.
@@ -305,6 +307,7 @@ impl Store {
             .arg(self.opts.loading_ttl_secs)
             .arg(new.guard.map(|(rate, _)| rate.to_string()).unwrap_or_default())
             .arg(new.guard.map(|(_, window)| window.to_string()).unwrap_or_default())
+            .arg(new.extra.iter().flat_map(|(k, v)| [k.as_str(), v.as_str()]).collect::<Vec<_>>())
             .invoke_async(&mut conn)
             .await?;
         if created == 0 && existing_tenant != new.tenant {
@@ -469,10 +472,10 @@ impl Store {
         let keys = self.opts.keys.run(run);
         let fields: Vec<Option<String>> = redis::cmd("HMGET")
             .arg(&keys.state)
-            .arg(&["action", "source", "tenant", "nonce", "idem_field"])
+            .arg(&["action", "source", "tenant", "nonce", "idem_field", "kind"])
             .query_async(&mut self.conn.clone())
             .await?;
-        let [action, source, tenant, nonce, field]: [Option<String>; 5] =
+        let [action, source, tenant, nonce, field, kind]: [Option<String>; 6] =
             fields.try_into().map_err(|_| QueueError::Corrupt(format!("state of run {run}")))?;
         let idempotency = match field.filter(|f| !f.is_empty()) {
             Some(f) => IdempotencyKey::Field(f),
@@ -486,6 +489,7 @@ impl Store {
             tenant: tenant.unwrap_or_else(|| "default".into()),
             nonce: nonce.clone().unwrap_or_default(),
             idempotency,
+            kind: crate::job::RunKind::parse(kind.as_deref()),
         }))
     }
 

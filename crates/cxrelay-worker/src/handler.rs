@@ -15,7 +15,9 @@ use cxrelay_core::profile::Target;
 use cxrelay_core::retry::{parse_retry_after, RetryPolicy};
 use cxrelay_core::{ItemOutcome, OutcomeKind, RunId};
 use cxrelay_cxone::{Attempt, TargetClient};
-use cxrelay_queue::{Checkpoint, ItemJob};
+use cxrelay_queue::{Checkpoint, ItemJob, RunKind};
+
+use crate::export::Exports;
 
 use crate::gate::{Admission, DeferReason, Gate};
 
@@ -35,6 +37,8 @@ pub struct ItemHandler {
     gate: Gate,
     /// Per run incarnation (id and nonce): a reused run id may name another action or source.
     templates: Mutex<HashMap<(RunId, String), Arc<BodyTemplate>>>,
+    /// Export submissions (absent: export runs wait for a worker that has them).
+    exports: Option<Exports>,
 }
 
 impl ItemHandler {
@@ -49,7 +53,22 @@ impl ItemHandler {
             max_redeliveries,
             gate,
             templates: Mutex::default(),
+            exports: None,
         }
+    }
+
+    /// The same handler, submitting export runs too.
+    pub fn with_exports(mut self, exports: Exports) -> Self {
+        self.exports = Some(exports);
+        self
+    }
+
+    pub(crate) fn exports(&self) -> Option<&Exports> {
+        self.exports.as_ref()
+    }
+
+    pub(crate) fn policy(&self) -> &RetryPolicy {
+        &self.policy
     }
 
     /// The gate (for the breaker's state in the metrics).
@@ -109,6 +128,9 @@ impl ItemHandler {
         let Some(key) = job.run.idempotency.key(&job.run.run, &job.run.action, job.index, &job.item, job.generation) else {
             return fail(FailureClass::Local, "the item has no usable value in its idempotency field".into());
         };
+        if job.run.kind == RunKind::Export {
+            return self.submit_export(job, &key).await;
+        }
         // Have a token before taking a send slot, so a reserved slot is not spent waiting for the
         // token endpoint (the rate budget reads the gap between slots as the target's pace).
         // Failures surface in `execute`, which asks again.
@@ -154,7 +176,7 @@ impl ItemHandler {
 }
 
 /// Counts one request to the target by status class, and its latency.
-fn record_attempt(a: &Attempt) {
+pub(crate) fn record_attempt(a: &Attempt) {
     let class = match (a.auth_failed, a.status, a.transport) {
         (true, _, _) => "auth",
         (false, Some(429), _) => "429",

@@ -4,6 +4,7 @@
 
 #![warn(missing_docs)]
 
+pub mod export;
 pub mod gate;
 pub mod handler;
 pub mod runtime;

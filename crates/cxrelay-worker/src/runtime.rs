@@ -100,7 +100,11 @@ where
     let gate = Gate::new(limits, gate_config(settings, &target));
     // Webhook deliveries run beside the items, on tasks of their own.
     crate::webhooks::Dispatcher::new(backend.store().clone(), &config.tenant, &config.consumer, config.lease, &settings.webhooks).spawn();
-    let handler = Arc::new(ItemHandler::new(client, gate, settings.retry.policy(), &target, config.max_redeliveries));
+    let exports = crate::export::ExportConfig::new(settings, &target);
+    crate::export::spawn_watch(backend.store().clone(), client.clone(), exports.clone(), config.tenant.clone());
+    let exports = crate::export::Exports { store: backend.store().clone(), config: exports };
+    let handler =
+        Arc::new(ItemHandler::new(client, gate, settings.retry.policy(), &target, config.max_redeliveries).with_exports(exports));
     observe(handler.clone(), backend.store().clone(), config.tenant.clone());
     let concurrency = settings.worker.concurrency;
     tracing::info!(

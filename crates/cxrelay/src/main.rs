@@ -52,6 +52,10 @@ enum Command {
     Report(cmd::report::Args),
     /// List a tenant's runs, newest first.
     Runs(cmd::runs::Args),
+    /// Queue a CSV export execution (validated by the seed's rules; submitted by workers).
+    Export(cmd::export::Args),
+    /// List the tenant's export executions with state, rows and latency.
+    Exports(cmd::export::ListArgs),
     /// List live worker processes.
     Workers(cmd::workers::Args),
     /// List a run's failed items (or `--summary`: counts by status and reason).
@@ -240,6 +244,8 @@ fn main() -> ExitCode {
                 }
                 Command::Report(args) => cmd::report::run(&settings, args).await,
                 Command::Runs(args) => cmd::runs::run(&settings, args).await,
+                Command::Export(args) => cmd::export::run(&settings, args).await,
+                Command::Exports(args) => cmd::export::list(&settings, args).await,
                 Command::Workers(args) => cmd::workers::run(&settings, args).await,
                 Command::Failed(args) => cmd::failed::run(&settings, args).await,
                 Command::Item(args) => cmd::item::run(&settings, args).await,

@@ -5,7 +5,8 @@
 --       part of every Idempotency-Key of this incarnation of the run), idempotency field ('' = none),
 --       loading TTL (s): a run still loading expires unless a chunk or a seal comes within it, so a
 --       producer killed mid-load leaves nothing that lives forever, failure-rate guard: percent
---       ('' = none) and window (finished items)
+--       ('' = none) and window (finished items), then pairs of extra fields set at creation (a
+--       run's kind and an export's parameters, set before any worker can see the run)
 -- Returns: {created (1|0), status, action, next_index, tenant}
 local state, items = KEYS[1], KEYS[2]
 local loading_ttl = tonumber(ARGV[9])
@@ -25,6 +26,7 @@ redis.call('HSET', state, 'id', ARGV[1], 'action', ARGV[2], 'source', ARGV[3], '
   'high_water', 0, 'next_index', 0, 'beyond_max', 0)
 if ARGV[5] ~= '' then redis.call('HSET', state, 'max_items', ARGV[5]) end
 if ARGV[10] ~= '' then redis.call('HSET', state, 'guard_rate', ARGV[10], 'guard_window', ARGV[11]) end
+for i = 12, #ARGV - 1, 2 do redis.call('HSET', state, ARGV[i], ARGV[i + 1]) end
 if redis.call('EXISTS', items) == 0 then
   redis.call('XGROUP', 'CREATE', items, ARGV[4], '0', 'MKSTREAM')
 end

@@ -3,6 +3,7 @@
 pub mod audit;
 pub mod control;
 pub mod enqueue;
+pub mod export;
 pub mod failed;
 pub mod item;
 pub mod replay;
@@ -39,7 +40,7 @@ impl std::error::Error for Refused {}
 pub fn refuse(e: AppError) -> anyhow::Result<ExitCode> {
     Err(match e {
         AppError::RunNotFound(run) => Refused(format!("run {run} not found; `cxrelay runs` lists runs")).into(),
-        e @ (AppError::InvalidArgument { .. } | AppError::NotAllowed(_)) => Refused(format!("{e}; nothing was changed")).into(),
+        e @ (AppError::InvalidArgument { .. } | AppError::NotAllowed(_) | AppError::InvalidExport(_)) => Refused(format!("{e}; nothing was changed")).into(),
         e => e.into(),
     })
 }
