@@ -1,4 +1,5 @@
-//! The `/_sim/*` control endpoints: stats, ledger, arrivals, runtime faults and reset.
+//! The `/_sim/*` control endpoints: stats, ledger, arrivals, the request log, runtime faults and
+//! reset.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -27,6 +28,11 @@ pub(crate) async fn arrivals(State(sim): State<Arc<SimState>>) -> Response<Body>
     reply::json(StatusCode::OK, &Arrivals { arrivals: sim.arrivals.snapshot() })
 }
 
+/// `GET /_sim/requests`: the request log, oldest first.
+pub(crate) async fn requests(State(sim): State<Arc<SimState>>) -> Response<Body> {
+    reply::json(StatusCode::OK, &sim.requests.snapshot())
+}
+
 /// `GET /_sim/faults`: the effective fault settings.
 pub(crate) async fn get_faults(State(sim): State<Arc<SimState>>) -> Response<Body> {
     reply::json(StatusCode::OK, &sim.faults().effective(Instant::now()))
@@ -48,7 +54,8 @@ pub(crate) async fn set_faults(State(sim): State<Arc<SimState>>, body: Bytes) ->
     }
 }
 
-/// `POST /_sim/reset`: clears stats, ledger, arrivals and `_sim.fail_times` counts.
+/// `POST /_sim/reset`: clears stats, ledger, arrivals, `_sim.fail_times` counts, received webhooks
+/// and the request log.
 pub(crate) async fn reset(State(sim): State<Arc<SimState>>) -> Response<Body> {
     sim.reset();
     reply::static_json(StatusCode::OK, r#"{"reset":true}"#)

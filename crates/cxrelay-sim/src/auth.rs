@@ -8,13 +8,14 @@ use std::time::{Duration, Instant};
 
 use axum::body::{Body, Bytes};
 use axum::extract::State;
-use axum::http::{header, HeaderMap, HeaderValue, Response, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, Method, Response, StatusCode, Uri};
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 
 use crate::config::DEFAULT_SCOPES;
 use crate::reply;
+use crate::reqlog::RequestRoute;
 use crate::state::SimState;
 
 /// Expired tokens are swept from the store when it grows past this many entries.
@@ -45,14 +46,19 @@ impl TokenStore {
     /// Issues a fresh random token valid for `lifetime`.
     pub fn issue(&self, lifetime: Duration, can_execute: bool) -> String {
         let token = URL_SAFE_NO_PAD.encode(rand::random::<[u8; 32]>());
+        self.register(token.clone(), lifetime, can_execute);
+        token
+    }
+
+    /// Accepts `token` (minted elsewhere, e.g. a JWT) for `lifetime` from now.
+    pub fn register(&self, token: String, lifetime: Duration, can_execute: bool) {
         let now = Instant::now();
         let info = TokenInfo { expires_at: now + lifetime, can_execute };
         let mut map = self.tokens.write().unwrap_or_else(|e| e.into_inner());
         if map.len() >= PRUNE_ABOVE {
             map.retain(|_, t| t.expires_at > now);
         }
-        map.insert(token.clone().into_boxed_str(), info);
-        token
+        map.insert(token.into_boxed_str(), info);
     }
 
     /// Every token issued and not yet swept (for tests that prove no token leaks).
@@ -97,11 +103,13 @@ struct TokenResponse<'a> {
 }
 
 /// `POST /oauth/token`; with the `echo_headers` fault on, error answers echo the request headers.
-pub(crate) async fn token(State(sim): State<Arc<SimState>>, headers: HeaderMap, body: Bytes) -> Response<Body> {
+pub(crate) async fn token(State(sim): State<Arc<SimState>>, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> Response<Body> {
+    let capture = sim.requests.capture(RequestRoute::SeedToken, &method, &uri, &headers, sim.clock.millis_now());
     let res = answer(&sim, &headers, &body);
     // Faults are read only for errors, so issuing a token stays one lock lighter.
-    if !res.status().is_success() && sim.faults().echo_headers {
-        return reply::with_request_headers(res, &headers).await;
+    let res = if !res.status().is_success() && sim.faults().echo_headers { reply::with_request_headers(res, &headers).await } else { res };
+    if let Some(capture) = capture {
+        sim.requests.push(capture, Some(&body), res.status().as_u16());
     }
     res
 }
@@ -155,7 +163,7 @@ fn normalize_scopes(s: &str) -> String {
 }
 
 /// Client id and secret from an `Authorization: Basic` header.
-fn basic_credentials(headers: &HeaderMap) -> Option<(String, String)> {
+pub(crate) fn basic_credentials(headers: &HeaderMap) -> Option<(String, String)> {
     let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, encoded) = value.split_once(' ')?;
     if !scheme.eq_ignore_ascii_case("basic") {
@@ -167,7 +175,7 @@ fn basic_credentials(headers: &HeaderMap) -> Option<(String, String)> {
 }
 
 /// Comparison whose time does not depend on where the strings differ.
-fn ct_eq(a: &str, b: &str) -> bool {
+pub(crate) fn ct_eq(a: &str, b: &str) -> bool {
     let (a, b) = (a.as_bytes(), b.as_bytes());
     let mut diff = a.len() ^ b.len();
     for (i, x) in a.iter().enumerate() {

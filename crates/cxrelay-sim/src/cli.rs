@@ -64,6 +64,9 @@ pub struct SimArgs {
     /// without it unsigned deliveries are accepted.
     #[arg(long, env = "CXRELAY_SIM_WEBHOOK_SECRET", hide_env_values = true)]
     pub webhook_secret: Option<Secret>,
+    /// Leave seed execute requests out of the request log (/_sim/requests).
+    #[arg(long)]
+    pub no_request_log: bool,
 }
 
 impl SimArgs {
@@ -84,6 +87,7 @@ impl SimArgs {
             echo_headers: self.echo_headers,
             rate_limit_headers: self.rate_limit_headers,
             webhook_secret: self.webhook_secret.clone(),
+            log_requests: !self.no_request_log,
             ..SimConfig::default()
         }
     }
@@ -155,6 +159,7 @@ mod tests {
         assert_eq!((c.client_id, c.token_lifetime, c.retry_after), (d.client_id, d.token_lifetime, true));
         assert_eq!((c.echo_headers, c.rate_limit_headers), (d.echo_headers, d.rate_limit_headers));
         assert!(!format!("{:?}", cli.sim).contains("sim-secret"));
+        assert!(c.log_requests);
     }
 
     #[test]
@@ -189,6 +194,8 @@ mod tests {
         assert_eq!(cli.sim.to_config().webhook_secret.unwrap().expose(), "whsec_c2VjcmV0LWtleQ==");
         assert!(!format!("{:?}", cli.sim).contains("c2VjcmV0LWtleQ"));
         assert!(Cli::try_parse_from(["sim", "--reset-rate", "1.5"]).is_err());
+        let cli = Cli::try_parse_from(["sim", "--no-request-log"]).unwrap();
+        assert!(!cli.sim.to_config().log_requests);
         assert!(Cli::try_parse_from(["sim", "--token-ttl-secs", "0"]).is_err());
     }
 }

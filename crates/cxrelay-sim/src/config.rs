@@ -53,6 +53,9 @@ pub struct SimConfig {
     /// Standard Webhooks secret (`whsec_<base64>`) that `POST /_sim/webhooks` verifies signatures with
     /// (never logged); `None` accepts unsigned deliveries and records them as not verified.
     pub webhook_secret: Option<Secret>,
+    /// Whether seed execute requests go to the request log (`/_sim/requests`); the other logged routes
+    /// are always recorded.
+    pub log_requests: bool,
 }
 
 impl Default for SimConfig {
@@ -74,6 +77,7 @@ impl Default for SimConfig {
             echo_headers: false,
             rate_limit_headers: false,
             webhook_secret: None,
+            log_requests: true,
         }
     }
 }
@@ -323,6 +327,7 @@ mod tests {
         let bad = SimConfig { webhook_secret: Some(Secret::new("whsec_%%%")), ..SimConfig::default() };
         let err = bad.validate().unwrap_err().to_string();
         assert!(err.contains("webhook_secret") && !err.contains("%%%"), "{err}");
+
     }
 
     #[test]

@@ -1,8 +1,10 @@
 //! cxrelay-sim: an HTTP simulator of the tutorials' "Data Action" API (client-credentials token
-//! endpoint and per-item execute endpoint) with an idempotency ledger, GCRA rate limiting, injectable
-//! faults (latency, spikes, 5xx, connection resets, forced status windows, echoed request headers,
-//! rate-limit headers), per-item `_sim` directives (poison, fail-K-times and slow items), `/_sim/*`
-//! introspection and a Standard Webhooks receiver (`/_sim/webhooks`).
+//! endpoint and per-item execute endpoint) and of the real targets' flat-body execute routes (NICE
+//! CXone, Genesys Cloud), with an idempotency
+//! ledger, GCRA rate limiting, injectable faults (latency, spikes, 5xx, connection resets, forced
+//! status windows, echoed request headers, rate-limit headers), per-item `_sim` directives (poison,
+//! fail-K-times and slow items), a request log, `/_sim/*` introspection and a Standard Webhooks
+//! receiver (`/_sim/webhooks`).
 //!
 //! Used in-process from integration tests through [`SimServer`] and as the `cxrelay sim` subcommand
 //! through [`SimArgs`] and [`run`].
@@ -19,7 +21,9 @@ mod error;
 mod execute;
 mod ledger;
 mod reply;
+mod reqlog;
 mod server;
+mod shape;
 mod state;
 mod stats;
 mod timer;
@@ -30,6 +34,7 @@ pub use config::{FaultUpdate, ForceStatus, SimConfig, DEFAULT_SCOPES};
 pub use error::SimError;
 pub use execute::IDEMPOTENCY_KEY;
 pub use ledger::{Ledger, LedgerEntry};
+pub use reqlog::{RecordedHeaders, RequestRecord, RequestRoute, MAX_LOGGED_REQUESTS};
 pub use server::SimServer;
 pub use stats::{Arrival, Arrivals, SimStats, MAX_ARRIVALS};
 pub use webhooks::{ReceivedWebhook, WebhookLog};

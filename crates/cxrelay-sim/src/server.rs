@@ -20,10 +20,11 @@ use tower::ServiceExt as _;
 
 use crate::config::{FaultUpdate, SimConfig};
 use crate::ledger::Ledger;
+use crate::reqlog::RequestRecord;
 use crate::state::SimState;
 use crate::stats::{Arrival, SimStats};
 use crate::webhooks::{self, WebhookLog};
-use crate::{admin, auth, execute};
+use crate::{admin, auth, execute, shape};
 
 /// How long `shutdown` waits for in-flight requests before giving up on them.
 const GRACE: Duration = Duration::from_secs(5);
@@ -59,7 +60,7 @@ impl SimServer {
         config.validate().map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
         let listener = TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
-        let state = Arc::new(SimState::new(config));
+        let state = Arc::new(SimState::new(config, base_url(addr)));
         let router = router(state.clone());
         let (stop, stopped) = oneshot::channel();
         let task = tokio::spawn(accept_loop(listener, router, stopped));
@@ -74,12 +75,7 @@ impl SimServer {
 
     /// `http://IP:PORT` to reach the simulator (loopback when bound to an unspecified address).
     pub fn base_url(&self) -> String {
-        let ip = match self.addr.ip() {
-            IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
-            IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
-            ip => ip,
-        };
-        format!("http://{}", SocketAddr::new(ip, self.addr.port()))
+        self.state.base_url.clone()
     }
 
     /// Current counters.
@@ -117,7 +113,8 @@ impl SimServer {
         self.state.faults().effective(Instant::now())
     }
 
-    /// Clears stats, ledger, arrivals, `_sim.fail_times` counts and received webhooks (like `POST /_sim/reset`).
+    /// Clears stats, ledger, arrivals, `_sim.fail_times` counts, received webhooks and the request log
+    /// (like `POST /_sim/reset`).
     pub fn reset(&self) {
         self.state.reset();
     }
@@ -135,6 +132,12 @@ impl SimServer {
     /// `http://IP:PORT/_sim/webhooks`, the URL to send Standard Webhooks deliveries to.
     pub fn webhook_url(&self) -> String {
         format!("{}/_sim/webhooks", self.base_url())
+    }
+
+    /// The last 10,000 requests to the token and execute routes, oldest first
+    /// (like `GET /_sim/requests`).
+    pub fn requests(&self) -> Vec<RequestRecord> {
+        self.state.requests.snapshot()
     }
 
     /// Stops accepting, lets in-flight requests finish (up to 5 s) and closes idle connections.
@@ -158,11 +161,28 @@ impl Drop for SimServer {
     }
 }
 
+/// `http://IP:PORT` for a bound address (loopback when bound to an unspecified address).
+fn base_url(addr: SocketAddr) -> String {
+    let ip = match addr.ip() {
+        IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+        IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
+        ip => ip,
+    };
+    format!("http://{}", SocketAddr::new(ip, addr.port()))
+}
+
 /// All routes of the simulator.
 fn router(state: Arc<SimState>) -> Router {
     Router::new()
+        // The tutorials' shape.
         .route("/oauth/token", post(auth::token))
         .route("/api/v1/datapoint/actions/{action_id}/execute", post(execute::execute))
+        // Real NICE CXone.
+        .route("/incontactapi/services/{version}/data-actions/{action_id}/execute", post(shape::cxone_execute))
+        // Genesys Cloud.
+        .route("/api/v2/integrations/actions/{action_id}/execute", post(shape::genesys_execute))
+        // Simulator controls.
+        .route("/_sim/requests", get(admin::requests))
         .route("/_sim/stats", get(admin::stats))
         .route("/_sim/ledger", get(admin::ledger))
         .route("/_sim/arrivals", get(admin::arrivals))

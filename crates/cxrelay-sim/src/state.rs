@@ -8,12 +8,15 @@ use crate::config::{sanitize, FaultUpdate, Faults, SimConfig};
 use crate::directive::FailCounts;
 use crate::error::SimError;
 use crate::ledger::LedgerStore;
+use crate::reqlog::RequestLog;
 use crate::stats::{ArrivalLog, Counters, SimClock};
 use crate::webhooks::WebhookReceiver;
 
 /// Everything the handlers share; counters are atomics, maps are locked only briefly.
 pub(crate) struct SimState {
     pub config: SimConfig,
+    /// `http://IP:PORT` of this instance, known once bound (discovery documents and tokens name it).
+    pub base_url: String,
     pub clock: SimClock,
     pub tokens: TokenStore,
     pub counters: Counters,
@@ -23,14 +26,18 @@ pub(crate) struct SimState {
     pub fail_counts: FailCounts,
     /// The Standard Webhooks receiver behind `/_sim/webhooks`.
     pub webhooks: WebhookReceiver,
+    /// The request log behind `/_sim/requests`.
+    pub requests: RequestLog,
     faults: RwLock<Arc<Faults>>,
 }
 
 impl SimState {
-    pub fn new(config: SimConfig) -> SimState {
+    pub fn new(config: SimConfig, base_url: String) -> SimState {
         let faults = Faults::from_config(&config);
         let webhooks = WebhookReceiver::new(config.webhook_secret.as_ref());
         SimState {
+            base_url,
+            requests: RequestLog::new(config.log_requests),
             config,
             clock: SimClock::new(),
             tokens: TokenStore::default(),
@@ -70,13 +77,14 @@ impl SimState {
         }
     }
 
-    /// Clears counters, ledger, arrivals, directive failure counts and received webhooks (tokens,
-    /// faults and the webhook down switch stay).
+    /// Clears counters, ledger, arrivals, directive failure counts, received webhooks and the request
+    /// log (tokens, faults and the webhook down switch stay).
     pub fn reset(&self) {
         self.counters.reset();
         self.ledger.clear();
         self.arrivals.clear();
         self.fail_counts.clear();
         self.webhooks.reset();
+        self.requests.clear();
     }
 }
