@@ -64,6 +64,15 @@ pub struct SimArgs {
     /// without it unsigned deliveries are accepted.
     #[arg(long, env = "CXRELAY_SIM_WEBHOOK_SECRET", hide_env_values = true)]
     pub webhook_secret: Option<Secret>,
+    /// Access key id (password-grant username) CXone's /auth/token accepts.
+    #[arg(long, default_value = "sim-access-key")]
+    pub access_key_id: String,
+    /// Access key secret (password-grant password) CXone's /auth/token accepts.
+    #[arg(long, env = "CXRELAY_SIM_ACCESS_KEY_SECRET", hide_env_values = true, default_value = "sim-access-secret==")]
+    pub access_key_secret: Secret,
+    /// Tenant id in CXone tokens and served by /.well-known/cxone-configuration.
+    #[arg(long, default_value = "11111111-2222-3333-4444-555555555555")]
+    pub tenant_id: String,
     /// Leave seed execute requests out of the request log (/_sim/requests).
     #[arg(long)]
     pub no_request_log: bool,
@@ -87,6 +96,9 @@ impl SimArgs {
             echo_headers: self.echo_headers,
             rate_limit_headers: self.rate_limit_headers,
             webhook_secret: self.webhook_secret.clone(),
+            access_key_id: self.access_key_id.clone(),
+            access_key_secret: self.access_key_secret.clone(),
+            tenant_id: self.tenant_id.clone(),
             log_requests: !self.no_request_log,
             ..SimConfig::default()
         }
@@ -159,7 +171,9 @@ mod tests {
         assert_eq!((c.client_id, c.token_lifetime, c.retry_after), (d.client_id, d.token_lifetime, true));
         assert_eq!((c.echo_headers, c.rate_limit_headers), (d.echo_headers, d.rate_limit_headers));
         assert!(!format!("{:?}", cli.sim).contains("sim-secret"));
+        assert_eq!((&c.access_key_id, c.access_key_secret.expose(), &c.tenant_id), (&d.access_key_id, d.access_key_secret.expose(), &d.tenant_id));
         assert!(c.log_requests);
+        assert!(!format!("{:?}", cli.sim).contains("sim-access-secret"));
     }
 
     #[test]
@@ -194,8 +208,12 @@ mod tests {
         assert_eq!(cli.sim.to_config().webhook_secret.unwrap().expose(), "whsec_c2VjcmV0LWtleQ==");
         assert!(!format!("{:?}", cli.sim).contains("c2VjcmV0LWtleQ"));
         assert!(Cli::try_parse_from(["sim", "--reset-rate", "1.5"]).is_err());
-        let cli = Cli::try_parse_from(["sim", "--no-request-log"]).unwrap();
-        assert!(!cli.sim.to_config().log_requests);
+        let cli = Cli::try_parse_from(["sim", "--access-key-id", "AK", "--access-key-secret", "c2VjcmV0==", "--tenant-id", "t-9", "--no-request-log"]).unwrap();
+        let c = cli.sim.to_config();
+        c.validate().unwrap();
+        assert_eq!((c.access_key_id.as_str(), c.access_key_secret.expose(), c.tenant_id.as_str()), ("AK", "c2VjcmV0==", "t-9"));
+        assert!(!c.log_requests);
+        assert!(!format!("{:?}", cli.sim).contains("c2VjcmV0"));
         assert!(Cli::try_parse_from(["sim", "--token-ttl-secs", "0"]).is_err());
     }
 }

@@ -53,6 +53,12 @@ pub struct SimConfig {
     /// Standard Webhooks secret (`whsec_<base64>`) that `POST /_sim/webhooks` verifies signatures with
     /// (never logged); `None` accepts unsigned deliveries and records them as not verified.
     pub webhook_secret: Option<Secret>,
+    /// Access key id (the `username` of the CXone password grant) accepted by `/auth/token`.
+    pub access_key_id: String,
+    /// Access key secret (the `password` of the CXone password grant; never logged). Real keys end in `=`.
+    pub access_key_secret: Secret,
+    /// Tenant id put in the `tenantId` claim of CXone tokens and served by `/.well-known/cxone-configuration`.
+    pub tenant_id: String,
     /// Whether seed execute requests go to the request log (`/_sim/requests`); the other logged routes
     /// are always recorded.
     pub log_requests: bool,
@@ -77,13 +83,17 @@ impl Default for SimConfig {
             echo_headers: false,
             rate_limit_headers: false,
             webhook_secret: None,
+            access_key_id: "sim-access-key".to_owned(),
+            access_key_secret: Secret::new("sim-access-secret=="),
+            tenant_id: "11111111-2222-3333-4444-555555555555".to_owned(),
             log_requests: true,
         }
     }
 }
 
 impl SimConfig {
-    /// Checks ranges (probabilities in `[0, 1]`, non-zero token lifetime) and that a webhook secret decodes.
+    /// Checks ranges (probabilities in `[0, 1]`, non-zero token lifetime), non-empty access key and
+    /// tenant, and that a webhook secret decodes.
     pub fn validate(&self) -> Result<(), SimError> {
         if self.token_lifetime.is_zero() {
             return Err(SimError::invalid("token_lifetime", "must be greater than zero"));
@@ -96,6 +106,12 @@ impl SimConfig {
         check_probability("reset_rate", self.reset_rate)?;
         if let Some(secret) = &self.webhook_secret {
             crate::webhooks::signing_key(secret).map_err(|reason| SimError::invalid("webhook_secret", reason))?;
+        }
+        if self.access_key_id.trim().is_empty() {
+            return Err(SimError::invalid("access_key_id", "must not be empty"));
+        }
+        if self.tenant_id.trim().is_empty() {
+            return Err(SimError::invalid("tenant_id", "must not be empty"));
         }
         Ok(())
     }
@@ -327,6 +343,7 @@ mod tests {
         let bad = SimConfig { webhook_secret: Some(Secret::new("whsec_%%%")), ..SimConfig::default() };
         let err = bad.validate().unwrap_err().to_string();
         assert!(err.contains("webhook_secret") && !err.contains("%%%"), "{err}");
+        assert!(!format!("{c:?}").contains("sim-access-secret"));
 
     }
 

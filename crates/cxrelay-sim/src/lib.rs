@@ -1,10 +1,10 @@
 //! cxrelay-sim: an HTTP simulator of the tutorials' "Data Action" API (client-credentials token
-//! endpoint and per-item execute endpoint) and of the real targets' flat-body execute routes (NICE
-//! CXone, Genesys Cloud), with an idempotency
-//! ledger, GCRA rate limiting, injectable faults (latency, spikes, 5xx, connection resets, forced
-//! status windows, echoed request headers, rate-limit headers), per-item `_sim` directives (poison,
-//! fail-K-times and slow items), a request log, `/_sim/*` introspection and a Standard Webhooks
-//! receiver (`/_sim/webhooks`).
+//! endpoint and per-item execute endpoint) and of the real targets' shapes (NICE CXone: discovery,
+//! access-key password grant with JWTs, flat-body execute; Genesys Cloud: flat-body execute), with an
+//! idempotency ledger, GCRA rate limiting, injectable faults (latency, spikes, 5xx, connection resets,
+//! forced status windows, echoed request headers, rate-limit headers), per-item `_sim` directives
+//! (poison, fail-K-times and slow items), a request log, `/_sim/*` introspection and a Standard
+//! Webhooks receiver (`/_sim/webhooks`).
 //!
 //! Used in-process from integration tests through [`SimServer`] and as the `cxrelay sim` subcommand
 //! through [`SimArgs`] and [`run`].
@@ -15,10 +15,13 @@ mod admin;
 mod auth;
 mod cli;
 mod config;
+mod cxone_auth;
 mod directive;
+mod discovery;
 mod envelope;
 mod error;
 mod execute;
+mod jwt;
 mod ledger;
 mod reply;
 mod reqlog;

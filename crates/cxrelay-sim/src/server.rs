@@ -24,7 +24,7 @@ use crate::reqlog::RequestRecord;
 use crate::state::SimState;
 use crate::stats::{Arrival, SimStats};
 use crate::webhooks::{self, WebhookLog};
-use crate::{admin, auth, execute, shape};
+use crate::{admin, auth, cxone_auth, discovery, execute, shape};
 
 /// How long `shutdown` waits for in-flight requests before giving up on them.
 const GRACE: Duration = Duration::from_secs(5);
@@ -134,7 +134,7 @@ impl SimServer {
         format!("{}/_sim/webhooks", self.base_url())
     }
 
-    /// The last 10,000 requests to the token and execute routes, oldest first
+    /// The last 10,000 requests to the token, discovery and execute routes, oldest first
     /// (like `GET /_sim/requests`).
     pub fn requests(&self) -> Vec<RequestRecord> {
         self.state.requests.snapshot()
@@ -178,6 +178,9 @@ fn router(state: Arc<SimState>) -> Router {
         .route("/oauth/token", post(auth::token))
         .route("/api/v1/datapoint/actions/{action_id}/execute", post(execute::execute))
         // Real NICE CXone.
+        .route("/.well-known/openid-configuration", get(discovery::openid))
+        .route("/.well-known/cxone-configuration", get(discovery::cxone))
+        .route("/auth/token", post(cxone_auth::token))
         .route("/incontactapi/services/{version}/data-actions/{action_id}/execute", post(shape::cxone_execute))
         // Genesys Cloud.
         .route("/api/v2/integrations/actions/{action_id}/execute", post(shape::genesys_execute))

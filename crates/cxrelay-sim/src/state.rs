@@ -7,6 +7,7 @@ use crate::auth::TokenStore;
 use crate::config::{sanitize, FaultUpdate, Faults, SimConfig};
 use crate::directive::FailCounts;
 use crate::error::SimError;
+use crate::jwt::JwtSigner;
 use crate::ledger::LedgerStore;
 use crate::reqlog::RequestLog;
 use crate::stats::{ArrivalLog, Counters, SimClock};
@@ -28,6 +29,8 @@ pub(crate) struct SimState {
     pub webhooks: WebhookReceiver,
     /// The request log behind `/_sim/requests`.
     pub requests: RequestLog,
+    /// Signs the JWTs of `/auth/token`.
+    pub jwt: JwtSigner,
     faults: RwLock<Arc<Faults>>,
 }
 
@@ -38,6 +41,7 @@ impl SimState {
         SimState {
             base_url,
             requests: RequestLog::new(config.log_requests),
+            jwt: JwtSigner::new(),
             config,
             clock: SimClock::new(),
             tokens: TokenStore::default(),
