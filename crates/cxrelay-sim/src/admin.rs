@@ -1,5 +1,5 @@
 //! The `/_sim/*` control endpoints: stats, ledger, arrivals, the request log, runtime faults and
-//! reset.
+//! reset (the export controls are in [`crate::exports`]).
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -54,8 +54,8 @@ pub(crate) async fn set_faults(State(sim): State<Arc<SimState>>, body: Bytes) ->
     }
 }
 
-/// `POST /_sim/reset`: clears stats, ledger, arrivals, `_sim.fail_times` counts, received webhooks
-/// and the request log.
+/// `POST /_sim/reset`: clears stats, ledger, arrivals, `_sim.fail_times` counts, received webhooks,
+/// the request log and export executions.
 pub(crate) async fn reset(State(sim): State<Arc<SimState>>) -> Response<Body> {
     sim.reset();
     reply::static_json(StatusCode::OK, r#"{"reset":true}"#)

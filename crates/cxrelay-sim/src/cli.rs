@@ -9,6 +9,7 @@ use cxrelay_core::Secret;
 
 use crate::config::SimConfig;
 use crate::error::SimError;
+use crate::export_settings::{ExportCompletion, ExportStatus, MAX_EXPORT_DURATION};
 use crate::server::SimServer;
 
 /// Flags of `cxrelay sim`.
@@ -76,6 +77,24 @@ pub struct SimArgs {
     /// Leave seed execute requests out of the request log (/_sim/requests).
     #[arg(long)]
     pub no_request_log: bool,
+    /// How submitted exports finish: a callback (polling works too), polling only, or never.
+    #[arg(long, value_enum, default_value_t = ExportCompletion::Callback)]
+    pub export_completion: ExportCompletion,
+    /// Time from an export's submission to its completion in milliseconds.
+    #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u64).range(..=MAX_EXPORT_DURATION.as_millis() as u64))]
+    pub export_duration_ms: u64,
+    /// Rows a completed export reports (capped by the request's maxRows).
+    #[arg(long, default_value_t = 1234)]
+    pub export_rows: u64,
+    /// Outcome finished exports report.
+    #[arg(long, value_enum, default_value_t = ExportStatus::Completed)]
+    pub export_status: ExportStatus,
+    /// Standard Webhooks secret (whsec_<base64>) export callbacks are signed with; unsigned without it.
+    #[arg(long, env = "CXRELAY_SIM_EXPORT_CALLBACK_SECRET", hide_env_values = true)]
+    pub export_callback_secret: Option<Secret>,
+    /// Submissions for one data action closer together than this (milliseconds) count as spacing violations.
+    #[arg(long, default_value_t = 2000)]
+    pub export_min_spacing_ms: u64,
 }
 
 impl SimArgs {
@@ -100,6 +119,12 @@ impl SimArgs {
             access_key_secret: self.access_key_secret.clone(),
             tenant_id: self.tenant_id.clone(),
             log_requests: !self.no_request_log,
+            export_completion: self.export_completion,
+            export_duration: Duration::from_millis(self.export_duration_ms),
+            export_rows: self.export_rows,
+            export_status: self.export_status,
+            export_callback_secret: self.export_callback_secret.clone(),
+            export_min_spacing: Duration::from_millis(self.export_min_spacing_ms),
             ..SimConfig::default()
         }
     }
@@ -172,7 +197,8 @@ mod tests {
         assert_eq!((c.echo_headers, c.rate_limit_headers), (d.echo_headers, d.rate_limit_headers));
         assert!(!format!("{:?}", cli.sim).contains("sim-secret"));
         assert_eq!((&c.access_key_id, c.access_key_secret.expose(), &c.tenant_id), (&d.access_key_id, d.access_key_secret.expose(), &d.tenant_id));
-        assert!(c.log_requests);
+        assert_eq!((c.log_requests, c.export_completion, c.export_duration, c.export_rows), (true, d.export_completion, d.export_duration, d.export_rows));
+        assert_eq!((c.export_status, c.export_min_spacing, c.export_callback_secret.is_none()), (d.export_status, d.export_min_spacing, true));
         assert!(!format!("{:?}", cli.sim).contains("sim-access-secret"));
     }
 
@@ -208,12 +234,38 @@ mod tests {
         assert_eq!(cli.sim.to_config().webhook_secret.unwrap().expose(), "whsec_c2VjcmV0LWtleQ==");
         assert!(!format!("{:?}", cli.sim).contains("c2VjcmV0LWtleQ"));
         assert!(Cli::try_parse_from(["sim", "--reset-rate", "1.5"]).is_err());
-        let cli = Cli::try_parse_from(["sim", "--access-key-id", "AK", "--access-key-secret", "c2VjcmV0==", "--tenant-id", "t-9", "--no-request-log"]).unwrap();
+        let cli = Cli::try_parse_from([
+            "sim",
+            "--access-key-id",
+            "AK",
+            "--access-key-secret",
+            "c2VjcmV0==",
+            "--tenant-id",
+            "t-9",
+            "--no-request-log",
+            "--export-completion",
+            "poll",
+            "--export-duration-ms",
+            "50",
+            "--export-rows",
+            "7",
+            "--export-status",
+            "failed",
+            "--export-callback-secret",
+            "whsec_Y2FsbGJhY2sgc2lnbmluZyBrZXk=",
+            "--export-min-spacing-ms",
+            "10",
+        ])
+        .unwrap();
         let c = cli.sim.to_config();
         c.validate().unwrap();
         assert_eq!((c.access_key_id.as_str(), c.access_key_secret.expose(), c.tenant_id.as_str()), ("AK", "c2VjcmV0==", "t-9"));
-        assert!(!c.log_requests);
-        assert!(!format!("{:?}", cli.sim).contains("c2VjcmV0"));
+        assert_eq!((c.log_requests, c.export_completion, c.export_duration), (false, ExportCompletion::Poll, Duration::from_millis(50)));
+        assert_eq!((c.export_rows, c.export_status, c.export_min_spacing), (7, ExportStatus::Failed, Duration::from_millis(10)));
+        assert_eq!(c.export_callback_secret.unwrap().expose(), "whsec_Y2FsbGJhY2sgc2lnbmluZyBrZXk=");
+        assert!(!format!("{:?}", cli.sim).contains("c2VjcmV0") && !format!("{:?}", cli.sim).contains("Y2FsbGJhY2s"));
+        assert!(Cli::try_parse_from(["sim", "--export-completion", "sometimes"]).is_err());
+        assert!(Cli::try_parse_from(["sim", "--export-duration-ms", "86400001"]).is_err());
         assert!(Cli::try_parse_from(["sim", "--token-ttl-secs", "0"]).is_err());
     }
 }

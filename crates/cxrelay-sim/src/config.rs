@@ -11,6 +11,7 @@ use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use serde::{Deserialize, Serialize};
 
 use crate::error::SimError;
+use crate::export_settings::{check_duration, ExportCompletion, ExportStatus};
 
 /// Scopes granted when a token request names none.
 pub const DEFAULT_SCOPES: &str = "datapoint:actions:execute datapoint:actions:read";
@@ -62,6 +63,19 @@ pub struct SimConfig {
     /// Whether seed execute requests go to the request log (`/_sim/requests`); the other logged routes
     /// are always recorded.
     pub log_requests: bool,
+    /// How submitted exports finish.
+    pub export_completion: ExportCompletion,
+    /// Time from an export's submission to its completion.
+    pub export_duration: Duration,
+    /// Rows a completed export reports (capped by the request's `maxRows`).
+    pub export_rows: u64,
+    /// Outcome finished exports report.
+    pub export_status: ExportStatus,
+    /// Standard Webhooks secret (`whsec_<base64>`) export callbacks are signed with (never logged);
+    /// `None` sends them unsigned.
+    pub export_callback_secret: Option<Secret>,
+    /// Submissions for one data action closer together than this count as spacing violations.
+    pub export_min_spacing: Duration,
 }
 
 impl Default for SimConfig {
@@ -87,13 +101,19 @@ impl Default for SimConfig {
             access_key_secret: Secret::new("sim-access-secret=="),
             tenant_id: "11111111-2222-3333-4444-555555555555".to_owned(),
             log_requests: true,
+            export_completion: ExportCompletion::Callback,
+            export_duration: Duration::from_millis(200),
+            export_rows: 1234,
+            export_status: ExportStatus::Completed,
+            export_callback_secret: None,
+            export_min_spacing: Duration::from_secs(2),
         }
     }
 }
 
 impl SimConfig {
-    /// Checks ranges (probabilities in `[0, 1]`, non-zero token lifetime), non-empty access key and
-    /// tenant, and that a webhook secret decodes.
+    /// Checks ranges (probabilities in `[0, 1]`, non-zero token lifetime, export duration up to a day),
+    /// non-empty access key and tenant, and that the webhook and callback secrets decode.
     pub fn validate(&self) -> Result<(), SimError> {
         if self.token_lifetime.is_zero() {
             return Err(SimError::invalid("token_lifetime", "must be greater than zero"));
@@ -112,6 +132,11 @@ impl SimConfig {
         }
         if self.tenant_id.trim().is_empty() {
             return Err(SimError::invalid("tenant_id", "must not be empty"));
+        }
+        check_duration("export_duration", self.export_duration)?;
+        if let Some(secret) = &self.export_callback_secret {
+            // The signer's own check, so that what is accepted here always signs.
+            cxrelay_core::webhook::signing_key(secret).map_err(|reason| SimError::invalid("export_callback_secret", reason))?;
         }
         Ok(())
     }
@@ -344,7 +369,11 @@ mod tests {
         let err = bad.validate().unwrap_err().to_string();
         assert!(err.contains("webhook_secret") && !err.contains("%%%"), "{err}");
         assert!(!format!("{c:?}").contains("sim-access-secret"));
-
+        let bad = SimConfig { export_callback_secret: Some(Secret::new("whsec_c2hvcnQ=")), ..SimConfig::default() };
+        let err = bad.validate().unwrap_err().to_string();
+        assert!(err.contains("export_callback_secret") && !err.contains("c2hvcnQ"), "{err}");
+        let bad = SimConfig { export_duration: Duration::from_secs(2 * 24 * 3600), ..SimConfig::default() };
+        assert!(bad.validate().unwrap_err().to_string().contains("export_duration"));
     }
 
     #[test]

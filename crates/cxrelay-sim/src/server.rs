@@ -19,12 +19,14 @@ use tokio::task::JoinHandle;
 use tower::ServiceExt as _;
 
 use crate::config::{FaultUpdate, SimConfig};
+use crate::export_settings::{ExportSettings, ExportSettingsUpdate};
+use crate::export_store::Exports;
 use crate::ledger::Ledger;
 use crate::reqlog::RequestRecord;
 use crate::state::SimState;
 use crate::stats::{Arrival, SimStats};
 use crate::webhooks::{self, WebhookLog};
-use crate::{admin, auth, cxone_auth, discovery, execute, shape};
+use crate::{admin, auth, cxone_auth, discovery, execute, exports, shape};
 
 /// How long `shutdown` waits for in-flight requests before giving up on them.
 const GRACE: Duration = Duration::from_secs(5);
@@ -113,8 +115,8 @@ impl SimServer {
         self.state.faults().effective(Instant::now())
     }
 
-    /// Clears stats, ledger, arrivals, `_sim.fail_times` counts, received webhooks and the request log
-    /// (like `POST /_sim/reset`).
+    /// Clears stats, ledger, arrivals, `_sim.fail_times` counts, received webhooks, the request log
+    /// and export executions (like `POST /_sim/reset`).
     pub fn reset(&self) {
         self.state.reset();
     }
@@ -134,14 +136,31 @@ impl SimServer {
         format!("{}/_sim/webhooks", self.base_url())
     }
 
-    /// The last 10,000 requests to the token, discovery and execute routes, oldest first
+    /// The last 10,000 requests to the token, discovery, execute and export routes, oldest first
     /// (like `GET /_sim/requests`).
     pub fn requests(&self) -> Vec<RequestRecord> {
         self.state.requests.snapshot()
     }
 
-    /// Stops accepting, lets in-flight requests finish (up to 5 s) and closes idle connections.
+    /// Export executions and their submission statistics (like `GET /_sim/exports`).
+    pub fn exports(&self) -> Exports {
+        self.state.exports.snapshot(Instant::now())
+    }
+
+    /// The export settings new submissions get.
+    pub fn export_settings(&self) -> ExportSettings {
+        self.state.exports.settings()
+    }
+
+    /// Changes the export settings for later submissions; returns the new settings.
+    pub fn set_export_settings(&self, u: ExportSettingsUpdate) -> Result<ExportSettings, crate::SimError> {
+        self.state.exports.update_settings(&u)
+    }
+
+    /// Stops accepting, lets in-flight requests finish (up to 5 s) and closes idle connections;
+    /// pending export callbacks are not sent.
     pub async fn shutdown(mut self) {
+        self.state.exports.invalidate();
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
@@ -155,6 +174,7 @@ impl SimServer {
 
 impl Drop for SimServer {
     fn drop(&mut self) {
+        self.state.exports.invalidate();
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
@@ -177,6 +197,8 @@ fn router(state: Arc<SimState>) -> Router {
         // The tutorials' shape.
         .route("/oauth/token", post(auth::token))
         .route("/api/v1/datapoint/actions/{action_id}/execute", post(execute::execute))
+        .route("/api/v2/dataprep/dataactions/{data_action_id}/executions", post(exports::submit))
+        .route("/api/v2/dataprep/dataactions/{data_action_id}/executions/{execution_id}", get(exports::status))
         // Real NICE CXone.
         .route("/.well-known/openid-configuration", get(discovery::openid))
         .route("/.well-known/cxone-configuration", get(discovery::cxone))
@@ -186,6 +208,9 @@ fn router(state: Arc<SimState>) -> Router {
         .route("/api/v2/integrations/actions/{action_id}/execute", post(shape::genesys_execute))
         // Simulator controls.
         .route("/_sim/requests", get(admin::requests))
+        .route("/_sim/exports", get(exports::snapshot))
+        .route("/_sim/exports/settings", get(exports::get_settings).post(exports::set_settings))
+        .route("/_sim/exports/{execution_id}/callback", post(exports::resend))
         .route("/_sim/stats", get(admin::stats))
         .route("/_sim/ledger", get(admin::ledger))
         .route("/_sim/arrivals", get(admin::arrivals))

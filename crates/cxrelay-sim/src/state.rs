@@ -4,9 +4,12 @@ use std::sync::{Arc, RwLock};
 use std::time::Instant;
 
 use crate::auth::TokenStore;
+use crate::callback::CallbackSender;
 use crate::config::{sanitize, FaultUpdate, Faults, SimConfig};
 use crate::directive::FailCounts;
 use crate::error::SimError;
+use crate::export_settings::ExportSettings;
+use crate::export_store::ExportStore;
 use crate::jwt::JwtSigner;
 use crate::ledger::LedgerStore;
 use crate::reqlog::RequestLog;
@@ -31,6 +34,10 @@ pub(crate) struct SimState {
     pub requests: RequestLog,
     /// Signs the JWTs of `/auth/token`.
     pub jwt: JwtSigner,
+    /// Export executions, their statistics and settings.
+    pub exports: ExportStore,
+    /// Sends export completion callbacks.
+    pub callbacks: CallbackSender,
     faults: RwLock<Arc<Faults>>,
 }
 
@@ -42,6 +49,8 @@ impl SimState {
             base_url,
             requests: RequestLog::new(config.log_requests),
             jwt: JwtSigner::new(),
+            exports: ExportStore::new(ExportSettings::from_config(&config)),
+            callbacks: CallbackSender::new(config.export_callback_secret.as_ref()),
             config,
             clock: SimClock::new(),
             tokens: TokenStore::default(),
@@ -81,8 +90,9 @@ impl SimState {
         }
     }
 
-    /// Clears counters, ledger, arrivals, directive failure counts, received webhooks and the request
-    /// log (tokens, faults and the webhook down switch stay).
+    /// Clears counters, ledger, arrivals, directive failure counts, received webhooks, the request
+    /// log and export executions (pending callbacks are dropped; tokens, faults, export settings and
+    /// the webhook down switch stay).
     pub fn reset(&self) {
         self.counters.reset();
         self.ledger.clear();
@@ -90,5 +100,6 @@ impl SimState {
         self.fail_counts.clear();
         self.webhooks.reset();
         self.requests.clear();
+        self.exports.reset();
     }
 }
