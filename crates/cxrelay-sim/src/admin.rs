@@ -55,7 +55,7 @@ pub(crate) async fn set_faults(State(sim): State<Arc<SimState>>, body: Bytes) ->
 }
 
 /// `POST /_sim/reset`: clears stats, ledger, arrivals, `_sim.fail_times` counts, received webhooks,
-/// the request log and export executions.
+/// the request log, export executions and report jobs.
 pub(crate) async fn reset(State(sim): State<Arc<SimState>>) -> Response<Body> {
     sim.reset();
     reply::static_json(StatusCode::OK, r#"{"reset":true}"#)

@@ -77,7 +77,7 @@ pub struct SimArgs {
     /// Leave seed execute requests out of the request log (/_sim/requests).
     #[arg(long)]
     pub no_request_log: bool,
-    /// How submitted exports finish: a callback (polling works too), polling only, or never.
+    /// How submitted exports and report jobs finish: a callback (polling works too), polling only, or never.
     #[arg(long, value_enum, default_value_t = ExportCompletion::Callback)]
     pub export_completion: ExportCompletion,
     /// Time from an export's submission to its completion in milliseconds.

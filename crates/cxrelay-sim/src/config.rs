@@ -63,7 +63,7 @@ pub struct SimConfig {
     /// Whether seed execute requests go to the request log (`/_sim/requests`); the other logged routes
     /// are always recorded.
     pub log_requests: bool,
-    /// How submitted exports finish.
+    /// How submitted exports and report jobs finish.
     pub export_completion: ExportCompletion,
     /// Time from an export's submission to its completion.
     pub export_duration: Duration,

@@ -2,7 +2,7 @@
 //! ([`ExportStatus`]), the effective [`ExportSettings`] and their runtime change
 //! ([`ExportSettingsUpdate`], `POST /_sim/exports/settings`).
 //!
-//! Settings are read once per submission: an export execution keeps the mode,
+//! Settings are read once per submission: an export execution or a CXone report job keeps the mode,
 //! duration, rows and outcome it was submitted under, so an update changes only later submissions and
 //! a test never sees an execution change its mind halfway.
 

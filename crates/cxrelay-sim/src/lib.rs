@@ -1,7 +1,7 @@
 //! cxrelay-sim: an HTTP simulator of the tutorials' "Data Action" API (client-credentials token
 //! endpoint, per-item execute endpoint, CSV export executions with signed completion callbacks or
 //! polling) and of the real targets' shapes (NICE CXone: discovery, access-key password grant with
-//! JWTs, flat-body execute; Genesys Cloud: flat-body execute), with an idempotency
+//! JWTs, flat-body execute, report jobs; Genesys Cloud: flat-body execute), with an idempotency
 //! ledger, GCRA rate limiting, injectable faults (latency, spikes, 5xx, connection resets, forced
 //! status windows, echoed request headers, rate-limit headers), per-item `_sim` directives (poison,
 //! fail-K-times and slow items), a request log, `/_sim/*` introspection and a Standard Webhooks
@@ -30,6 +30,7 @@ mod exports;
 mod jwt;
 mod ledger;
 mod reply;
+mod report_jobs;
 mod reqlog;
 mod server;
 mod shape;

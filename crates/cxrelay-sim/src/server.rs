@@ -26,7 +26,7 @@ use crate::reqlog::RequestRecord;
 use crate::state::SimState;
 use crate::stats::{Arrival, SimStats};
 use crate::webhooks::{self, WebhookLog};
-use crate::{admin, auth, cxone_auth, discovery, execute, exports, shape};
+use crate::{admin, auth, cxone_auth, discovery, execute, exports, report_jobs, shape};
 
 /// How long `shutdown` waits for in-flight requests before giving up on them.
 const GRACE: Duration = Duration::from_secs(5);
@@ -115,8 +115,8 @@ impl SimServer {
         self.state.faults().effective(Instant::now())
     }
 
-    /// Clears stats, ledger, arrivals, `_sim.fail_times` counts, received webhooks, the request log
-    /// and export executions (like `POST /_sim/reset`).
+    /// Clears stats, ledger, arrivals, `_sim.fail_times` counts, received webhooks, the request log,
+    /// export executions and report jobs (like `POST /_sim/reset`).
     pub fn reset(&self) {
         self.state.reset();
     }
@@ -204,6 +204,8 @@ fn router(state: Arc<SimState>) -> Router {
         .route("/.well-known/cxone-configuration", get(discovery::cxone))
         .route("/auth/token", post(cxone_auth::token))
         .route("/incontactapi/services/{version}/data-actions/{action_id}/execute", post(shape::cxone_execute))
+        // The same segment is a report id for POST and a job id for GET.
+        .route("/incontactapi/services/{version}/report-jobs/{id}", post(report_jobs::submit).get(report_jobs::status))
         // Genesys Cloud.
         .route("/api/v2/integrations/actions/{action_id}/execute", post(shape::genesys_execute))
         // Simulator controls.
@@ -211,6 +213,7 @@ fn router(state: Arc<SimState>) -> Router {
         .route("/_sim/exports", get(exports::snapshot))
         .route("/_sim/exports/settings", get(exports::get_settings).post(exports::set_settings))
         .route("/_sim/exports/{execution_id}/callback", post(exports::resend))
+        .route("/_sim/report-jobs/{job_id}/file", get(report_jobs::file))
         .route("/_sim/stats", get(admin::stats))
         .route("/_sim/ledger", get(admin::ledger))
         .route("/_sim/arrivals", get(admin::arrivals))

@@ -12,6 +12,7 @@ use crate::export_settings::ExportSettings;
 use crate::export_store::ExportStore;
 use crate::jwt::JwtSigner;
 use crate::ledger::LedgerStore;
+use crate::report_jobs::ReportJobs;
 use crate::reqlog::RequestLog;
 use crate::stats::{ArrivalLog, Counters, SimClock};
 use crate::webhooks::WebhookReceiver;
@@ -38,6 +39,8 @@ pub(crate) struct SimState {
     pub exports: ExportStore,
     /// Sends export completion callbacks.
     pub callbacks: CallbackSender,
+    /// CXone report jobs.
+    pub report_jobs: ReportJobs,
     faults: RwLock<Arc<Faults>>,
 }
 
@@ -51,6 +54,7 @@ impl SimState {
             jwt: JwtSigner::new(),
             exports: ExportStore::new(ExportSettings::from_config(&config)),
             callbacks: CallbackSender::new(config.export_callback_secret.as_ref()),
+            report_jobs: ReportJobs::default(),
             config,
             clock: SimClock::new(),
             tokens: TokenStore::default(),
@@ -91,8 +95,8 @@ impl SimState {
     }
 
     /// Clears counters, ledger, arrivals, directive failure counts, received webhooks, the request
-    /// log and export executions (pending callbacks are dropped; tokens, faults, export settings and
-    /// the webhook down switch stay).
+    /// log, export executions (pending callbacks are dropped) and report jobs (tokens, faults, export
+    /// settings and the webhook down switch stay).
     pub fn reset(&self) {
         self.counters.reset();
         self.ledger.clear();
@@ -101,5 +105,6 @@ impl SimState {
         self.webhooks.reset();
         self.requests.clear();
         self.exports.reset();
+        self.report_jobs.clear();
     }
 }

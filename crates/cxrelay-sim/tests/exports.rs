@@ -1,5 +1,5 @@
 //! End-to-end tests of CSV export executions (submission, validation, idempotency, signed callbacks to
-//! a receiver run here, polling, spacing and concurrency statistics).
+//! a receiver run here, polling, spacing and concurrency statistics) and of CXone report jobs.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -12,7 +12,7 @@ use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 use cxrelay_core::oncall::parse_rfc3339;
 use cxrelay_core::Secret;
-use cxrelay_sim::{ExecutionState, ExportCompletion, ExportStatus, Exports, FaultUpdate, SimConfig, SimServer};
+use cxrelay_sim::{ExecutionState, ExportCompletion, ExportSettingsUpdate, ExportStatus, Exports, FaultUpdate, SimConfig, SimServer};
 use hmac::{Hmac, Mac};
 use reqwest::{Client, StatusCode};
 use serde_json::{json, Value};
@@ -342,6 +342,43 @@ async fn spacing_violations_and_concurrent_submits_are_counted_per_data_action()
     assert_eq!((exports.peak_concurrent_per_action[ACTION], exports.peak_concurrent_per_action["da-2"]), (3, 1));
     // Each of the three came within 300 ms of the one before it.
     assert_eq!(exports.spacing_violations, 4);
+}
+
+#[tokio::test]
+async fn report_jobs_are_submitted_and_polled_until_finished() {
+    let sim = start(SimConfig { export_duration: Duration::from_millis(100), export_rows: 42, ..SimConfig::default() }).await;
+    let c = client();
+    let tok = token(&c, &sim).await;
+    let base = format!("{}/incontactapi/services/v33.0/report-jobs", sim.base_url());
+    let res = c.post(format!("{base}/1234")).bearer_auth(&tok).json(&json!({"fileType": "CSV"})).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::NOT_ACCEPTABLE);
+    let res = c.post(format!("{base}/1234")).bearer_auth(&tok).header("accept", "application/json").send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::ACCEPTED);
+    let job = res.json::<Value>().await.unwrap()["jobId"].as_str().unwrap().to_owned();
+
+    let poll = || async { c.get(format!("{base}/{job}")).bearer_auth(&tok).header("accept", "application/json").send().await.unwrap().json::<Value>().await.unwrap() };
+    let first = poll().await;
+    assert_eq!((first["jobResult"]["state"].as_str(), first["jobResult"]["jobId"].as_str()), (Some("Running"), Some(job.as_str())));
+    assert!(first["jobResult"]["endTime"].is_null());
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    let done = poll().await["jobResult"].clone();
+    assert_eq!((done["state"].as_str(), done["rowsExported"].as_u64()), (Some("Finished"), Some(42)));
+    let (start, end) = (parse_rfc3339(done["startTime"].as_str().unwrap()).unwrap(), parse_rfc3339(done["endTime"].as_str().unwrap()).unwrap());
+    assert_eq!(end - start, 100);
+    let file = c.get(done["resultFileURL"].as_str().unwrap()).send().await.unwrap().text().await.unwrap();
+    assert_eq!(file.lines().count(), 43);
+
+    let res = c.get(format!("{base}/999")).bearer_auth(&tok).header("accept", "application/json").send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::NOT_FOUND);
+    let res = c.get(format!("{base}/{job}")).header("accept", "application/json").send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+
+    sim.set_export_settings(ExportSettingsUpdate { completion: Some(ExportCompletion::Never), ..Default::default() }).unwrap();
+    let res = c.post(format!("{base}/1234")).bearer_auth(&tok).header("accept", "application/json").json(&json!({})).send().await.unwrap();
+    let stuck = res.json::<Value>().await.unwrap()["jobId"].as_str().unwrap().to_owned();
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    let res = c.get(format!("{base}/{stuck}")).bearer_auth(&tok).header("accept", "application/json").send().await.unwrap();
+    assert_eq!(res.json::<Value>().await.unwrap()["jobResult"]["state"], "Running");
 }
 
 #[tokio::test]
