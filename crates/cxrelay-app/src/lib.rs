@@ -10,10 +10,10 @@
 mod exports;
 mod oncall;
 
-pub use cxrelay_core::oncall::{FailedFilter, StatusFilter};
-pub use cxrelay_queue::oncall::{AuditEvent, Control, ItemState, ItemView, WorkerInfo};
 pub use cxrelay_core::export::{ExportRequest, ExportState};
+pub use cxrelay_core::oncall::{FailedFilter, StatusFilter};
 pub use cxrelay_queue::exports::ExportRow;
+pub use cxrelay_queue::oncall::{AuditEvent, Control, ItemState, ItemView, WorkerInfo};
 pub use exports::{CallbackDelivery, CallbackOutcome, CALLBACK_FIELDS};
 pub use oncall::{FailedPages, FailedRow, FailureGroup, Refusal, Replay, ReplayOutcome, RunsFilter, Selection, WebhookStatus};
 

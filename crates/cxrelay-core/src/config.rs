@@ -577,7 +577,12 @@ const ENV: &[EnvVar] = &[
     EnvVar::text("REDIS_URL", "redis_url", "Redis URL; several comma-separated node URLs select Redis Cluster"),
     EnvVar::typed("CXRELAY_REDIS_CLUSTER", "redis_cluster", BOOL, "treat a single Redis URL as a seed node of a Redis Cluster"),
     EnvVar::text("CXRELAY_REDIS_CA_CERT", "redis_ca_cert", "PEM file of the CA that signed the Redis server's TLS certificate"),
-    EnvVar::typed("CXRELAY_PROFILE", "target.profile", "expected seed, cxone, genesys or custom", "which API the target speaks; sets the defaults below"),
+    EnvVar::typed(
+        "CXRELAY_PROFILE",
+        "target.profile",
+        "expected seed, cxone, genesys or custom",
+        "which API the target speaks; sets the defaults below",
+    ),
     EnvVar::text("CXRELAY_API_BASE", "target.api_base", "base URL of the API (cxone: discovered when unset)"),
     EnvVar::text("CXRELAY_REGION", "target.region", "Genesys Cloud region host, e.g. mypurecloud.com"),
     EnvVar::text("CXRELAY_ISSUER", "target.issuer", "CXone OpenID issuer (default https://cxone.niceincontact.com)"),
@@ -662,9 +667,22 @@ const ENV: &[EnvVar] = &[
     EnvVar::typed("CXRELAY_EXPORT_DEADLINE_SECS", "exports.deadline_secs", SECS, "an export not completed this long after submission is overdue"),
     EnvVar::typed("CXRELAY_EXPORT_MIN_SPACING_MS", "exports.min_spacing_ms", MS, "least time between two submissions for one data action"),
     EnvVar::text("CXRELAY_EXPORT_CALLBACK_URL", "exports.callback_url", "callback URL sent when an export names none"),
-    EnvVar::text("CXRELAY_EXPORT_CALLBACK_SECRET", "exports.callback_secret", "Standard Webhooks secret (whsec_...) export callbacks are signed with"),
-    EnvVar::text("CXRELAY_EXPORT_CALLBACK_PATH_SECRET", "exports.callback_path_secret", "opt-in secret of /v1/callbacks/export/{secret} for targets that cannot sign"),
-    EnvVar::typed("CXRELAY_EXPORT_CALLBACK_TOLERANCE_SECS", "exports.callback_tolerance_secs", SECS, "signed callbacks further than this from now are stale"),
+    EnvVar::text(
+        "CXRELAY_EXPORT_CALLBACK_SECRET",
+        "exports.callback_secret",
+        "Standard Webhooks secret (whsec_...) export callbacks are signed with",
+    ),
+    EnvVar::text(
+        "CXRELAY_EXPORT_CALLBACK_PATH_SECRET",
+        "exports.callback_path_secret",
+        "opt-in secret of /v1/callbacks/export/{secret} for targets that cannot sign",
+    ),
+    EnvVar::typed(
+        "CXRELAY_EXPORT_CALLBACK_TOLERANCE_SECS",
+        "exports.callback_tolerance_secs",
+        SECS,
+        "signed callbacks further than this from now are stale",
+    ),
 ];
 
 /// Every environment variable that overrides a setting (all settings but `rate_limit.actions`).
@@ -914,8 +932,14 @@ mod tests {
     }
 
     /// Settings that are secrets: never serialized, settings all the same.
-    const SECRET_KEYS: [&str; 6] =
-        ["target.client_secret", "target.token", "target.access_key_secret", "serve.api_tokens", "exports.callback_secret", "exports.callback_path_secret"];
+    const SECRET_KEYS: [&str; 6] = [
+        "target.client_secret",
+        "target.token",
+        "target.access_key_secret",
+        "serve.api_tokens",
+        "exports.callback_secret",
+        "exports.callback_path_secret",
+    ];
 
     fn secret_value<'a>(s: &'a Settings, key: &str) -> Option<&'a str> {
         Some(match key {

@@ -349,7 +349,10 @@ mod tests {
             (serde_json::json!({"executionId": "e", "status": "exploded"}), "status \"exploded\" is not a known final state"),
             (serde_json::json!({"executionId": "e", "status": "completed", "rowsExported": -1}), "rowsExported must be a whole number"),
             (serde_json::json!({"executionId": "e", "status": "completed", "rowsExported": "12"}), "rowsExported must be a whole number"),
-            (serde_json::json!({"executionId": "e", "status": "completed", "startTime": "yesterday"}), "startTime \"yesterday\" is not an RFC 3339 time"),
+            (
+                serde_json::json!({"executionId": "e", "status": "completed", "startTime": "yesterday"}),
+                "startTime \"yesterday\" is not an RFC 3339 time",
+            ),
             (serde_json::json!({"executionId": "e", "status": "completed", "endTime": 17}), "endTime must be an RFC 3339"),
             (
                 serde_json::json!({"executionId": "e", "status": "completed", "startTime": "2026-12-05T10:00:05Z", "endTime": "2026-12-05T10:00:00Z"}),

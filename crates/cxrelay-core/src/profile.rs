@@ -437,12 +437,11 @@ pub fn resolve(settings: &Settings) -> Result<Target, ConfigError> {
     }
     let retry_after_statuses = match &t.retry_after_statuses {
         None => d.retry_after_statuses.to_vec(),
-        Some(list) => list
-            .0
-            .iter()
-            .map(|s| s.parse::<u16>().ok().filter(|n| (100..=599).contains(n)))
-            .collect::<Option<Vec<u16>>>()
-            .ok_or_else(|| ConfigError::Invalid { key: "target.retry_after_statuses", reason: format!("{list:?} is not a list of HTTP statuses, e.g. 429,503") })?,
+        Some(list) => {
+            list.0.iter().map(|s| s.parse::<u16>().ok().filter(|n| (100..=599).contains(n))).collect::<Option<Vec<u16>>>().ok_or_else(|| {
+                ConfigError::Invalid { key: "target.retry_after_statuses", reason: format!("{list:?} is not a list of HTTP statuses, e.g. 429,503") }
+            })?
+        }
     };
     let exports = resolve_exports(settings, &d.export)?;
     Ok(Target {
@@ -551,8 +550,15 @@ mod tests {
         assert_eq!(t.exports.completion, ExportCompletion::Poll);
         assert_eq!(t.exports.terminal("Finished"), Some(true));
         // Every default is overridable.
-        let t = settings("[target]\nprofile = \"cxone\"\napi_base = \"https://api-na1.example\"\nbody = \"envelope\"\n[exports]\ncompletion = \"callback\"\n", &env).unwrap();
-        assert_eq!((t.api_base.as_deref(), t.body, t.exports.completion), (Some("https://api-na1.example"), BodyShape::Envelope, ExportCompletion::Callback));
+        let t = settings(
+            "[target]\nprofile = \"cxone\"\napi_base = \"https://api-na1.example\"\nbody = \"envelope\"\n[exports]\ncompletion = \"callback\"\n",
+            &env,
+        )
+        .unwrap();
+        assert_eq!(
+            (t.api_base.as_deref(), t.body, t.exports.completion),
+            (Some("https://api-na1.example"), BodyShape::Envelope, ExportCompletion::Callback)
+        );
     }
 
     #[test]
@@ -576,7 +582,11 @@ mod tests {
         assert!(e.contains("target.api_base") && e.contains("CXRELAY_API_BASE"), "{e}");
         let e = settings("[target]\nprofile = \"custom\"\napi_base = \"http://x\"\n", CREDS).unwrap_err().to_string();
         assert!(e.contains("target.execute_path") && e.contains("CXRELAY_EXECUTE_PATH"), "{e}");
-        let t = settings("", &[CREDS, &[("CXRELAY_PROFILE", "custom"), ("CXRELAY_API_BASE", "http://x"), ("CXRELAY_EXECUTE_PATH", "/run/{action}")]].concat()).unwrap();
+        let t = settings(
+            "",
+            &[CREDS, &[("CXRELAY_PROFILE", "custom"), ("CXRELAY_API_BASE", "http://x"), ("CXRELAY_EXECUTE_PATH", "/run/{action}")]].concat(),
+        )
+        .unwrap();
         assert_eq!(t.execute_path, "/run/{action}");
     }
 

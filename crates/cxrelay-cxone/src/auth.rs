@@ -156,7 +156,10 @@ impl AuthConfig {
                     return Err(AuthError::Config(format!("client_id is empty: {}", how_to_set("CXRELAY_CLIENT_ID", "target.client_id"))));
                 }
                 if access_key_id.is_empty() {
-                    return Err(AuthError::Config(format!("access_key_id is empty: {}", how_to_set("CXRELAY_ACCESS_KEY_ID", "target.access_key_id"))));
+                    return Err(AuthError::Config(format!(
+                        "access_key_id is empty: {}",
+                        how_to_set("CXRELAY_ACCESS_KEY_ID", "target.access_key_id")
+                    )));
                 }
                 let (value, source) = match token_url {
                     Some(t) => (t, TOKEN_URL_SOURCE),
@@ -305,7 +308,12 @@ pub(crate) async fn request_token(http: &reqwest::Client, url: &Url, auth: &Auth
 async fn discovery_document(http: &reqwest::Client, what: &'static str, url: Url) -> Result<serde_json::Value, AuthError> {
     let fail = |detail: String| AuthError::Discovery { what, detail: text::excerpt(&text::scrub(&detail, &[])) };
     let shown = redact(url.as_str()).into_owned();
-    let resp = http.get(url).header(ACCEPT, HeaderValue::from_static("application/json")).send().await.map_err(|e| fail(format!("{shown}: {}", text::describe(&e))))?;
+    let resp = http
+        .get(url)
+        .header(ACCEPT, HeaderValue::from_static("application/json"))
+        .send()
+        .await
+        .map_err(|e| fail(format!("{shown}: {}", text::describe(&e))))?;
     let status = resp.status();
     let body = text::read_prefix(resp, MAX_TOKEN_BODY).await;
     if !status.is_success() {
@@ -323,10 +331,10 @@ fn well_known(issuer: &str, name: &str) -> Result<Url, AuthError> {
 /// The token endpoint named by the issuer's OpenID configuration.
 async fn discover_token_endpoint(http: &reqwest::Client, issuer: &str) -> Result<Url, AuthError> {
     let doc = discovery_document(http, "OpenID configuration", well_known(issuer, "openid-configuration")?).await?;
-    let endpoint = doc.get("token_endpoint").and_then(|v| v.as_str()).ok_or_else(|| AuthError::Discovery {
-        what: "OpenID configuration",
-        detail: "no token_endpoint in the document".into(),
-    })?;
+    let endpoint = doc
+        .get("token_endpoint")
+        .and_then(|v| v.as_str())
+        .ok_or_else(|| AuthError::Discovery { what: "OpenID configuration", detail: "no token_endpoint in the document".into() })?;
     Url::parse(endpoint).map_err(|e| AuthError::Discovery { what: "OpenID configuration", detail: format!("token_endpoint is not a URL: {e}") })
 }
 
@@ -335,10 +343,10 @@ async fn discover_api_base(http: &reqwest::Client, issuer: &str, tenant: &str) -
     let mut url = well_known(issuer, "cxone-configuration")?;
     url.query_pairs_mut().append_pair("tenantId", tenant);
     let doc = discovery_document(http, "CXone tenant configuration", url).await?;
-    let base = doc.get("api_endpoint").and_then(|v| v.as_str()).ok_or_else(|| AuthError::Discovery {
-        what: "CXone tenant configuration",
-        detail: "no api_endpoint in the document".into(),
-    })?;
+    let base = doc
+        .get("api_endpoint")
+        .and_then(|v| v.as_str())
+        .ok_or_else(|| AuthError::Discovery { what: "CXone tenant configuration", detail: "no api_endpoint in the document".into() })?;
     match Url::parse(base) {
         Ok(u) if matches!(u.scheme(), "http" | "https") => Ok(base.trim_end_matches('/').to_owned()),
         _ => Err(AuthError::Discovery { what: "CXone tenant configuration", detail: "api_endpoint is not an http(s) URL".into() }),

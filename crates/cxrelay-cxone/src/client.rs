@@ -372,7 +372,9 @@ impl TargetClient {
             .collect::<Result<Vec<_>, ClientError>>()?;
         let tokens = TokenCache::new(http.clone(), auth, refresh_margin)?;
         let api_base = (!discovered).then(|| api_base.trim_end_matches('/').to_owned());
-        Ok(TargetClient { inner: Arc::new(ClientInner { http, tokens, api_base, path_prefix, url_suffix, urls: RwLock::new(HashMap::new()), headers }) })
+        Ok(TargetClient {
+            inner: Arc::new(ClientInner { http, tokens, api_base, path_prefix, url_suffix, urls: RwLock::new(HashMap::new()), headers }),
+        })
     }
 
     /// The process-wide token cache used by this client.

@@ -18,8 +18,8 @@ pub mod token;
 
 pub use auth::{AuthConfig, AuthError, DEFAULT_TOKEN_LIFETIME};
 pub use client::{
-    fill_path, Attempt, ClientConfig, ClientError, TargetClient, TransportError, DEFAULT_CONNECT_TIMEOUT, DEFAULT_EXECUTE_PATH, DEFAULT_POOL_MAX_IDLE_PER_HOST,
-    DEFAULT_REQUEST_TIMEOUT,
+    fill_path, Attempt, ClientConfig, ClientError, TargetClient, TransportError, DEFAULT_CONNECT_TIMEOUT, DEFAULT_EXECUTE_PATH,
+    DEFAULT_POOL_MAX_IDLE_PER_HOST, DEFAULT_REQUEST_TIMEOUT,
 };
 pub use cxrelay_core::Secret;
 pub use reqwest::Method;

@@ -17,8 +17,8 @@ use redis::AsyncCommands;
 use serde::Serialize;
 
 use crate::job::RunMeta;
-use crate::scripts;
 use crate::oncall::not_allowed;
+use crate::scripts;
 use crate::store::{QueueError, Store};
 
 /// Run state fields an export listing reads, in this order.
@@ -129,7 +129,13 @@ impl Store {
 
     /// Records the target's execution id for an export run, then indexes it for callbacks, its
     /// deadline and (`poll_at`) polling.
-    pub async fn export_submitted(&self, meta: &RunMeta, execution_id: &str, deadline_ms: u64, poll_at: Option<u64>) -> Result<ExportState, QueueError> {
+    pub async fn export_submitted(
+        &self,
+        meta: &RunMeta,
+        execution_id: &str,
+        deadline_ms: u64,
+        poll_at: Option<u64>,
+    ) -> Result<ExportState, QueueError> {
         let keys = self.keys();
         // The id first: a callback that comes before the run's record still finds its run.
         let _: () = self.conn().hset(keys.export_ids(&meta.tenant), execution_id, meta.run.as_str()).await?;
@@ -258,6 +264,9 @@ impl Store {
     /// A tenant's export runs, newest first, at most `limit`.
     pub async fn list_exports(&self, tenant: &str, limit: usize) -> Result<Vec<ExportRow>, QueueError> {
         let ids: Vec<String> = self.conn().zrevrange(self.keys().exports(tenant), 0, limit.saturating_sub(1) as isize).await?;
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
         let mut pipe = redis::pipe();
         for id in &ids {
             let Ok(run) = RunId::parse(id) else { continue };

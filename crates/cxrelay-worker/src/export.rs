@@ -106,11 +106,12 @@ impl ItemHandler {
         if outcome.kind != OutcomeKind::Succeeded {
             return outcome;
         }
-        let execution = serde_json::from_slice::<serde_json::Value>(&body).ok().and_then(|doc| match doc.pointer(&config.target.execution_id_field) {
-            Some(serde_json::Value::String(s)) if !s.is_empty() => Some(s.clone()),
-            Some(serde_json::Value::Number(n)) => Some(n.to_string()),
-            _ => None,
-        });
+        let execution =
+            serde_json::from_slice::<serde_json::Value>(&body).ok().and_then(|doc| match doc.pointer(&config.target.execution_id_field) {
+                Some(serde_json::Value::String(s)) if !s.is_empty() => Some(s.clone()),
+                Some(serde_json::Value::Number(n)) => Some(n.to_string()),
+                _ => None,
+            });
         let Some(execution) = execution else {
             return ItemOutcome {
                 kind: OutcomeKind::Failed,

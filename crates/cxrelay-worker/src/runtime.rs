@@ -103,8 +103,7 @@ where
     let exports = crate::export::ExportConfig::new(settings, &target);
     crate::export::spawn_watch(backend.store().clone(), client.clone(), exports.clone(), config.tenant.clone());
     let exports = crate::export::Exports { store: backend.store().clone(), config: exports };
-    let handler =
-        Arc::new(ItemHandler::new(client, gate, settings.retry.policy(), &target, config.max_redeliveries).with_exports(exports));
+    let handler = Arc::new(ItemHandler::new(client, gate, settings.retry.policy(), &target, config.max_redeliveries).with_exports(exports));
     observe(handler.clone(), backend.store().clone(), config.tenant.clone());
     let concurrency = settings.worker.concurrency;
     tracing::info!(

@@ -65,7 +65,13 @@ pub async fn run(settings: &Settings, a: Args) -> anyhow::Result<ExitCode> {
     if a.json {
         println!("{}", serde_json::to_string(&row)?);
     } else {
-        println!("export {} queued: data action {}, dataset {} ({} completion)", row.id, row.data_action, row.dataset, row.completion.as_deref().unwrap_or("-"));
+        println!(
+            "export {} queued: data action {}, dataset {} ({} completion)",
+            row.id,
+            row.data_action,
+            row.dataset,
+            row.completion.as_deref().unwrap_or("-")
+        );
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -40,7 +40,9 @@ impl std::error::Error for Refused {}
 pub fn refuse(e: AppError) -> anyhow::Result<ExitCode> {
     Err(match e {
         AppError::RunNotFound(run) => Refused(format!("run {run} not found; `cxrelay runs` lists runs")).into(),
-        e @ (AppError::InvalidArgument { .. } | AppError::NotAllowed(_) | AppError::InvalidExport(_)) => Refused(format!("{e}; nothing was changed")).into(),
+        e @ (AppError::InvalidArgument { .. } | AppError::NotAllowed(_) | AppError::InvalidExport(_)) => {
+            Refused(format!("{e}; nothing was changed")).into()
+        }
         e => e.into(),
     })
 }
