@@ -197,7 +197,10 @@ mod tests {
         assert_eq!((c.echo_headers, c.rate_limit_headers), (d.echo_headers, d.rate_limit_headers));
         assert!(!format!("{:?}", cli.sim).contains("sim-secret"));
         assert_eq!((&c.access_key_id, c.access_key_secret.expose(), &c.tenant_id), (&d.access_key_id, d.access_key_secret.expose(), &d.tenant_id));
-        assert_eq!((c.log_requests, c.export_completion, c.export_duration, c.export_rows), (true, d.export_completion, d.export_duration, d.export_rows));
+        assert_eq!(
+            (c.log_requests, c.export_completion, c.export_duration, c.export_rows),
+            (true, d.export_completion, d.export_duration, d.export_rows)
+        );
         assert_eq!((c.export_status, c.export_min_spacing, c.export_callback_secret.is_none()), (d.export_status, d.export_min_spacing, true));
         assert!(!format!("{:?}", cli.sim).contains("sim-access-secret"));
     }

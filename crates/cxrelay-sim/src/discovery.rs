@@ -87,5 +87,8 @@ fn cxone_answer(sim: &SimState, query: Option<&str>) -> Response<Body> {
         return reply::static_json(StatusCode::NOT_FOUND, r#"{"error":"tenant_not_found","message":"no tenant with this tenantId"}"#);
     }
     let base = &sim.base_url;
-    reply::json(StatusCode::OK, &CxoneConfiguration { api_endpoint: base, ui_endpoint: base, auth_endpoint: base, area: "sim1", tenant_id: &sim.config.tenant_id })
+    reply::json(
+        StatusCode::OK,
+        &CxoneConfiguration { api_endpoint: base, ui_endpoint: base, auth_endpoint: base, area: "sim1", tenant_id: &sim.config.tenant_id },
+    )
 }

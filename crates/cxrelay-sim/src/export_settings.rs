@@ -131,7 +131,10 @@ mod tests {
     #[test]
     fn update_keeps_unset_fields_and_refuses_long_durations() {
         let s = ExportSettings::from_config(&SimConfig::default());
-        assert_eq!((s.completion, s.duration_ms, s.rows, s.status, s.min_spacing_ms), (ExportCompletion::Callback, 200, 1234, ExportStatus::Completed, 2000));
+        assert_eq!(
+            (s.completion, s.duration_ms, s.rows, s.status, s.min_spacing_ms),
+            (ExportCompletion::Callback, 200, 1234, ExportStatus::Completed, 2000)
+        );
         let t = s.apply(&ExportSettingsUpdate { completion: Some(ExportCompletion::Never), ..Default::default() }).unwrap();
         assert_eq!((t.completion, t.duration_ms), (ExportCompletion::Never, 200));
         let err = s.apply(&ExportSettingsUpdate { duration_ms: Some(u64::MAX), ..Default::default() }).unwrap_err();

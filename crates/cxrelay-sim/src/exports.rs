@@ -95,7 +95,9 @@ async fn submit_answer(sim: &Arc<SimState>, action_id: &str, headers: &HeaderMap
     let key = match headers.get(IDEMPOTENCY_KEY).map(|v| v.to_str()) {
         None => None,
         Some(Ok(k)) if !k.trim().is_empty() => Some(k),
-        Some(_) => return reply::bad_field("invalid_idempotency_key", "Idempotency-Key", "the Idempotency-Key header must be non-empty visible ASCII"),
+        Some(_) => {
+            return reply::bad_field("invalid_idempotency_key", "Idempotency-Key", "the Idempotency-Key header must be non-empty visible ASCII")
+        }
     };
     if !faults.latency.is_zero() {
         crate::timer::sleep_until(arrived + faults.latency).await;
@@ -107,7 +109,8 @@ async fn submit_answer(sim: &Arc<SimState>, action_id: &str, headers: &HeaderMap
     if let Some(due) = created.callback_due {
         callback::schedule(sim.clone(), created.execution_id.clone(), due);
     }
-    let mut res = reply::json(StatusCode::CREATED, &Submitted { execution_id: &created.execution_id, status: "submitted", created_at: &created.created_at });
+    let mut res =
+        reply::json(StatusCode::CREATED, &Submitted { execution_id: &created.execution_id, status: "submitted", created_at: &created.created_at });
     let location = format!("/api/v2/dataprep/dataactions/{action_id}/executions/{}", created.execution_id);
     if let Ok(location) = HeaderValue::try_from(location) {
         res.headers_mut().insert(header::LOCATION, location);

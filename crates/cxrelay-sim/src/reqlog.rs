@@ -283,7 +283,8 @@ mod tests {
     fn token_bodies_are_redacted_and_schemes_only_kept() {
         let log = RequestLog::new(true);
         let uri: Uri = "/auth/token?x=%3D".parse().unwrap();
-        let c = log.capture(RequestRoute::CxoneToken, &Method::POST, &uri, &headers("application/x-www-form-urlencoded", "Basic c2VjcmV0"), 5).unwrap();
+        let c =
+            log.capture(RequestRoute::CxoneToken, &Method::POST, &uri, &headers("application/x-www-form-urlencoded", "Basic c2VjcmV0"), 5).unwrap();
         log.push(c, Some(b"grant_type=password&username=key&password=abc%3D%3D"), 200);
         let c = log.capture(RequestRoute::SeedToken, &Method::POST, &uri, &headers("application/json", "bearer tok"), 6).unwrap();
         log.push(c, Some(br#"{"grant_type":"client_credentials","client_secret":"s3cret"}"#), 401);

@@ -202,7 +202,8 @@ async fn a_repeated_idempotency_key_returns_the_same_execution() {
 
 #[tokio::test]
 async fn signed_callback_is_delivered_and_a_resend_repeats_its_webhook_id() {
-    let config = SimConfig { export_callback_secret: Some(secret()), export_duration: Duration::from_millis(150), export_rows: 700, ..SimConfig::default() };
+    let config =
+        SimConfig { export_callback_secret: Some(secret()), export_duration: Duration::from_millis(150), export_rows: 700, ..SimConfig::default() };
     let sim = start(config).await;
     let c = client();
     let tok = token(&c, &sim).await;
@@ -218,7 +219,10 @@ async fn signed_callback_is_delivered_and_a_resend_repeats_its_webhook_id() {
     let (webhook_id, ts) = verify(first);
     assert!(ts.abs_diff(cxrelay_core::now_ms() / 1000) <= 5);
     let body: Value = serde_json::from_slice(&first.body).unwrap();
-    assert_eq!((body["executionId"].as_str(), body["status"].as_str(), body["rowsExported"].as_u64()), (Some(id.as_str()), Some("completed"), Some(700)));
+    assert_eq!(
+        (body["executionId"].as_str(), body["status"].as_str(), body["rowsExported"].as_u64()),
+        (Some(id.as_str()), Some("completed"), Some(700))
+    );
     let start = parse_rfc3339(body["startTime"].as_str().unwrap()).unwrap();
     let end = parse_rfc3339(body["endTime"].as_str().unwrap()).unwrap();
     assert_eq!(end - start, 150);
@@ -314,7 +318,8 @@ async fn poll_mode_completes_without_a_callback_and_never_mode_stays_running() {
 
 #[tokio::test]
 async fn spacing_violations_and_concurrent_submits_are_counted_per_data_action() {
-    let sim = start(SimConfig { export_completion: ExportCompletion::Poll, export_min_spacing: Duration::from_millis(300), ..SimConfig::default() }).await;
+    let sim =
+        start(SimConfig { export_completion: ExportCompletion::Poll, export_min_spacing: Duration::from_millis(300), ..SimConfig::default() }).await;
     let c = client();
     let tok = token(&c, &sim).await;
     submit_ok(&c, &sim, &tok, &payload(None)).await;
@@ -356,7 +361,9 @@ async fn report_jobs_are_submitted_and_polled_until_finished() {
     assert_eq!(res.status(), StatusCode::ACCEPTED);
     let job = res.json::<Value>().await.unwrap()["jobId"].as_str().unwrap().to_owned();
 
-    let poll = || async { c.get(format!("{base}/{job}")).bearer_auth(&tok).header("accept", "application/json").send().await.unwrap().json::<Value>().await.unwrap() };
+    let poll = || async {
+        c.get(format!("{base}/{job}")).bearer_auth(&tok).header("accept", "application/json").send().await.unwrap().json::<Value>().await.unwrap()
+    };
     let first = poll().await;
     assert_eq!((first["jobResult"]["state"].as_str(), first["jobResult"]["jobId"].as_str()), (Some("Running"), Some(job.as_str())));
     assert!(first["jobResult"]["endTime"].is_null());

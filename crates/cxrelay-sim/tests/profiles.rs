@@ -111,7 +111,13 @@ async fn password_grant_with_an_access_key_issues_a_jwt_with_the_tenant() {
     // Client credentials in the body instead of Basic.
     let res = c
         .post(&url)
-        .form(&[("grant_type", "password"), ("username", "AKID-1"), ("password", ACCESS_SECRET), ("client_id", "sim-client"), ("client_secret", CLIENT_SECRET)])
+        .form(&[
+            ("grant_type", "password"),
+            ("username", "AKID-1"),
+            ("password", ACCESS_SECRET),
+            ("client_id", "sim-client"),
+            ("client_secret", CLIENT_SECRET),
+        ])
         .send()
         .await
         .unwrap();
@@ -126,14 +132,22 @@ async fn wrong_key_grant_or_client_is_refused() {
     let sim = start(config()).await;
     let c = client();
     let url = format!("{}/auth/token", sim.base_url());
-    let post = |form: Vec<(&'static str, &'static str)>, secret: &'static str| {
-        c.post(&url).basic_auth("sim-client", Some(secret)).form(&form).send()
-    };
+    let post = |form: Vec<(&'static str, &'static str)>, secret: &'static str| c.post(&url).basic_auth("sim-client", Some(secret)).form(&form).send();
     // (form, client secret, status, error)
     type Case = (Vec<(&'static str, &'static str)>, &'static str, StatusCode, &'static str);
     let cases: Vec<Case> = vec![
-        (vec![("grant_type", "password"), ("username", "AKID-1"), ("password", "k+y/s3cr3t-value=")], CLIENT_SECRET, StatusCode::BAD_REQUEST, "invalid_grant"),
-        (vec![("grant_type", "password"), ("username", "other"), ("password", ACCESS_SECRET)], CLIENT_SECRET, StatusCode::BAD_REQUEST, "invalid_grant"),
+        (
+            vec![("grant_type", "password"), ("username", "AKID-1"), ("password", "k+y/s3cr3t-value=")],
+            CLIENT_SECRET,
+            StatusCode::BAD_REQUEST,
+            "invalid_grant",
+        ),
+        (
+            vec![("grant_type", "password"), ("username", "other"), ("password", ACCESS_SECRET)],
+            CLIENT_SECRET,
+            StatusCode::BAD_REQUEST,
+            "invalid_grant",
+        ),
         (vec![("grant_type", "password"), ("username", "AKID-1")], CLIENT_SECRET, StatusCode::BAD_REQUEST, "invalid_grant"),
         (vec![("grant_type", "authorization_code"), ("code", "x")], CLIENT_SECRET, StatusCode::BAD_REQUEST, "unsupported_grant_type"),
         (vec![("grant_type", "password"), ("username", "AKID-1"), ("password", ACCESS_SECRET)], "wrong", StatusCode::UNAUTHORIZED, "invalid_client"),
@@ -251,14 +265,30 @@ async fn request_log_records_paths_headers_and_bodies_without_secrets() {
         .unwrap()
         .to_owned();
     let envelope = json!({"index": 0, "action": "a", "inputs": {"x": 1}});
-    let res = c.post(format!("{base}/api/v1/datapoint/actions/a/execute")).bearer_auth(&seed_token).header("Idempotency-Key", "s-1").json(&envelope).send().await.unwrap();
+    let res = c
+        .post(format!("{base}/api/v1/datapoint/actions/a/execute"))
+        .bearer_auth(&seed_token)
+        .header("Idempotency-Key", "s-1")
+        .json(&envelope)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), StatusCode::OK);
 
     let over_http: Vec<RequestRecord> = c.get(format!("{base}/_sim/requests")).send().await.unwrap().json().await.unwrap();
     let log = sim.requests();
     assert_eq!(over_http, log);
     let routes: Vec<RequestRoute> = log.iter().map(|r| r.route).collect();
-    assert_eq!(routes, [RequestRoute::CxoneToken, RequestRoute::CxoneConfiguration, RequestRoute::GenesysExecute, RequestRoute::SeedToken, RequestRoute::SeedExecute]);
+    assert_eq!(
+        routes,
+        [
+            RequestRoute::CxoneToken,
+            RequestRoute::CxoneConfiguration,
+            RequestRoute::GenesysExecute,
+            RequestRoute::SeedToken,
+            RequestRoute::SeedExecute
+        ]
+    );
 
     let token_req = &log[0];
     assert_eq!((token_req.method.as_str(), token_req.path.as_str(), token_req.status), ("POST", "/auth/token", 200));
@@ -288,7 +318,14 @@ async fn seed_executes_can_be_left_out_of_the_request_log() {
     let c = client();
     let token = cxone_token(&c, &sim).await;
     let envelope = json!({"index": 0, "action": "a", "inputs": {}});
-    let res = c.post(format!("{}/api/v1/datapoint/actions/a/execute", sim.base_url())).bearer_auth(&token).header("Idempotency-Key", "s").json(&envelope).send().await.unwrap();
+    let res = c
+        .post(format!("{}/api/v1/datapoint/actions/a/execute", sim.base_url()))
+        .bearer_auth(&token)
+        .header("Idempotency-Key", "s")
+        .json(&envelope)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), StatusCode::OK);
     let routes: Vec<RequestRoute> = sim.requests().iter().map(|r| r.route).collect();
     assert_eq!(routes, [RequestRoute::CxoneToken]);
