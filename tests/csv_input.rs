@@ -36,6 +36,8 @@ async fn csv_rows_are_items_and_ragged_rows_fail_alone() {
 
 /// Runs `cmd` and returns its output and peak resident memory in bytes (`wait4`'s `ru_maxrss`:
 /// the child's own peak, whatever other tests run meanwhile).
+// The child is reaped by `wait4` (which `Child::wait` cannot replace: it reports no rusage).
+#[allow(clippy::zombie_processes)]
 fn output_and_peak_rss(mut cmd: std::process::Command) -> (std::process::Output, u64) {
     use std::io::Read;
     let mut child = cmd.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn().unwrap();

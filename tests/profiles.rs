@@ -26,7 +26,7 @@ fn of(reqs: &[RequestRecord], route: RequestRoute) -> Vec<&RequestRecord> {
 }
 
 /// The executes the simulator answered 2xx: one per item, each with its own Idempotency-Key.
-fn applied<'a>(reqs: &'a [RequestRecord], route: RequestRoute, n: usize) -> Vec<&'a RequestRecord> {
+fn applied(reqs: &[RequestRecord], route: RequestRoute, n: usize) -> Vec<&RequestRecord> {
     let ok: Vec<&RequestRecord> = of(reqs, route).into_iter().filter(|r| (200..300).contains(&r.status)).collect();
     let keys: BTreeSet<&str> = ok.iter().filter_map(|r| r.headers.idempotency_key.as_deref()).collect();
     assert_eq!(keys.len(), n, "one applied request per item, each with its Idempotency-Key");

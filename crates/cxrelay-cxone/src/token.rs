@@ -224,7 +224,12 @@ struct LastFlight {
 
 enum Source {
     Static(AccessToken),
-    Endpoint { http: reqwest::Client, url: Url, auth: AuthConfig },
+    /// Boxed: the auth configuration is large and the cache holds one of these for life.
+    Endpoint {
+        http: reqwest::Client,
+        url: Url,
+        auth: Box<AuthConfig>,
+    },
 }
 
 impl fmt::Debug for TokenCache {
@@ -261,7 +266,7 @@ impl TokenCache {
                     api_base: None,
                 })))
             }
-            Some(url) => Source::Endpoint { http, url, auth },
+            Some(url) => Source::Endpoint { http, url, auth: Box::new(auth) },
         };
         Ok(TokenCache {
             inner: Arc::new(Inner {
