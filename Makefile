@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 
-.PHONY: demo test build lint bench bench-ratelimit bench-oncall bench-serve chaos ensure-deps clean-demo
+.PHONY: demo test build lint bench bench-ratelimit bench-oncall bench-serve bench-exports chaos ensure-deps clean-demo
 
 ## Build everything (debug).
 build: ensure-deps
@@ -41,6 +41,10 @@ bench-oncall: ensure-deps
 ## HTTP API benchmark: ingest over HTTP, report latency under load (see BENCHMARKS.md).
 bench-serve: ensure-deps
 	scripts/bench-serve
+
+## Real-API fit benchmark: CSV enqueue, signed export callbacks (see BENCHMARKS.md).
+bench-exports: ensure-deps
+	scripts/bench-exports
 
 ## Chaos run (see RELIABILITY.md).
 chaos: ensure-deps
