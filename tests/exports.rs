@@ -180,20 +180,26 @@ async fn a_signed_callback_completes_an_export_once() {
     })
     .await;
     assert_eq!(env.sim.webhooks().received.iter().filter(|w| w.event_type == "export.completed").count(), 1, "one event, not one per callback");
+
+    // The dashboard lists it with state, rows and latency.
+    let page = dashboard_page(&s.base, "/exports").await;
+    assert!(page.contains(&id) && page.contains(&execution) && page.contains("completed") && page.contains("0.3 s"), "{page}");
+}
+
+/// Signs in to the dashboard with the operate token and returns the page at `path`.
+async fn dashboard_page(base: &str, path: &str) -> String {
+    let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let signed_in = client.post(format!("{base}/login")).form(&[("token", TOKEN)]).send().await.unwrap();
+    let cookie = signed_in.headers().get("set-cookie").expect("a session cookie").to_str().unwrap().split(';').next().unwrap().to_owned();
+    let page = client.get(format!("{base}{path}")).header("cookie", cookie).send().await.unwrap();
+    assert_eq!(page.status().as_u16(), 200);
+    page.text().await.unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_cxone_profile_completes_report_jobs_by_polling() {
-    let sim = sim_config(ExportCompletion::Poll);
-    let (key_id, key_secret) = (sim.access_key_id.clone(), sim.access_key_secret.expose().to_owned());
-    let mut env = TestEnv::start(sim).await;
-    let issuer = env.sim.base_url();
-    env.unset("CXRELAY_API_BASE")
-        .set("CXRELAY_PROFILE", "cxone")
-        .set("CXRELAY_ISSUER", &issuer)
-        .set("CXRELAY_ACCESS_KEY_ID", &key_id)
-        .set("CXRELAY_ACCESS_KEY_SECRET", &key_secret)
-        .set("CXRELAY_EXPORT_POLL_INTERVAL_MS", "200");
+    let mut env = TestEnv::start(sim_config(ExportCompletion::Poll)).await;
+    env.cxone_profile().set("CXRELAY_EXPORT_POLL_INTERVAL_MS", "200");
     let _w = env.spawn_worker(2);
     let id = export(&env, &["--data-action", "report-7", "--dataset", "ds-1", "--max-rows", "50"]);
     let row = wait_state(&env, &id, "completed").await;

@@ -70,7 +70,7 @@ async fn a_worker_without_client_id_refuses_to_start_and_says_what_to_set() {
         let log = read(&worker.log);
         assert_eq!(status.code(), Some(2), "unusable settings are exit 2: {log}");
         assert_eq!(log.matches("CXRELAY_CLIENT_ID").count(), 1, "said once: {log}");
-        assert!(log.contains("client_id is empty") && log.contains("target.client_id"), "{log}");
+        assert!(log.contains("setting target.client_id: required by profile seed"), "{log}");
         assert!(!log.contains("worker started"), "{log}");
     }
     // Nothing was taken, so nothing was burnt: the items still wait for a working worker.

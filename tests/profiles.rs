@@ -94,16 +94,10 @@ async fn seed_profile_with_a_json_token_request() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cxone_profile_with_an_access_key_and_discovery() {
     let sim = SimConfig { token_lifetime: Duration::from_secs(2), ..SimConfig::default() };
-    let (key_id, key_secret, tenant_id) = (sim.access_key_id.clone(), sim.access_key_secret.expose().to_owned(), sim.tenant_id.clone());
-    assert!(key_secret.ends_with('='), "the simulator's key ends in '=' like real ones, so URL-encoding is exercised");
+    let (key_id, tenant_id) = (sim.access_key_id.clone(), sim.tenant_id.clone());
+    assert!(sim.access_key_secret.expose().ends_with('='), "the simulator's key ends in '=' like real ones, so URL-encoding is exercised");
     let mut env = TestEnv::start(sim).await;
-    let issuer = env.sim.base_url();
-    env.unset("CXRELAY_API_BASE")
-        .set("CXRELAY_PROFILE", "cxone")
-        .set("CXRELAY_ISSUER", &issuer)
-        .set("CXRELAY_ACCESS_KEY_ID", &key_id)
-        .set("CXRELAY_ACCESS_KEY_SECRET", &key_secret)
-        .set("CXRELAY_RATE", "40");
+    env.cxone_profile().set("CXRELAY_RATE", "40");
     let input = items(60);
     env.enqueue_items("cxone", &input, &[]);
     let _w = env.spawn_worker(4);

@@ -250,6 +250,19 @@ impl TestEnv {
         self
     }
 
+    /// Points the processes started from now on at the simulator as a CXone tenant: the cxone
+    /// profile, the simulator as the OpenID issuer (token endpoint and API base discovered, no
+    /// `CXRELAY_API_BASE`) and its access key (the simulator's defaults).
+    pub fn cxone_profile(&mut self) -> &mut Self {
+        let sim = SimConfig::default();
+        let issuer = self.sim.base_url();
+        self.unset("CXRELAY_API_BASE")
+            .set("CXRELAY_PROFILE", "cxone")
+            .set("CXRELAY_ISSUER", issuer)
+            .set("CXRELAY_ACCESS_KEY_ID", sim.access_key_id)
+            .set("CXRELAY_ACCESS_KEY_SECRET", sim.access_key_secret.expose())
+    }
+
     /// Removes an environment variable for the processes started from now on.
     pub fn unset(&mut self, key: &str) -> &mut Self {
         self.env.remove(key);

@@ -109,8 +109,10 @@ impl App {
             ("max_rows".to_owned(), request.max_rows.to_string()),
             ("completion".to_owned(), completion.as_str().to_owned()),
         ];
-        if let Some(url) = &request.callback_url {
-            extra.push(("callback_url".to_owned(), url.clone()));
+        // Only whether there is one: the URL may hold the opt-in secret path, and the item
+        // (which the target must be sent) is the one place it needs to be.
+        if request.callback_url.is_some() {
+            extra.push(("callback".to_owned(), "1".to_owned()));
         }
         checked.request.extra = extra;
         let run = checked.run.clone();

@@ -37,7 +37,7 @@ const FIELDS: [&str; 17] = [
     "completion_source",
     "failed",
     "max_rows",
-    "callback_url",
+    "callback",
     "tenant",
     "completion",
 ];

@@ -104,12 +104,23 @@ struct TokenResponse<'a> {
 
 /// `POST /oauth/token`; with the `echo_headers` fault on, error answers echo the request headers.
 pub(crate) async fn token(State(sim): State<Arc<SimState>>, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> Response<Body> {
-    let capture = sim.requests.capture(RequestRoute::SeedToken, &method, &uri, &headers, sim.clock.millis_now());
-    let res = answer(&sim, &headers, &body);
+    logged_token_request(&sim, RequestRoute::SeedToken, (&method, &uri, &headers, &body), answer).await
+}
+
+/// Answers a token request with `answer`, logging it under `route`; with the `echo_headers`
+/// fault on, error answers echo the request headers. Shared by every token endpoint.
+pub(crate) async fn logged_token_request(
+    sim: &SimState,
+    route: RequestRoute,
+    (method, uri, headers, body): (&Method, &Uri, &HeaderMap, &Bytes),
+    answer: fn(&SimState, &HeaderMap, &[u8]) -> Response<Body>,
+) -> Response<Body> {
+    let capture = sim.requests.capture(route, method, uri, headers, sim.clock.millis_now());
+    let res = answer(sim, headers, body);
     // Faults are read only for errors, so issuing a token stays one lock lighter.
-    let res = if !res.status().is_success() && sim.faults().echo_headers { reply::with_request_headers(res, &headers).await } else { res };
+    let res = if !res.status().is_success() && sim.faults().echo_headers { reply::with_request_headers(res, headers).await } else { res };
     if let Some(capture) = capture {
-        sim.requests.push(capture, Some(&body), res.status().as_u16());
+        sim.requests.push(capture, Some(body), res.status().as_u16());
     }
     res
 }

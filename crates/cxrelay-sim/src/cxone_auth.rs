@@ -45,13 +45,7 @@ struct TokenResponse<'a> {
 
 /// `POST /auth/token`; with the `echo_headers` fault on, error answers echo the request headers.
 pub(crate) async fn token(State(sim): State<Arc<SimState>>, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> Response<Body> {
-    let capture = sim.requests.capture(RequestRoute::CxoneToken, &method, &uri, &headers, sim.clock.millis_now());
-    let res = answer(&sim, &headers, &body);
-    let res = if !res.status().is_success() && sim.faults().echo_headers { reply::with_request_headers(res, &headers).await } else { res };
-    if let Some(capture) = capture {
-        sim.requests.push(capture, Some(&body), res.status().as_u16());
-    }
-    res
+    crate::auth::logged_token_request(&sim, RequestRoute::CxoneToken, (&method, &uri, &headers, &body), answer).await
 }
 
 /// The answer to one token request.
