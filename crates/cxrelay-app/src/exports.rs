@@ -70,11 +70,6 @@ pub struct CallbackOutcome {
     pub duplicate: bool,
 }
 
-/// Equal strings in time that does not depend on where they differ.
-fn same(a: &str, b: &str) -> bool {
-    a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
 impl App {
     fn export_target(&self) -> Result<&ExportTarget, AppError> {
         self.exports.target.as_ref().map_err(|e| AppError::NotAllowed(format!("exports are not configured correctly: {e}")))
@@ -157,7 +152,11 @@ impl App {
         let no = |m: &str| Err(AppError::Unauthorized(m.to_owned()));
         if let Some(given) = d.path_secret {
             let want = self.exports.path_secret.expose();
-            return if !want.is_empty() && same(given, want) { Ok(()) } else { no("unknown callback path") };
+            return if !want.is_empty() && bool::from(subtle::ConstantTimeEq::ct_eq(given.as_bytes(), want.as_bytes())) {
+                Ok(())
+            } else {
+                no("unknown callback path")
+            };
         }
         if self.exports.callback_secret.is_empty() {
             return no("signed export callbacks are not configured: set CXRELAY_EXPORT_CALLBACK_SECRET (exports.callback_secret)");

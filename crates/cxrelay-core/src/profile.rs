@@ -392,16 +392,16 @@ pub fn resolve(settings: &Settings) -> Result<Target, ConfigError> {
         (None, AuthMode::CxoneAccessKey) => None,
         (None, _) => {
             let base = api_base.as_deref().unwrap_or_default().trim_end_matches('/');
-            // Genesys' token endpoint lives on the login host of the region: login.{region}.
-            let genesys_login = (profile == Profile::Genesys)
-                .then(|| t.region.as_deref().map(|r| format!("https://login.{}/oauth/token", r.trim())))
-                .flatten()
-                .or_else(|| {
-                    (profile == Profile::Genesys)
-                        .then(|| host_of(base).and_then(|h| h.strip_prefix("api.")).map(|rest| format!("https://login.{rest}/oauth/token")))
-                        .flatten()
-                });
-            Some(genesys_login.unwrap_or_else(|| format!("{base}/oauth/token")))
+            // Genesys' token endpoint lives on the region's login host: login.{region}, the
+            // region given or read from an api.{region} base.
+            let region = match profile {
+                Profile::Genesys => t.region.as_deref().map(str::trim).or_else(|| host_of(base).and_then(|h| h.strip_prefix("api."))),
+                _ => None,
+            };
+            Some(match region {
+                Some(region) => format!("https://login.{region}/oauth/token"),
+                None => format!("{base}/oauth/token"),
+            })
         }
     };
     match auth {

@@ -22,7 +22,7 @@ use crate::scripts;
 use crate::store::{QueueError, Store};
 
 /// Run state fields an export listing reads, in this order.
-const FIELDS: [&str; 17] = [
+const FIELDS: [&str; 16] = [
     "action",
     "dataset",
     "export_state",
@@ -38,7 +38,6 @@ const FIELDS: [&str; 17] = [
     "failed",
     "max_rows",
     "callback",
-    "tenant",
     "completion",
 ];
 
@@ -326,6 +325,6 @@ fn row(id: &str, v: Vec<Option<String>>) -> Option<ExportRow> {
         completion_source: get(11),
         max_rows: num(13),
         callback: get(14).is_some(),
-        completion: get(16),
+        completion: get(15),
     })
 }
