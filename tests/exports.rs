@@ -4,7 +4,8 @@
 //! bodies 4xx, changing nothing; the cxone profile completes by polling report jobs; an execution
 //! that never completes becomes overdue (and a late completion still lands, here through the
 //! opt-in secret callback path); two exports for one data action are spaced; bad parameters are
-//! refused naming the field.
+//! refused naming the field; a submission the target refuses, or accepts without an execution id,
+//! fails the export with the reason recorded; callbacks without a configured secret are 401.
 
 mod harness;
 
@@ -12,7 +13,7 @@ use std::time::Duration;
 
 use cxrelay_core::webhook::{sign, signing_key};
 use cxrelay_core::Secret;
-use cxrelay_sim::{ExportCompletion, SimConfig};
+use cxrelay_sim::{ExportCompletion, FaultUpdate, ForceStatus, SimConfig};
 use harness::TestEnv;
 use serde_json::{json, Value};
 
@@ -300,4 +301,54 @@ async fn bad_export_parameters_are_refused_naming_the_field() {
     );
     let out = env.cxrelay().args(["exports", "--json"]).output().unwrap();
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "[]", "nothing was queued: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// The reason `cxrelay failed` gives for the export's one item.
+fn failure_reason(env: &TestEnv, id: &str) -> String {
+    let out = env.cxrelay().args(["failed", id, "--json"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let rows: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    rows[0]["reason"].as_str().unwrap_or_default().to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_or_unreadable_submission_fails_the_export_with_its_reason() {
+    let mut env = TestEnv::start(sim_config(ExportCompletion::Never)).await;
+    env.set("CXRELAY_EXPORT_EXECUTION_ID_FIELD", "/jobId").set("CXRELAY_MAX_ATTEMPTS", "1");
+    let _w = env.spawn_worker(2);
+    // The seed's answer has no /jobId: accepted, but nothing could ever complete it.
+    let id = export(&env, &["--data-action", "da-noid", "--dataset", "ds"]);
+    wait_state(&env, &id, "failed").await;
+    let reason = failure_reason(&env, &id);
+    assert!(reason.contains("accepted the export (HTTP 201) but its answer has no execution id at /jobId"), "{reason}");
+
+    // The target refuses the submission.
+    env.sim.set_faults(FaultUpdate {
+        force_status: Some(ForceStatus { status: 400, for_ms: 60_000, retry_after_secs: None }),
+        ..FaultUpdate::default()
+    });
+    let id = export(&env, &["--data-action", "da-400", "--dataset", "ds"]);
+    let row = wait_state(&env, &id, "failed").await;
+    assert_eq!(row["execution_id"], Value::Null, "{row}");
+    let reason = failure_reason(&env, &id);
+    assert!(reason.starts_with("HTTP 400"), "{reason}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn callbacks_without_a_configured_secret_are_refused() {
+    let mut env = TestEnv::start(SimConfig::default()).await;
+    let s = serve(&mut env).await;
+    env.unset("CXRELAY_EXPORT_CALLBACK_SECRET");
+    let addr = format!("127.0.0.1:{}", TestEnv::free_port());
+    let _bare = env.spawn_cxrelay(&["serve", "--addr", &addr]);
+    env.wait_http_ok(&format!("http://{addr}/readyz")).await;
+    let body = r#"{"executionId":"e","status":"completed"}"#;
+    let now = now_secs();
+    let (status, answer) = callback(&format!("http://{addr}"), body, now, Some(&signed(CALLBACK_SECRET, now, body))).await;
+    assert_eq!(status, 401, "{answer}");
+    assert!(answer["error"]["message"].as_str().unwrap().contains("set CXRELAY_EXPORT_CALLBACK_SECRET"), "{answer}");
+    // Nor does the secret path exist unless opted in.
+    let resp = reqwest::Client::new().post(format!("{}/v1/callbacks/export/0123456789abcdef0123", s.base)).body(body).send().await.unwrap();
+    assert_eq!(resp.status().as_u16(), 401);
 }
