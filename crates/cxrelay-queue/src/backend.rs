@@ -91,7 +91,7 @@ impl StreamConfig {
             tenant: "default".into(),
             concurrency,
             fetch_batch: 100,
-            lease: Duration::from_secs(10),
+            lease: Duration::from_millis(cxrelay_core::config::DEFAULT_LEASE_MS),
             max_redeliveries: 5,
             idle_wait: Duration::from_millis(200),
             consumer: default_consumer_name(),
