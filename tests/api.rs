@@ -81,6 +81,7 @@ async fn roles_and_the_error_shape() {
         (post("?action=a&run_id=bad{id", "application/json", "[{}]"), 400, "run id"),
         (post("?action=a&run_id=broken", "application/json", "[{\"a\": 1}, {\"b\": "), 400, "line 1"),
         (post("?action=a", "application/json", "[]"), 400, "no items"),
+        (post("?action=a&run_id=unclosed", "text/csv", "id,note\n1,\"open\n2,x\n"), 400, "malformed CSV at line 2"),
         (post("?action=a&max_items=x", "application/json", "[{}]"), 400, "max_items"),
         (c.get(format!("{}/v1/runs/nosuch", s.base)).bearer_auth(READ), 404, "run nosuch not found"),
         (c.get(format!("{}/v1/runs?cursor=bogus", s.base)).bearer_auth(READ), 400, "cursor"),

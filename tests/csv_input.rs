@@ -32,6 +32,14 @@ async fn csv_rows_are_items_and_ragged_rows_fail_alone() {
     let out = env.cxrelay().args(["enqueue", "--action", "a", "--delimiter", "#"]).arg(&bad).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("invalid --delimiter \"#\""));
+
+    // An unclosed quote would otherwise swallow the rest of the file into one field of one row.
+    let unclosed = env.write_file("unclosed.csv", b"id,note\n1,fine\n2,\"never closed\n3,lost\n4,lost\n");
+    let out = env.cxrelay().args(["enqueue", "--action", "a", "--run-id", "csv3"]).arg(&unclosed).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("malformed CSV at line 3") && err.contains("never closed") && err.contains("nothing was enqueued"), "{err}");
+    assert_eq!(env.cxrelay().args(["report", "csv3"]).output().unwrap().status.code(), Some(2), "no run was left");
 }
 
 /// Runs `cmd` and returns its output and peak resident memory in bytes (`wait4`'s `ru_maxrss`:

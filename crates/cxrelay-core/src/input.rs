@@ -345,6 +345,7 @@ fn csv_error(e: csv::Error) -> InputError {
 
 fn read_csv<R: Read, F: FnMut(RawItem) -> Result<(), String>>(reader: R, delimiter: u8, mut on_item: F) -> Result<u64, InputError> {
     let (reader, _) = skip_bom(reader)?;
+    let reader = crate::csv_quotes::QuoteTracker::new(reader, delimiter);
     let mut csv = csv::ReaderBuilder::new().delimiter(delimiter).has_headers(false).flexible(true).from_reader(reader);
     let mut record = csv::StringRecord::new();
     if !csv.read_record(&mut record).map_err(csv_error)? {
@@ -373,6 +374,10 @@ fn read_csv<R: Read, F: FnMut(RawItem) -> Result<(), String>>(reader: R, delimit
         };
         on_item(RawItem { index: count, json, line, column: 1, invalid }).map_err(InputError::Stopped)?;
         count += 1;
+    }
+    // The parser takes an unclosed quote for a field that runs to the end of the input.
+    if let Some(line) = csv.get_ref().unclosed_quote_line() {
+        return Err(InputError::Csv { line, message: "a quoted field opens here and is never closed (a missing \")".into() });
     }
     Ok(count)
 }
@@ -695,6 +700,8 @@ mod tests {
         let e = csv(b"id,name,id\n1,2,3\n").unwrap_err().to_string();
         assert!(e.contains("repeats the name \"id\""), "{e}");
         assert_eq!(csv(b"").unwrap().len(), 0);
+        let e = csv(b"id,note\n1,ok\n2,\"open\n3,x\n").unwrap_err().to_string();
+        assert!(e.contains("malformed CSV at line 3") && e.contains("never closed"), "{e}");
         assert_eq!(InputFormat::csv_delimiter("tab"), Some(b'\t'));
         assert_eq!(InputFormat::from_path("x.csv"), InputFormat::Csv { delimiter: b',' });
     }
