@@ -102,3 +102,45 @@ async fn an_unbindable_metrics_address_stops_the_worker() {
     let log = std::fs::read_to_string(&w.log).unwrap();
     assert!(log.contains("--metrics-addr") && log.contains(&addr), "{log}");
 }
+
+/// The value of the series `name{tenant="default"}` in `text`.
+fn tenant_gauge(text: &str, name: &str) -> Option<f64> {
+    let prefix = format!("{name}{{tenant=\"default\"}} ");
+    text.lines().find_map(|l| l.strip_prefix(&prefix)).and_then(|v| v.trim().parse().ok())
+}
+
+/// `cxrelay serve` reports the tenant's backlog and the workers it can use while no worker runs
+/// (what scales workers up from zero); once a worker measures the latency, the figure is the
+/// budget × latency over concurrency, and it falls to 0 with the backlog.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn usable_workers_follow_budget_latency_and_backlog() {
+    let mut env = TestEnv::start(SimConfig { latency: Duration::from_millis(50), ..SimConfig::default() }).await;
+    // 100/s × ~0.05 s = ~5 in flight: two processes of 4 (one would hold only 4).
+    env.set("CXRELAY_RATE", 100).set("CXRELAY_BURST", 5).set("CXRELAY_CONCURRENCY", 4);
+    env.enqueue_generated("scaled", 1500);
+    let addr = format!("127.0.0.1:{}", TestEnv::free_port());
+    let _serve = env.spawn_cxrelay(&["serve", "--addr", &addr]);
+    env.wait_http_ok(&format!("http://{addr}/healthz")).await;
+    let metrics = format!("http://{addr}/metrics");
+    let wait_for = |want: [(&'static str, f64); 3]| {
+        let metrics = metrics.clone();
+        async move {
+            let deadline = std::time::Instant::now() + Duration::from_secs(60);
+            loop {
+                let text = get(&metrics).await.1;
+                if want.iter().all(|(name, v)| tenant_gauge(&text, name) == Some(*v)) {
+                    return text;
+                }
+                assert!(std::time::Instant::now() < deadline, "never saw {want:?}:\n{text}");
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+        }
+    };
+    // No worker: the backlog is there, nobody serves it, and one worker is wanted to start.
+    let text = wait_for([("cxrelay_items_pending", 1500.0), ("cxrelay_workers_alive", 0.0), ("cxrelay_workers_usable", 1.0)]).await;
+    promtool_accepts(&text);
+    let _w = env.spawn_worker(4);
+    wait_for([("cxrelay_workers_alive", 1.0), ("cxrelay_workers_usable", 2.0), ("cxrelay_rate_limit_rate", 100.0)]).await;
+    env.wait_finished("scaled", Duration::from_secs(60)).await;
+    wait_for([("cxrelay_items_pending", 0.0), ("cxrelay_workers_alive", 1.0), ("cxrelay_workers_usable", 0.0)]).await;
+}

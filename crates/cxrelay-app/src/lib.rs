@@ -151,6 +151,7 @@ pub struct App {
     guard_rate: Option<f64>,
     guard_window: u32,
     webhooks: Vec<cxrelay_core::webhook::WebhookEndpoint>,
+    assumed: cxrelay_queue::load::Assumed,
     store: OnceCell<Store>,
 }
 
@@ -172,8 +173,21 @@ impl App {
             guard_rate: settings.queue.pause_on_failure_rate,
             guard_window: settings.queue.failure_window,
             webhooks: settings.webhooks.clone(),
+            assumed: cxrelay_queue::load::Assumed::from_settings(settings),
             store: OnceCell::new(),
         }
+    }
+
+    /// The settings' tenant's load: backlog, live workers, budget and the workers it can use.
+    pub async fn tenant_load(&self) -> Result<cxrelay_queue::load::LoadSample, AppError> {
+        let store = self.store().await?;
+        let limits = cxrelay_queue::FleetLimits::new(store.conn(), store.keys().clone(), &self.tenant);
+        cxrelay_queue::load::sample(store, &limits, &self.tenant, self.assumed).await.map_err(AppError::Queue)
+    }
+
+    /// The tenant this app serves (the settings' `target.tenant`).
+    pub fn tenant(&self) -> &str {
+        &self.tenant
     }
 
     /// The store, connecting on first use.

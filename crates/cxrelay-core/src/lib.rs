@@ -7,8 +7,10 @@
 
 #![warn(missing_docs)]
 
+pub mod capacity;
 pub mod classify;
 pub mod config;
+pub mod csv_quotes;
 pub mod export;
 pub mod ids;
 pub mod input;

@@ -18,6 +18,13 @@ pub const IN_FLIGHT: &str = "cxrelay_items_in_flight";
 pub const PENDING: &str = "cxrelay_items_pending";
 /// Items waiting for a retry (or deferred) in the tenant's active runs.
 pub const DELAYED: &str = "cxrelay_items_delayed";
+/// Worker processes with a live heartbeat, by tenant.
+pub const WORKERS_ALIVE: &str = "cxrelay_workers_alive";
+/// Worker processes the tenant can keep busy: its rate budget × latency over per-process
+/// concurrency, capped by the backlog ([`crate::capacity`]). What an autoscaler aims for.
+pub const WORKERS_USABLE: &str = "cxrelay_workers_usable";
+/// Webhook events the outbox's length cap removed before every endpoint had them.
+pub const WEBHOOK_TRIMMED: &str = "cxrelay_webhook_outbox_trimmed_total";
 /// The tenant's current send rate (requests/s) of its fleet-wide budget, when one applies.
 pub const RATE: &str = "cxrelay_rate_limit_rate";
 /// The tenant's learned rate ceiling (requests/s, adaptive mode), once a 429 set one.
@@ -64,7 +71,7 @@ pub enum Kind {
 }
 
 /// Every metric with its kind and `# HELP` text.
-pub const ALL: [(&str, Kind, &str); 22] = [
+pub const ALL: [(&str, Kind, &str); 25] = [
     (WEBHOOK_PENDING, Kind::Gauge, "Webhook events waiting for an endpoint, by endpoint id."),
     (DELAYED, Kind::Gauge, "Items waiting for a retry or deferred in the tenant's active runs."),
     (RATE, Kind::Gauge, "Current send rate of the tenant's fleet-wide budget, requests per second."),
@@ -77,6 +84,9 @@ pub const ALL: [(&str, Kind, &str); 22] = [
     (LIMITER_WAIT, Kind::Histogram, "Time items waited for a send slot of the rate budget, seconds."),
     (IN_FLIGHT, Kind::Gauge, "Items this worker process holds, running or buffered."),
     (PENDING, Kind::Gauge, "Items pending in the tenant's active runs."),
+    (WORKERS_ALIVE, Kind::Gauge, "Worker processes with a live heartbeat."),
+    (WORKERS_USABLE, Kind::Gauge, "Worker processes the tenant can keep busy: rate budget times latency over concurrency, capped by backlog."),
+    (WEBHOOK_TRIMMED, Kind::Counter, "Webhook events removed by the outbox length cap before every endpoint had them."),
     (BREAKER_OPEN, Kind::Gauge, "1 while this process sees the tenant's circuit breaker open."),
     (TOKEN_REFRESHES, Kind::Counter, "Requests to the token endpoint."),
     (WEBHOOK_DELIVERIES, Kind::Counter, "Webhook deliveries by result (delivered, failed, dropped)."),

@@ -467,6 +467,11 @@ pub fn resolve(settings: &Settings) -> Result<Target, ConfigError> {
     })
 }
 
+/// How the tenant's rate is set: the settings' rate, else the profile's (needs no credentials).
+pub fn rate_mode(settings: &Settings) -> crate::config::RateMode {
+    settings.rate_limit.mode(defaults(settings.target.profile).rate)
+}
+
 /// The export side of the target alone (needs no credentials: the callback receiver uses it).
 pub fn export_target(settings: &Settings) -> Result<ExportTarget, ConfigError> {
     resolve_exports(settings, &defaults(settings.target.profile).export)

@@ -167,11 +167,27 @@ pub fn router(settings: &Settings, metrics: Option<PrometheusHandle>) -> Result<
 /// Serves until `shutdown` resolves.
 pub async fn serve(settings: &Settings, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> Result<(), ServeError> {
     let router = router(settings, Some(install_metrics()))?;
+    sample_tenant_load(App::new(settings));
     let addr = settings.serve.addr.clone();
     let listener = tokio::net::TcpListener::bind(&addr).await.map_err(|source| ServeError::Bind { addr: addr.clone(), source })?;
     let local = listener.local_addr().map(|a| a.to_string()).unwrap_or(addr);
     tracing::info!(addr = %local, "serving the HTTP API on http://{local}");
     axum::serve(listener, router).with_graceful_shutdown(shutdown).await.map_err(|source| ServeError::Bind { addr: local, source })
+}
+
+/// Samples the tenant's load into the tenant gauges every few seconds, so they exist while no
+/// worker runs: what scales workers up from zero, and what the no-worker alert watches.
+fn sample_tenant_load(app: App) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(5));
+        loop {
+            tick.tick().await;
+            match app.tenant_load().await {
+                Ok(sample) => cxrelay_queue::load::record(app.tenant(), &sample),
+                Err(e) => tracing::debug!(error = %e, "could not sample the tenant's load; will retry"),
+            }
+        }
+    });
 }
 
 /// Counts every request by method, route (the pattern, never the run id in it) and status, and

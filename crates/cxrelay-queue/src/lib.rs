@@ -6,6 +6,7 @@
 //! - [`store`]: the [`Store`]: runs, reports and the producer's chunked writes.
 //! - [`oncall`]: the store's on-call operations: failed items, replay, run controls, audit.
 //! - [`outbox`]: webhook outboxes, cursors, delivery leases and endpoint status.
+//! - [`load`]: a tenant's load sampled into the tenant gauges (backlog, live and usable workers).
 //! - [`producer`]: streams an input file into a run without holding it in memory.
 //! - [`backend`]: the apalis [`StreamBackend`]: batched fetch from a Redis Stream consumer
 //!   group, lease-based recovery (`XAUTOCLAIM`), and checkpoints folded into the acknowledgement.
@@ -23,6 +24,7 @@ pub mod exports;
 pub mod job;
 pub mod keys;
 pub mod limits;
+pub mod load;
 pub mod oncall;
 pub mod outbox;
 pub mod producer;

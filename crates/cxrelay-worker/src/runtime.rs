@@ -35,10 +35,10 @@ async fn handle(job: ItemJob, handler: Data<Arc<ItemHandler>>) -> Result<Checkpo
 }
 
 /// Samples what no single item reports into the metrics, every few seconds: token requests,
-/// the breaker as this process sees it, and the items pending in the tenant's active runs. Once a
+/// the breaker as this process sees it, and the tenant's load ([`cxrelay_queue::load`]). Once a
 /// minute it also puts back on the active list any active run missing from it (a replay or a
 /// resume whose process died between its script and listing the run).
-fn observe(handler: Arc<ItemHandler>, store: cxrelay_queue::Store, tenant: String) {
+fn observe(handler: Arc<ItemHandler>, store: cxrelay_queue::Store, tenant: String, assumed: cxrelay_queue::load::Assumed) {
     use cxrelay_core::metric;
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(2));
@@ -51,25 +51,9 @@ fn observe(handler: Arc<ItemHandler>, store: cxrelay_queue::Store, tenant: Strin
             }
             metrics::counter!(metric::TOKEN_REFRESHES).absolute(handler.client().tokens().token_requests());
             metrics::gauge!(metric::BREAKER_OPEN, "tenant" => tenant.clone()).set(if handler.gate().breaker_open() { 1.0 } else { 0.0 });
-            let (mut pending, mut delayed) = (0u64, 0u64);
-            for id in store.active_runs(&tenant).await.unwrap_or_default() {
-                let Ok(run) = cxrelay_core::RunId::parse(&id) else { continue };
-                if let Ok(r) = store.report(&run).await {
-                    pending += r.pending;
-                    // A run-level series (bounded by the active runs), not a per-item one.
-                    metrics::gauge!(metric::RUN_COMPLETION, "run" => id.clone()).set(r.completion_rate);
-                }
-                delayed += store.delayed_items(&run).await.unwrap_or(0);
-            }
-            metrics::gauge!(metric::PENDING, "tenant" => tenant.clone()).set(pending as f64);
-            metrics::gauge!(metric::DELAYED, "tenant" => tenant.clone()).set(delayed as f64);
-            if let Ok((rate, ceiling)) = handler.gate().limits().budget_state().await {
-                if let Some(r) = rate {
-                    metrics::gauge!(metric::RATE, "tenant" => tenant.clone()).set(r);
-                }
-                if let Some(c) = ceiling {
-                    metrics::gauge!(metric::CEILING, "tenant" => tenant.clone()).set(c);
-                }
+            match cxrelay_queue::load::sample(&store, handler.gate().limits(), &tenant, assumed).await {
+                Ok(sample) => cxrelay_queue::load::record(&tenant, &sample),
+                Err(e) => tracing::debug!(error = %e, "could not sample the tenant's load; will retry"),
             }
         }
     });
@@ -104,7 +88,7 @@ where
     crate::export::spawn_watch(backend.store().clone(), client.clone(), exports.clone(), config.tenant.clone());
     let exports = crate::export::Exports { store: backend.store().clone(), config: exports };
     let handler = Arc::new(ItemHandler::new(client, gate, settings.retry.policy(), &target, config.max_redeliveries).with_exports(exports));
-    observe(handler.clone(), backend.store().clone(), config.tenant.clone());
+    observe(handler.clone(), backend.store().clone(), config.tenant.clone(), cxrelay_queue::load::Assumed::from_settings(settings));
     let concurrency = settings.worker.concurrency;
     tracing::info!(
         consumer = %config.consumer,
