@@ -84,6 +84,36 @@ async fn a_receiver_that_was_down_gets_every_event_once_and_in_order() {
     .await;
 }
 
+/// An outbox that outgrows its cap (`CXRELAY_OUTBOX_LEN`) while the receiver is down loses its
+/// oldest events, but says how many: what was delivered plus what was trimmed is every event.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_outbox_counts_what_it_trimmed() {
+    let mut env = env_with_receiver().await;
+    env.set("CXRELAY_OUTBOX_LEN", 100).set("CXRELAY_WEBHOOK_EVENTS", "item.failed,run.completed");
+    env.sim.set_webhooks_down(true);
+    let all: Vec<usize> = (0..400).collect();
+    env.enqueue_items("flood", &items(400, &all), &[]);
+    let metrics_addr = format!("127.0.0.1:{}", TestEnv::free_port());
+    let _w = env.spawn_cxrelay(&["worker", "--concurrency", "16", "--metrics-addr", &metrics_addr]);
+    env.wait_finished("flood", Duration::from_secs(60)).await;
+    env.sim.set_webhooks_down(false);
+    env.eventually("run.completed delivered", Duration::from_secs(30), || async {
+        received_for(&env, "flood").iter().any(|(kind, _)| kind == "run.completed")
+    })
+    .await;
+    let received = received_for(&env, "flood").len() as u64;
+    let out = env.cxrelay().args(["webhooks", "status", "--json"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let status: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let trimmed = status[0]["trimmed"].as_u64().unwrap_or_else(|| panic!("{status}"));
+    assert!(trimmed >= 200, "400 failures and a cap of about 100: {status}");
+    assert_eq!(received + trimmed, 401, "every event delivered or counted as trimmed ({received} received): {status}");
+    let text = reqwest::get(format!("http://{metrics_addr}/metrics")).await.unwrap().text().await.unwrap();
+    assert!(text.contains(&format!("cxrelay_webhook_outbox_trimmed_total {trimmed}")), "{text}");
+    let out = env.cxrelay().args(["webhooks", "status"]).output().unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).contains(&format!("trimmed {trimmed}")));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn webhook_settings_and_the_test_command() {
     let env = env_with_receiver().await;

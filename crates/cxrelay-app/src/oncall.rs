@@ -423,6 +423,8 @@ pub struct WebhookStatus {
     pub failures: u64,
     /// Events given up after retrying for their maximum age.
     pub dropped: u64,
+    /// Events the outbox's length cap removed before this endpoint had them.
+    pub trimmed: u64,
     /// Failing since (RFC 3339), while its last attempt failed.
     pub failing_since: Option<String>,
     /// The last failed attempt's error.
@@ -458,6 +460,7 @@ impl App {
                 delivered: num("delivered").unwrap_or(0),
                 failures: num("failures").unwrap_or(0),
                 dropped: num("dropped").unwrap_or(0),
+                trimmed: num("trimmed").unwrap_or(0),
                 failing_since: num("failing_since").map(rfc3339),
                 last_error: get("last_error").filter(|_| num("failing_since").is_some()),
                 last_success_at: num("last_success_ms").map(rfc3339),

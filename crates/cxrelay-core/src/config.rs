@@ -425,6 +425,10 @@ pub struct QueueSettings {
     pub loading_ttl_secs: u64,
     /// Events kept in a run's audit stream (about; trimmed with `MAXLEN ~`).
     pub audit_len: u64,
+    /// Webhook events kept in a run's outbox (about; trimmed with `MAXLEN ~`). Events trimmed
+    /// before an endpoint had them are counted (`cxrelay webhooks status`, a metric), not lost
+    /// silently.
+    pub outbox_len: u64,
     /// Default failure-rate guard of new runs: a run pauses itself when more than this percent
     /// of its last `failure_window` finished items failed (`None`: no guard).
     pub pause_on_failure_rate: Option<f64>,
@@ -440,6 +444,7 @@ impl Default for QueueSettings {
             history_len: 10,
             loading_ttl_secs: 24 * 3600,
             audit_len: 10_000,
+            outbox_len: 100_000,
             pause_on_failure_rate: None,
             failure_window: 200,
         }
@@ -658,6 +663,7 @@ const ENV: &[EnvVar] = &[
     EnvVar::typed("CXRELAY_HISTORY_LEN", "queue.history_len", COUNT_1, "attempts kept in an item's history"),
     EnvVar::typed("CXRELAY_LOADING_TTL_SECS", "queue.loading_ttl_secs", SECS, "a run still loading expires after this without a new chunk"),
     EnvVar::typed("CXRELAY_AUDIT_LEN", "queue.audit_len", COUNT_1, "events kept in a run's audit stream"),
+    EnvVar::typed("CXRELAY_OUTBOX_LEN", "queue.outbox_len", COUNT_1, "webhook events kept in a run's outbox"),
     EnvVar::typed(
         "CXRELAY_PAUSE_ON_FAILURE_RATE",
         "queue.pause_on_failure_rate",
@@ -830,6 +836,9 @@ impl Settings {
         }
         if !(1..=10_000).contains(&self.queue.failure_window) {
             return bad("queue.failure_window", "must be between 1 and 10000");
+        }
+        if self.queue.outbox_len < 100 {
+            return bad("queue.outbox_len", "must be at least 100");
         }
         if self.queue.audit_len == 0 {
             return bad("queue.audit_len", "must be at least 1");

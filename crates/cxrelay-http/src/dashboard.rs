@@ -599,12 +599,12 @@ pub async fn webhooks(State(s): State<Shared>, headers: HeaderMap) -> Response {
                 h1 { "Webhooks" }
                 @if hooks.is_empty() { p.muted { "No endpoint configured." } }
                 table {
-                    thead { tr { th { "endpoint" } th.num { "pending" } th.num { "delivered" } th.num { "dropped" } th { "health" } } }
+                    thead { tr { th { "endpoint" } th.num { "pending" } th.num { "delivered" } th.num { "dropped" } th.num { "trimmed" } th { "health" } } }
                     tbody {
                         @for h in &hooks {
                             tr {
                                 td { (h.url) div.muted { (h.events.join(", ")) } }
-                                td.num { (h.pending) } td.num { (h.delivered) } td.num { (h.dropped) }
+                                td.num { (h.pending) } td.num { (h.delivered) } td.num { (h.dropped) } td.num { (h.trimmed) }
                                 td { @match &h.failing_since { Some(since) => { span.badtext { "failing since " (since) } div.muted { (h.last_error.as_deref().unwrap_or("")) } }, None => { span.oktext { "ok" } } } }
                             }
                         }

@@ -45,6 +45,17 @@ pub struct Cursor {
     pub tries: u32,
     /// Not before this time (ms since the epoch) after a failed attempt.
     pub next_ms: u64,
+    /// Events passed so far (delivered, skipped or given up), counted from the source's first:
+    /// set against the events the length cap trimmed, it tells how many this endpoint never had.
+    /// `None` for a cursor stored before it was counted.
+    pub passed: Option<u64>,
+}
+
+impl Cursor {
+    /// Moves past event `id` (delivered, skipped or given up).
+    pub fn pass(&mut self, id: &str) {
+        *self = Cursor { after: id.to_owned(), tries: 0, next_ms: 0, passed: self.passed.map(|n| n + 1) };
+    }
 }
 
 struct SourceKeys {
@@ -102,14 +113,17 @@ impl Store {
     /// The endpoint's cursor in `source`.
     pub async fn outbox_cursor(&self, source: &OutboxSource, endpoint: &str) -> Result<Cursor, QueueError> {
         let k = self.source_keys(source, endpoint);
-        let (after, tries, next): (Option<String>, Option<u32>, Option<u64>) = redis::cmd("HMGET")
+        let (after, tries, next, passed): (Option<String>, Option<u32>, Option<u64>, Option<u64>) = redis::cmd("HMGET")
             .arg(&k.hash)
             .arg(format!("wh:{endpoint}"))
             .arg(format!("wht:{endpoint}"))
             .arg(format!("whn:{endpoint}"))
+            .arg(format!("whp:{endpoint}"))
             .query_async(&mut self.conn())
             .await?;
-        Ok(Cursor { after: after.unwrap_or_else(|| "0".into()), tries: tries.unwrap_or(0), next_ms: next.unwrap_or(0) })
+        // A new cursor has passed nothing; an old one without the count is not judged.
+        let passed = if after.is_none() { Some(0) } else { passed };
+        Ok(Cursor { after: after.unwrap_or_else(|| "0".into()), tries: tries.unwrap_or(0), next_ms: next.unwrap_or(0), passed })
     }
 
     /// Stores the endpoint's cursor in `source` while `holder` holds the lease; false when it
@@ -125,6 +139,7 @@ impl Store {
             .arg(c.tries)
             .arg(c.next_ms)
             .arg(if k.hash_must_exist { "1" } else { "0" })
+            .arg(c.passed.map_or_else(String::new, |n| n.to_string()))
             .invoke_async(&mut self.conn())
             .await?;
         Ok(stored == 1)
@@ -177,6 +192,23 @@ impl Store {
             error,
         );
         let _: () = pipe.query_async(&mut self.conn()).await?;
+        Ok(())
+    }
+
+    /// How many events of `source` its length cap has removed (added in all, less those left).
+    pub async fn outbox_trimmed(&self, source: &OutboxSource) -> Result<u64, QueueError> {
+        let k = self.source_keys(source, "");
+        let info: redis::RedisResult<HashMap<String, redis::Value>> =
+            redis::cmd("XINFO").arg("STREAM").arg(&k.stream).query_async(&mut self.conn()).await;
+        // No stream yet (or gone): nothing trimmed.
+        let Ok(info) = info else { return Ok(0) };
+        let num = |field: &str| info.get(field).and_then(|v| redis::from_redis_value::<u64>(v.clone()).ok()).unwrap_or(0);
+        Ok(num("entries-added").saturating_sub(num("length")))
+    }
+
+    /// Records `n` events the outbox's length cap removed before endpoint `ep` had them.
+    pub async fn webhook_trimmed(&self, tenant: &str, ep: &str, n: u64) -> Result<(), QueueError> {
+        let _: () = self.conn().hincr(self.keys().webhook_status(tenant), format!("{ep}:trimmed"), n).await?;
         Ok(())
     }
 

@@ -198,8 +198,8 @@ pub struct StoreOptions {
     pub loading_ttl_secs: u64,
     /// Events kept in a run's audit stream (about).
     pub audit_len: u64,
-    /// Webhook event types some endpoint wants, comma-wrapped (`,run.completed,item.failed,`);
-    /// empty: no webhooks, the scripts write no outbox events.
+    /// Webhook event types some endpoint wants, comma-wrapped, then the outbox's length cap
+    /// (`,run.completed,item.failed,;100000`); empty: no webhooks, no outbox events.
     pub events_wanted: String,
 }
 
@@ -213,7 +213,7 @@ impl StoreOptions {
             history_len: q.history_len,
             loading_ttl_secs: q.loading_ttl_secs,
             audit_len: q.audit_len,
-            events_wanted: events_wanted(&settings.webhooks),
+            events_wanted: events_wanted(&settings.webhooks, q.outbox_len),
         }
     }
 }
@@ -231,13 +231,14 @@ impl Default for StoreOptions {
     }
 }
 
-/// The event types any of `endpoints` wants, as the scripts read them (`,a,b,`; empty: none).
-pub fn events_wanted(endpoints: &[cxrelay_core::webhook::WebhookEndpoint]) -> String {
+/// The event types any of `endpoints` wants and the outbox's length cap, as the scripts read
+/// them (`,a,b,;CAP`; empty: none).
+pub fn events_wanted(endpoints: &[cxrelay_core::webhook::WebhookEndpoint], outbox_len: u64) -> String {
     let wanted: Vec<&str> = cxrelay_core::webhook::EVENTS.iter().copied().filter(|e| endpoints.iter().any(|w| w.wants(e))).collect();
     if wanted.is_empty() {
         String::new()
     } else {
-        format!(",{},", wanted.join(","))
+        format!(",{},;{outbox_len}", wanted.join(","))
     }
 }
 

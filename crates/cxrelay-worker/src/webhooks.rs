@@ -147,6 +147,7 @@ impl Dispatcher {
         }
         let mut renewed = std::time::Instant::now();
         loop {
+            self.count_trimmed(ep, source, &mut cursor).await?;
             let events = self.store.outbox_events(source, &cursor.after, PAGE).await?;
             if events.is_empty() {
                 return Ok(true);
@@ -155,7 +156,7 @@ impl Dispatcher {
             let mut delivered = 0;
             for event in &events {
                 if !ep.config.wants(&event.kind) {
-                    cursor.after = event.id.clone();
+                    cursor.pass(&event.id);
                     continue;
                 }
                 // Renew before a delivery once a quarter of the lease has gone (a delivery takes
@@ -168,7 +169,7 @@ impl Dispatcher {
                 }
                 match self.deliver(ep, source, event).await {
                     Ok(()) => {
-                        cursor = Cursor { after: event.id.clone(), tries: 0, next_ms: 0 };
+                        cursor.pass(&event.id);
                         delivered += 1;
                         metrics::counter!(cxrelay_core::metric::WEBHOOK_DELIVERIES, "result" => "delivered").increment(1);
                     }
@@ -184,7 +185,7 @@ impl Dispatcher {
                             tracing::error!(endpoint = %ep.masked, event = %event.kind, "webhook event given up after retrying for its maximum age");
                             self.store.webhook_dropped(&self.tenant, &ep.id).await?;
                             metrics::counter!(cxrelay_core::metric::WEBHOOK_DELIVERIES, "result" => "dropped").increment(1);
-                            cursor = Cursor { after: event.id.clone(), tries: 0, next_ms: 0 };
+                            cursor.pass(&event.id);
                             continue;
                         }
                         cursor.tries += 1;
@@ -208,6 +209,22 @@ impl Dispatcher {
                 return Ok(false);
             }
         }
+    }
+
+    /// Counts (metric, endpoint status, a warning) the events the outbox's length cap removed
+    /// before this endpoint had them, and moves the cursor's count past them: a backlog that
+    /// outgrew the cap loses its oldest events, but never silently.
+    async fn count_trimmed(&self, ep: &Endpoint, source: &OutboxSource, cursor: &mut Cursor) -> Result<(), QueueError> {
+        let Some(passed) = cursor.passed else { return Ok(()) };
+        let trimmed = self.store.outbox_trimmed(source).await?;
+        if trimmed > passed {
+            let lost = trimmed - passed;
+            tracing::error!(endpoint = %ep.masked, lost, "webhook events were trimmed from a full outbox before this endpoint had them");
+            metrics::counter!(cxrelay_core::metric::WEBHOOK_TRIMMED).increment(lost);
+            self.store.webhook_trimmed(&self.tenant, &ep.id, lost).await?;
+            cursor.passed = Some(trimmed);
+        }
+        Ok(())
     }
 
     /// POSTs one event, signed afresh (its own timestamp) for this attempt.

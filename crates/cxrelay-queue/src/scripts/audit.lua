@@ -11,11 +11,14 @@ local function audit_event(audit, state, maxlen, fields)
 end
 
 -- Appends one webhook event to the run's outbox when some endpoint wants its type: `wanted` is
--- the comma-wrapped list of wanted types (",run.completed,item.failed,"; '' = no webhooks), so an
--- event is written in the same atomic step as the state change it reports.
+-- the comma-wrapped list of wanted types, then ';' and the outbox's length cap
+-- (",run.completed,item.failed,;100000"; '' = no webhooks), so an event is written in the same
+-- atomic step as the state change it reports. Events the cap trims are counted by the
+-- dispatcher (entries-added less length), never lost silently.
 local function outbox_event(outbox, state, wanted, kind, data)
   if wanted == '' or not string.find(wanted, ',' .. kind .. ',', 1, true) then return end
-  redis.call('XADD', outbox, 'MAXLEN', '~', 100000, '*', 'type', kind, 'data', cjson.encode(data))
+  local cap = tonumber(string.match(wanted, ';(%d+)$') or '100000')
+  redis.call('XADD', outbox, 'MAXLEN', '~', cap, '*', 'type', kind, 'data', cjson.encode(data))
   local ttl = redis.call('PTTL', state)
   if ttl > 0 then redis.call('PEXPIRE', outbox, ttl) end
 end

@@ -53,7 +53,7 @@ pub async fn run(settings: &Settings, args: Args) -> anyhow::Result<ExitCode> {
                         Some(since) => format!("FAILING since {since}: {}", s.last_error.as_deref().unwrap_or("-")),
                         None => "ok".into(),
                     };
-                    println!("{}  pending {}  delivered {}  dropped {}  {health}", s.url, s.pending, s.delivered, s.dropped);
+                    println!("{}  pending {}  delivered {}  dropped {}  trimmed {}  {health}", s.url, s.pending, s.delivered, s.dropped, s.trimmed);
                 }
             }
             Ok(ExitCode::SUCCESS)
