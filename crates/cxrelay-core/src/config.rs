@@ -1041,6 +1041,7 @@ mod tests {
             ("CXRELAY_HISTORY_LEN", "3"),
             ("CXRELAY_LOADING_TTL_SECS", "30"),
             ("CXRELAY_AUDIT_LEN", "500"),
+            ("CXRELAY_OUTBOX_LEN", "700"),
             ("CXRELAY_PAUSE_ON_FAILURE_RATE", "12.5"),
             ("CXRELAY_FAILURE_WINDOW", "50"),
             ("CXRELAY_PROFILE", "custom"),
