@@ -246,3 +246,24 @@ async fn redis_down_is_a_503_and_not_ready() {
     assert_eq!((code, body["error"]["code"].as_str()), (503, Some("redis_unavailable")), "{body}");
     assert!(!body.to_string().contains("pw-canary-55"));
 }
+
+/// The dashboard's session cookie is HttpOnly and SameSite=Strict, and `Secure` when
+/// `CXRELAY_SERVE_SECURE_COOKIES` says the dashboard is reached over TLS; signing out clears it
+/// with the same attributes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_session_cookie_is_secure_when_served_over_tls() {
+    let mut env = TestEnv::start(SimConfig::default()).await;
+    let no_redirect = || reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    for secure in [false, true] {
+        env.set("CXRELAY_SERVE_SECURE_COOKIES", secure);
+        let s = serve(&mut env).await;
+        let signed_in = no_redirect().post(format!("{}/login", s.base)).form(&[("token", READ)]).send().await.unwrap();
+        assert_eq!(signed_in.status().as_u16(), 303);
+        let cookie = signed_in.headers().get("set-cookie").expect("a session cookie").to_str().unwrap().to_owned();
+        assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"), "{cookie}");
+        assert_eq!(cookie.contains("; Secure"), secure, "{cookie}");
+    }
+    let bad = env.cxrelay().env("CXRELAY_SERVE_SECURE_COOKIES", "yes please").args(["serve", "--addr", "127.0.0.1:0"]).output().unwrap();
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("CXRELAY_SERVE_SECURE_COOKIES"), "{}", String::from_utf8_lossy(&bad.stderr));
+}

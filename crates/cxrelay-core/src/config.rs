@@ -496,11 +496,20 @@ pub struct ServeSettings {
     pub max_body_bytes: usize,
     /// Longest a request may take, ms (streamed run bodies excepted).
     pub request_timeout_ms: u64,
+    /// Mark the dashboard's session cookie `Secure` (sent over HTTPS only): set it when the
+    /// dashboard is reached over TLS (a TLS-terminating ingress or proxy in front of serve).
+    pub secure_cookies: bool,
 }
 
 impl Default for ServeSettings {
     fn default() -> Self {
-        Self { addr: "127.0.0.1:8080".into(), api_tokens: Secret::default(), max_body_bytes: 1 << 20, request_timeout_ms: 30_000 }
+        Self {
+            addr: "127.0.0.1:8080".into(),
+            api_tokens: Secret::default(),
+            max_body_bytes: 1 << 20,
+            request_timeout_ms: 30_000,
+            secure_cookies: false,
+        }
     }
 }
 
@@ -619,6 +628,7 @@ const ENV: &[EnvVar] = &[
     EnvVar::text("CXRELAY_API_TOKENS", "serve.api_tokens", "API tokens with roles: token:role,token:role"),
     EnvVar::typed("CXRELAY_SERVE_MAX_BODY_BYTES", "serve.max_body_bytes", COUNT_1, "largest JSON request body (run bodies are streamed)"),
     EnvVar::typed("CXRELAY_SERVE_TIMEOUT_MS", "serve.request_timeout_ms", MS, "longest a request may take (run bodies excepted)"),
+    EnvVar::typed("CXRELAY_SERVE_SECURE_COOKIES", "serve.secure_cookies", BOOL, "mark the dashboard's session cookie Secure (HTTPS only)"),
     EnvVar::text("CXRELAY_SCOPE", "target.scope", "scopes requested with client credentials"),
     EnvVar::text("CXRELAY_EXECUTE_PATH", "target.execute_path", "execute path; {action} is replaced by the action id"),
     EnvVar::typed("CXRELAY_BODY", "target.body", "expected envelope or flat", "how the request body wraps an item (default per profile)"),
@@ -1018,6 +1028,7 @@ mod tests {
             ("CXRELAY_API_TOKENS", "t1:read,t2"),
             ("CXRELAY_SERVE_MAX_BODY_BYTES", "4096"),
             ("CXRELAY_SERVE_TIMEOUT_MS", "5000"),
+            ("CXRELAY_SERVE_SECURE_COOKIES", "true"),
             ("CXRELAY_LEASE_MS", "2500"),
             ("CXRELAY_SHUTDOWN_TIMEOUT_MS", "4500"),
             ("CXRELAY_MAX_REDELIVERIES", "2"),

@@ -150,7 +150,7 @@ pub async fn login(State(s): State<Shared>, Form(form): Form<HashMap<String, Str
         }
     };
     let session = s.signer.start(role, now_secs());
-    let cookie = format!("{COOKIE}={}; Path=/; HttpOnly; SameSite=Strict; Max-Age={LIFETIME_SECS}", s.signer.cookie(&session));
+    let cookie = format!("{COOKIE}={}; {}; Max-Age={LIFETIME_SECS}", s.signer.cookie(&session), s.cookie_attributes);
     ([(header::SET_COOKIE, cookie)], Redirect::to("/")).into_response()
 }
 
@@ -161,7 +161,7 @@ pub async fn logout(State(s): State<Shared>, headers: HeaderMap, Form(form): For
             return error_page(Some(&session), StatusCode::FORBIDDEN, "The form's CSRF token is missing or wrong: reload the page and try again.");
         }
     }
-    ([(header::SET_COOKIE, format!("{COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0"))], Redirect::to("/login")).into_response()
+    ([(header::SET_COOKIE, format!("{COOKIE}=; {}; Max-Age=0", s.cookie_attributes))], Redirect::to("/login")).into_response()
 }
 
 fn progress(r: &RunReport) -> Markup {

@@ -39,6 +39,8 @@ pub struct ApiState {
     pub tokens: Tokens,
     /// Signs dashboard sessions and CSRF tokens.
     pub signer: session::Signer,
+    /// The attributes of the session cookie (`Secure` when served over TLS).
+    pub cookie_attributes: &'static str,
 }
 
 /// Shared handler state.
@@ -111,7 +113,9 @@ pub fn router(settings: &Settings, metrics: Option<PrometheusHandle>) -> Result<
         tracing::warn!("no API tokens configured (CXRELAY_API_TOKENS): every /v1 request will be refused");
     }
     let signer = session::Signer::new(settings.serve.api_tokens.expose());
-    let state: Shared = Arc::new(ApiState { app: App::new(settings), tokens, signer });
+    let cookie_attributes =
+        if settings.serve.secure_cookies { "Path=/; HttpOnly; Secure; SameSite=Strict" } else { "Path=/; HttpOnly; SameSite=Strict" };
+    let state: Shared = Arc::new(ApiState { app: App::new(settings), tokens, signer, cookie_attributes });
     let timeout = Duration::from_millis(settings.serve.request_timeout_ms);
     let limited = Router::new()
         .route("/v1/runs", get(routes::list_runs))
