@@ -352,3 +352,43 @@ async fn callbacks_without_a_configured_secret_are_refused() {
     let resp = reqwest::Client::new().post(format!("{}/v1/callbacks/export/0123456789abcdef0123", s.base)).body(body).send().await.unwrap();
     assert_eq!(resp.status().as_u16(), 401);
 }
+
+/// `GET /v1/exports` pages with a cursor: every export once, newest first, and exports created
+/// between pages do not shift the later pages; a forged cursor is a 400.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exports_are_listed_a_page_at_a_time() {
+    let mut env = TestEnv::start(sim_config(ExportCompletion::Never)).await;
+    let s = serve(&mut env).await;
+    let mut created: Vec<String> = (0..5).map(|i| export(&env, &["--data-action", &format!("da-{i}"), "--dataset", "ds"])).collect();
+    let page = |cursor: Option<String>| {
+        let base = s.base.clone();
+        async move {
+            let mut req = reqwest::Client::new().get(format!("{base}/v1/exports?limit=2")).bearer_auth(TOKEN);
+            if let Some(c) = cursor {
+                req = req.query(&[("cursor", c)]);
+            }
+            let body: Value = req.send().await.unwrap().json().await.unwrap();
+            let ids: Vec<String> = body["exports"].as_array().unwrap().iter().map(|r| r["id"].as_str().unwrap().to_owned()).collect();
+            (ids, body["next_cursor"].as_str().map(str::to_owned))
+        }
+    };
+    let (first, cursor) = page(None).await;
+    assert_eq!(first.len(), 2);
+    // A newer export arrives while the client pages through the older ones.
+    created.push(export(&env, &["--data-action", "da-late", "--dataset", "ds"]));
+    let mut seen = first.clone();
+    let mut cursor = cursor;
+    while let Some(c) = cursor {
+        let (ids, next) = page(Some(c)).await;
+        seen.extend(ids);
+        cursor = next;
+    }
+    let mut oldest_first = created[..5].to_vec();
+    oldest_first.reverse();
+    assert_eq!(seen, oldest_first, "each of the first five once, newest first");
+    let (code, body) = {
+        let resp = reqwest::Client::new().get(format!("{}/v1/exports?cursor=bm9wZQ", s.base)).bearer_auth(TOKEN).send().await.unwrap();
+        (resp.status().as_u16(), resp.json::<Value>().await.unwrap())
+    };
+    assert_eq!((code, body["error"]["code"].as_str()), (400, Some("invalid_cursor")), "{body}");
+}

@@ -128,6 +128,21 @@ impl App {
         Ok(self.store().await?.list_exports(&self.tenant, limit).await?)
     }
 
+    /// A page of the tenant's exports, newest first, after `after` (the cursor of the previous
+    /// page, as [`exports_page`](Self::exports_page) returned it), and the next page's cursor.
+    pub async fn exports_page(&self, limit: usize, after: Option<&str>) -> Result<(Vec<ExportRow>, Option<String>), AppError> {
+        let after = after
+            .map(|c| {
+                c.split_once(':')
+                    .and_then(|(ms, id)| Some((ms.parse::<u64>().ok()?, id)))
+                    .filter(|(_, id)| RunId::parse(id).is_ok())
+                    .ok_or_else(|| AppError::InvalidArgument { what: "cursor", value: c.to_owned(), reason: "not a cursor this API gave out".into() })
+            })
+            .transpose()?;
+        let (rows, next) = self.store().await?.export_page(&self.tenant, limit, after).await?;
+        Ok((rows, next.map(|(ms, id)| format!("{ms}:{id}"))))
+    }
+
     /// Takes a completion callback: checks who sent it (signature and freshness, or the secret
     /// path), reads `{executionId, status, rowsExported, startTime, endTime}`, and records the
     /// completion once (a repeated callback changes nothing). Refusals change nothing.

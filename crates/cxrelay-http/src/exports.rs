@@ -50,6 +50,8 @@ pub struct ExportBody {
 pub struct ExportsPage {
     /// Newest first.
     pub exports: Vec<cxrelay_app::ExportRow>,
+    /// Pass as `cursor` for the next page; absent on the last.
+    pub next_cursor: Option<String>,
 }
 
 /// `POST /v1/exports`: validates by the seed's rules and queues the submission.
@@ -76,11 +78,17 @@ pub async fn create(State(s): State<Shared>, body: Result<Json<ExportBody>, Json
     Ok((StatusCode::CREATED, Json(row)).into_response())
 }
 
-/// `GET /v1/exports?limit=N`: the tenant's exports with state, rows and latency.
-#[utoipa::path(get, path = "/v1/exports", tag = "exports", params(("limit" = Option<usize>, Query, description = "At most this many (1 to 1000, default 100)")), responses((status = 200, description = "Exports, newest first", body = ExportsPage), (status = 400, description = "A bad parameter", body = crate::openapi::ErrorBody), (status = 401, description = "No valid token", body = crate::openapi::ErrorBody), (status = 403, description = "The token's role does not allow it", body = crate::openapi::ErrorBody), (status = 503, description = "Redis unavailable", body = crate::openapi::ErrorBody)), security(("bearer" = [])))]
+/// `GET /v1/exports?limit=N&cursor=…`: the tenant's exports with state, rows and latency, a
+/// page at a time.
+#[utoipa::path(get, path = "/v1/exports", tag = "exports", params(("limit" = Option<usize>, Query, description = "At most this many (1 to 1000, default 100)"), ("cursor" = Option<String>, Query, description = "From the previous page")), responses((status = 200, description = "Exports, newest first", body = ExportsPage), (status = 400, description = "A bad parameter", body = crate::openapi::ErrorBody), (status = 401, description = "No valid token", body = crate::openapi::ErrorBody), (status = 403, description = "The token's role does not allow it", body = crate::openapi::ErrorBody), (status = 503, description = "Redis unavailable", body = crate::openapi::ErrorBody)), security(("bearer" = [])))]
 pub async fn list(State(s): State<Shared>, Query(p): Query<HashMap<String, String>>) -> ApiResult {
     let limit = page_size(&p, 100)?;
-    Ok(Json(ExportsPage { exports: s.app.exports(limit).await? }).into_response())
+    let after = crate::routes::decode_cursor(&p, "x:")?;
+    let (exports, next) = s.app.exports_page(limit, after.as_deref()).await.map_err(|e| match e {
+        cxrelay_app::AppError::InvalidArgument { what: "cursor", .. } => ApiError::bad("invalid_cursor", "cursor is not one this API gave out"),
+        e => e.into(),
+    })?;
+    Ok(Json(ExportsPage { exports, next_cursor: next.map(|c| crate::routes::encode_cursor(&format!("x:{c}"))) }).into_response())
 }
 
 /// `GET /v1/exports/{id}`: one export.

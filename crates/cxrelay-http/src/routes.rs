@@ -75,11 +75,11 @@ pub(crate) fn page_size(p: &HashMap<String, String>, default: usize) -> Result<u
     }
 }
 
-fn encode_cursor(s: &str) -> String {
+pub(crate) fn encode_cursor(s: &str) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s)
 }
 
-fn decode_cursor(p: &HashMap<String, String>, prefix: &str) -> Result<Option<String>, ApiError> {
+pub(crate) fn decode_cursor(p: &HashMap<String, String>, prefix: &str) -> Result<Option<String>, ApiError> {
     let Some(c) = p.get("cursor").filter(|c| !c.is_empty()) else { return Ok(None) };
     let bad = || ApiError::bad("invalid_cursor", format!("cursor {c:?} is not one this API gave out"));
     let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(c).map_err(|_| bad())?;

@@ -262,9 +262,37 @@ impl Store {
 
     /// A tenant's export runs, newest first, at most `limit`.
     pub async fn list_exports(&self, tenant: &str, limit: usize) -> Result<Vec<ExportRow>, QueueError> {
-        let ids: Vec<String> = self.conn().zrevrange(self.keys().exports(tenant), 0, limit.saturating_sub(1) as isize).await?;
+        Ok(self.export_page(tenant, limit, None).await?.0)
+    }
+
+    /// A page of the tenant's exports, newest first, after the export `after` (its creation time
+    /// and id, from the previous page), with where the next page starts when there is one.
+    /// Exports created since the first page do not shift later pages: a page starts after its
+    /// cursor's export, or, once that export has expired, after its creation time.
+    pub async fn export_page(
+        &self,
+        tenant: &str,
+        limit: usize,
+        after: Option<(u64, &str)>,
+    ) -> Result<(Vec<ExportRow>, Option<(u64, String)>), QueueError> {
+        let key = self.keys().exports(tenant);
+        let start: usize = match after {
+            None => 0,
+            Some((created_ms, id)) => match self.conn().zrevrank::<_, _, Option<usize>>(&key, id).await? {
+                Some(rank) => rank + 1,
+                None => self.conn().zcount(&key, format!("({created_ms}"), "+inf").await?,
+            },
+        };
+        let limit = limit.max(1);
+        // One more than the page, to tell whether another page follows.
+        let mut found: Vec<(String, f64)> = self.conn().zrevrange_withscores(&key, start as isize, (start + limit) as isize).await?;
+        let next = (found.len() > limit).then(|| {
+            found.truncate(limit);
+            found.last().map(|(id, score)| (*score as u64, id.clone()))
+        });
+        let ids: Vec<String> = found.into_iter().map(|(id, _)| id).collect();
         if ids.is_empty() {
-            return Ok(Vec::new());
+            return Ok((Vec::new(), None));
         }
         let mut pipe = redis::pipe();
         for id in &ids {
@@ -272,7 +300,7 @@ impl Store {
             pipe.cmd("HMGET").arg(self.keys().run(&run).state).arg(&FIELDS);
         }
         let rows: Vec<Vec<Option<String>>> = pipe.query_async(&mut self.conn()).await?;
-        Ok(ids.iter().filter(|id| RunId::parse(id).is_ok()).zip(rows).filter_map(|(id, v)| row(id, v)).collect())
+        Ok((ids.iter().filter(|id| RunId::parse(id).is_ok()).zip(rows).filter_map(|(id, v)| row(id, v)).collect(), next.flatten()))
     }
 }
 
