@@ -364,3 +364,43 @@ async fn an_active_run_missing_from_the_list_is_found_again() {
     let report = env.wait_finished("unlisted", Duration::from_secs(30)).await;
     assert_eq!(report.succeeded, 5);
 }
+
+/// A replay prepared from a failure that has since been replaced (another replay ran the item
+/// and it failed again) refuses the item instead of taking counts from the wrong reason.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replay_prepared_from_an_old_failure_refuses_the_item() {
+    use cxrelay_queue::oncall::{ReplayCandidate, ReplayRequest};
+    use redis::AsyncCommands;
+    let mut env = TestEnv::start(SimConfig::default()).await;
+    let items: Vec<Value> = (0..4).map(|i| if i == 2 { item(i, Some(json!({"status": 422}))) } else { item(i, None) }).collect();
+    env.enqueue_items("stale", &items, &[]);
+    let _w = env.spawn_worker(4);
+    env.wait_finished("stale", Duration::from_secs(60)).await;
+    let store = env.store().await;
+    let run = cxrelay_core::RunId::parse("stale").unwrap();
+    let (_, first) = store.failed_summaries(&run, &[2]).await.unwrap().pop().expect("item 2 failed");
+    // Another operator replays it; it fails again with a new failure record.
+    let (code, _, err) = cli(&env, &["replay", "stale", "--index", "2", "--reason", "first"]);
+    assert_eq!(code, 0, "{err}");
+    env.wait_report("stale", Duration::from_secs(60), |r| r.status == RunStatus::Finished && r.replayed == 1 && r.failed == 1).await;
+    let (_, second) = store.failed_summaries(&run, &[2]).await.unwrap().pop().expect("failed again");
+    assert_ne!(first.at_ms, second.at_ms);
+    let mut conn = env.redis().await;
+    let stats_key = env.run_keys("stale").failstats;
+    let before: BTreeMap<String, i64> = conn.hgetall(&stats_key).await.unwrap();
+    let stale = ReplayCandidate {
+        index: 2,
+        class: first.class.clone(),
+        status_key: "422".into(),
+        reason_key: "stale reason".into(),
+        failed_at_ms: first.at_ms,
+    };
+    let req =
+        ReplayRequest { by: "test", reason: "late", selection: "index 2", new_idempotency_key: false, dry_run: false, announce: false, requested: 1 };
+    let batch = store.replay_batch(&run, &[stale], &req).await.unwrap();
+    assert!(batch.replayed.is_empty(), "{batch:?}");
+    assert!(batch.refused[0].1.contains("failed again while this replay was prepared"), "{batch:?}");
+    let after: BTreeMap<String, i64> = conn.hgetall(&stats_key).await.unwrap();
+    assert_eq!(before, after, "no counter changed");
+    assert_eq!(env.wait_report("stale", Duration::from_secs(5), |_| true).await.replayed, 1);
+}

@@ -306,7 +306,9 @@ impl App {
                     out.extend(page.iter().map(|i| match found.get(i) {
                         Some(f) => candidate(*i, f),
                         // Not failed: the script says why (succeeded, pending, out of range…).
-                        None => ReplayCandidate { index: *i, class: String::new(), status_key: String::new(), reason_key: String::new() },
+                        None => {
+                            ReplayCandidate { index: *i, class: String::new(), status_key: String::new(), reason_key: String::new(), failed_at_ms: 0 }
+                        }
                     }));
                 }
                 out.truncate(limit);
@@ -403,7 +405,7 @@ impl App {
 fn candidate(index: u64, f: &FailedItem) -> ReplayCandidate {
     // The checkpoint counted a failure without an error text under "failed".
     let reason = if f.reason.is_empty() { "failed" } else { f.reason.as_str() };
-    ReplayCandidate { index, class: f.class.clone(), status_key: status_key(f), reason_key: reason_of(reason) }
+    ReplayCandidate { index, class: f.class.clone(), status_key: status_key(f), reason_key: reason_of(reason), failed_at_ms: f.at_ms }
 }
 
 /// One endpoint's delivery status (`cxrelay webhooks status`).

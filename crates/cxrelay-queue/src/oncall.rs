@@ -90,6 +90,9 @@ pub struct ReplayCandidate {
     pub status_key: String,
     /// The `r:` counter (the shortened reason).
     pub reason_key: String,
+    /// When the failure these counters belong to was recorded (0: the item was not failed when
+    /// read); the script replays the item only if its failure is still that one.
+    pub failed_at_ms: u64,
 }
 
 /// Who replays, why, and how.
@@ -337,7 +340,7 @@ impl Store {
             .arg(req.requested)
             .arg(cxrelay_core::report::OTHER_REASONS);
         for c in batch {
-            inv.arg(c.index).arg(&c.class).arg(&c.status_key).arg(&c.reason_key);
+            inv.arg(c.index).arg(&c.class).arg(&c.status_key).arg(&c.reason_key).arg(c.failed_at_ms);
         }
         let reply: Vec<String> = inv.invoke_async(&mut self.conn()).await.map_err(|e| match not_allowed(e) {
             QueueError::NotAllowed(m) if m.contains("does not exist") => QueueError::RunNotFound(run.clone()),

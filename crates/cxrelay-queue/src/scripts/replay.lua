@@ -8,8 +8,12 @@
 -- ARGV[2] audit stream length, ARGV[3] who, ARGV[4] why, ARGV[5] the selection as the operator
 -- gave it, ARGV[6] '1' = give the items a new Idempotency-Key (a replay generation), ARGV[7]
 -- webhook event types wanted (the first batch of a replay asks for replay.started), ARGV[8] items
--- the whole replay asks for, ARGV[9] the "other" reason, then 4 values per item asked for: index, failure class, status key (HTTP status or class), reason
--- key — the failstats fields its failure was counted under, so the counts stay exact.
+-- the whole replay asks for, ARGV[9] the "other" reason, then 5 values per item asked for: index,
+-- failure class, status key (HTTP status or class), reason key — the failstats fields its failure
+-- was counted under, so the counts stay exact — and when that failure was recorded (`at_ms` of
+-- the failed summary the caller read). An item whose failure is no longer that one (another
+-- replay ran it and it failed again meanwhile) is refused, so no counter is taken from a reason
+-- it is not counted under.
 -- A replayed item becomes a fresh stream entry (no attempt counts); it leaves the failed and
 -- payloads hashes (the entry carries its payload; a new failure stores it again) and the
 -- finished bitmap, so the run is active again until it finishes again.
@@ -34,8 +38,8 @@ end
 local replayed, refused = {}, {}
 local lowest = nil
 local other_reason = ARGV[9]
-for k = 10, #ARGV, 4 do
-  local index, class, status_key, reason = ARGV[k], ARGV[k + 1], ARGV[k + 2], ARGV[k + 3]
+for k = 10, #ARGV, 5 do
+  local index, class, status_key, reason, failed_at = ARGV[k], ARGV[k + 1], ARGV[k + 2], ARGV[k + 3], tonumber(ARGV[k + 4])
   local n = tonumber(index)
   local payload = redis.call('HGET', payloads, index)
   if n >= next_index then
@@ -50,6 +54,9 @@ for k = 10, #ARGV, 4 do
   elseif redis.call('HEXISTS', failed, index) == 0 then
     refused[#refused + 1] = index
     refused[#refused + 1] = 'it has not failed: it is pending or in flight'
+  elseif tonumber(cjson.decode(redis.call('HGET', failed, index))['at_ms']) ~= failed_at then
+    refused[#refused + 1] = index
+    refused[#refused + 1] = 'it failed again while this replay was prepared: replay it again'
   elseif not payload then
     refused[#refused + 1] = index
     refused[#refused + 1] = 'its payload was not kept'
