@@ -2,16 +2,17 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 
-.PHONY: demo test build lint bench bench-ratelimit bench-oncall bench-serve bench-exports chaos ensure-deps clean-demo
+.PHONY: demo test build lint bench bench-ratelimit bench-oncall bench-serve bench-exports bench-recovery bench-scaleout chaos ensure-deps clean-demo
 
 ## Build everything (debug).
 build: ensure-deps
 	$(CARGO) build --workspace --all-targets
 
-## The main job end to end: private Redis, the bundled simulator, 2 workers, 10,000 items.
+## The main job end to end: private Redis, the bundled simulator, 2 workers, 10,000 items,
+## on the release build (what ships: its items/s are the real ones).
 demo: ensure-deps
-	$(CARGO) build --bin cxrelay
-	scripts/demo
+	$(CARGO) build --release --bin cxrelay
+	CXRELAY_BIN=target/release/cxrelay scripts/demo
 
 ## Unit and integration tests (each integration test starts its own redis-server), then the
 ## delivery, crash-recovery, rate-limit and breaker suites again on a private 3-master Redis
@@ -45,6 +46,14 @@ bench-serve: ensure-deps
 ## Real-API fit benchmark: CSV enqueue, signed export callbacks (see BENCHMARKS.md).
 bench-exports: ensure-deps
 	scripts/bench-exports
+
+## Recovery of a kill -9'd worker under the default lease and the old 10 s one (see BENCHMARKS.md).
+bench-recovery: ensure-deps
+	scripts/bench-recovery
+
+## Scale-out: 1, 2 and 4 worker processes against a 50 ms target (see BENCHMARKS.md).
+bench-scaleout: ensure-deps
+	scripts/bench-scaleout
 
 ## Chaos run (see RELIABILITY.md).
 chaos: ensure-deps

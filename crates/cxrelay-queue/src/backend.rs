@@ -429,9 +429,16 @@ impl Shared {
             }
             let (meta, last_reclaim) = &runs[(start + k) % runs.len()];
             if last_reclaim.elapsed() >= self.config.lease / 4 {
-                self.mark_reclaimed(&meta.run);
                 self.prune_if_due(meta).await;
-                for d in self.store.reclaim(meta, consumer, self.config.lease, budget - jobs.len()).await? {
+                let asked = budget - jobs.len();
+                let reclaimed = self.store.reclaim(meta, consumer, self.config.lease, asked).await?;
+                // A full answer may leave more expired entries behind (a dead worker held more
+                // than this worker has room for): the run stays due, so the next passes take the
+                // rest first, as slots free up, instead of a quarter lease later.
+                if reclaimed.len() < asked {
+                    self.mark_reclaimed(&meta.run);
+                }
+                for d in reclaimed {
                     if d.redeliveries > 1 {
                         tracing::info!(run = %meta.run, index = d.index, redeliveries = d.redeliveries, "took over an item whose lease expired");
                     }
