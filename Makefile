@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 
-.PHONY: demo test build lint bench bench-ratelimit bench-oncall bench-serve bench-exports bench-recovery bench-scaleout chaos ensure-deps clean-demo
+.PHONY: demo test build lint bench bench-ratelimit bench-oncall bench-serve bench-exports bench-recovery bench-scaleout chaos image check-deploy ensure-deps clean-demo
 
 ## Build everything (debug).
 build: ensure-deps
@@ -58,6 +58,16 @@ bench-scaleout: ensure-deps
 ## Chaos run (see RELIABILITY.md).
 chaos: ensure-deps
 	scripts/chaos
+
+## Container image (Dockerfile) with podman, else docker; tag IMAGE=cxrelay:dev (see deploy/README.md).
+image:
+	scripts/image
+
+## Offline checks of the Dockerfile, deploy/k8s and the Grafana dashboard, then their self-test
+## (each check must fail on a broken copy). Installs yamllint, hadolint, promtool… when missing.
+check-deploy:
+	scripts/check-deploy
+	scripts/check-deploy --self-test
 
 ## Install what the project needs from the system package manager (redis-server).
 ensure-deps:
