@@ -77,7 +77,11 @@ async fn worker_and_serve_metrics_pass_promtool_with_explicit_buckets() {
     let (code, text) = get(&format!("http://{addr}/metrics")).await;
     assert_eq!(code, 200);
     promtool_accepts(&text);
-    assert!(text.contains("route=\"/v1/runs/{id}\"") && !text.contains("measured"), "routes, not run ids: {text}");
+    assert!(text.contains("route=\"/v1/runs/{id}\""), "{text}");
+    assert!(
+        text.lines().filter(|l| l.contains("measured")).all(|l| l.starts_with("cxrelay_run_completion_ratio{")),
+        "routes, not run ids (only the run-level completion series, which serve samples too, names a run): {text}"
+    );
     assert!(text.contains("cxrelay_api_auth_failures_total 1"), "{text}");
     assert_eq!(buckets(&text, "cxrelay_http_request_duration_seconds").len(), cxrelay_core::metric::BUCKETS.len() + 1, "{text}");
 }
