@@ -208,7 +208,7 @@ pub fn hint_rules() -> [f64; 2] {
 }
 
 /// Growth factor per second in slow start.
-pub const SLOW_START: f64 = 4.0;
+pub const SLOW_START: f64 = 8.0;
 /// Growth factor per second while climbing after the first 429.
 pub const CLIMB: f64 = 1.1;
 /// The first 429 multiplies the rate by this (see [`Discovery`]).
@@ -325,11 +325,14 @@ pub fn solve_limit(first: Window, second: Window) -> Option<f64> {
 /// rate at the second 429 is the ceiling, and later 429s bring it down ([`Adaptive`],
 /// [`refine_estimate`]). From there on the adaptive rules cruise just under the ceiling.
 ///
-/// Why a faster slow start and a cut to half: the slow start's deficit is paid once per run
-/// (×4 a second reaches a 200/s limit from 50/s in one second), and the climb should start
-/// below the limit but near it — it crosses the limit during the climb, so it drains slowly and
-/// the two windows differ in pace; half of the rate at the first 429 is 0.8 × the limit for a
-/// burst of a tenth of a second's worth, and at least half of the limit whatever the burst.
+/// Why a fast slow start and a cut to half: the slow start's shortfall is paid once per run
+/// (×8 a second reaches a 200/s limit from 50/s in 0.67 s, and costs 0.3 s of sends against
+/// 0.9 s at ×2), and the climb should start below the limit but near it. It then crosses the
+/// limit during the climb, so it drains slowly and the two windows differ in pace. At ×8 the
+/// first 429 comes at 1.8 × the limit for a burst of a tenth of a second's worth (so half is
+/// 0.9 × the limit), and the rate at a 429 is always above the limit, so half of it is at least
+/// half the limit whatever the burst. The overshoot lasts only until the first 429 comes back,
+/// and what the target refuses is bounded by its burst, not by the rate.
 ///
 /// A target that states its limit (`RateLimit-Policy`) skips the search: the stated limit is
 /// the ceiling at once. The Lua scripts (`acquire.lua`, `throttle.lua`, `hint.lua`) run these
