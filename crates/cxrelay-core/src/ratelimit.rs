@@ -1,8 +1,19 @@
-//! The fleet-wide rate limit's arithmetic: GCRA scheduling and the adaptive (AIMD) rate.
+//! The fleet-wide rate limit's arithmetic: GCRA scheduling, the adaptive (AIMD) rate, and limit
+//! discovery ([`Discovery`]).
 //!
 //! The Lua scripts in `cxrelay-queue` run exactly these rules on the Redis server clock; this
 //! module is the reference they are tested against, and where the rules are unit tested.
 //! Times are integer microseconds (Redis truncates Lua numbers in replies).
+//!
+//! What a 429 costs, and why discovery spends as few as it can: every 429 pauses the tenant's
+//! whole fleet until the target's `Retry-After` has passed (or the configured pause, when the
+//! target gives none), because a target that penalizes early retries may count any request of
+//! the tenant, from any pod. Nothing here narrows that rule. Against a 200/s limit with
+//! `Retry-After: 1` a pause is a second of sends, about 1.7% of a one-minute run, so discovery
+//! is built to need two 429s: the slow start's and the climb's, which together give the limit
+//! ([`solve_limit`]). The worker waits out a pause no longer than its `max_wait` and asks the
+//! budget again when it ends (`cxrelay-worker`'s gate), so a pause costs the `Retry-After` and
+//! a few milliseconds, not a deferral's jitter on top.
 
 /// Microseconds between requests at `rate`.
 pub fn interval_us(rate: f64) -> u64 {
