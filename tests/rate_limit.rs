@@ -102,11 +102,12 @@ async fn a_confirmed_ceiling_slows_probing_in_the_scripts() {
     assert_eq!(field("ceiling").await, Some(60.0));
 }
 
-/// The scripts run `Discovery`'s rules: doubling while saturated, halving on the first 429,
-/// climbing, then a ceiling at the second 429; a stated limit skips the search.
+/// The scripts run `Discovery`'s rules: growing while saturated, cutting on the first 429,
+/// climbing, then at the second 429 a ceiling solved from both windows (or the rate at the 429
+/// when they do not solve); a stated limit skips the search.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn discovery_in_the_scripts_follows_the_model() {
-    use cxrelay_core::ratelimit::{Discovery, Phase};
+    use cxrelay_core::ratelimit::{solve_limit, Discovery, Phase, Window, CLIMB, CONFIRMED_CRUISE, PROBE_SLOWDOWN, SLOW_START};
     let env = TestEnv::start(SimConfig::default()).await;
     let mut conn = env.store().await.conn();
     let limits = FleetLimits::new(conn.clone(), env.keys(), "t");
@@ -147,17 +148,75 @@ async fn discovery_in_the_scripts_follows_the_model() {
     let rate = |v: Option<String>| v.unwrap().parse::<f64>().unwrap();
     let before = rate(field("rate").await);
     limits.throttle(Duration::from_millis(1), &budget).await.unwrap();
-    model = Discovery { rate: before, ..model }.on_throttle();
+    // The slow start's window as the script saw it: it began at the first reservation, at the
+    // initial rate, and ended at the rate in force (grown a moment more since the last acquire).
+    let first = Window {
+        start_rate: rate(field("w1_start").await),
+        end_rate: rate(field("w1_end").await),
+        growth: SLOW_START,
+        secs: rate(field("w1_secs").await),
+    };
+    assert_eq!(first.start_rate, 50.0);
+    assert!(first.end_rate >= before && first.end_rate < before * 1.05, "{first:?} vs {before}");
+    model = Discovery { rate: before, ..model }.on_throttle(first);
     assert_eq!(field("phase").await.as_deref(), Some("ca"));
     assert!((rate(field("rate").await) - model.rate).abs() < 1e-6);
-    let _: () = redis::cmd("HSET").arg(env.keys().budget("t", None)).arg("cut_at").arg(0).query_async(&mut conn).await.unwrap();
-    let before = rate(field("rate").await);
+
+    // The climb's 429: windows like those of a 200/s target with a burst of 20 (the slow start
+    // of scripts/bench-ratelimit d, then a climb from 178/s to 228/s) solve for the limit.
+    let w1 = Window { start_rate: 50.0, end_rate: 355.66, growth: SLOW_START, secs: 0.9435 };
+    let w2 = Window { start_rate: 177.83, end_rate: 228.0, growth: CLIMB, secs: (228.0f64 / 177.83).ln() / CLIMB.ln() };
+    let want = solve_limit(w1, w2).expect("these windows solve");
+    assert!((want / 200.0 - 1.0).abs() < 0.02, "{want}");
+    let (secs, micros): (u64, u64) = redis::cmd("TIME").query_async(&mut conn).await.unwrap();
+    let now = secs * 1_000_000 + micros;
+    let set = |pairs: Vec<(&'static str, String)>| {
+        let (key, mut conn) = (key.clone(), conn.clone());
+        async move {
+            let mut cmd = redis::cmd("HSET");
+            cmd.arg(&key);
+            for (k, v) in pairs {
+                cmd.arg(k).arg(v);
+            }
+            let _: () = cmd.query_async(&mut conn).await.unwrap();
+        }
+    };
+    let climb = vec![
+        ("cut_at", "0".to_owned()),
+        ("pause_until", "0".to_owned()),
+        ("w1_start", w1.start_rate.to_string()),
+        ("w1_end", w1.end_rate.to_string()),
+        ("w1_secs", w1.secs.to_string()),
+        ("epoch_rate", w2.start_rate.to_string()),
+        ("epoch_at", (now - (w2.secs * 1e6) as u64).to_string()),
+        ("rate", w2.end_rate.to_string()),
+        // Grown just now: the rate at the 429 is `rate` itself.
+        ("adjusted", (now + 60_000_000).to_string()),
+    ];
+    set(climb.clone()).await;
     limits.throttle(Duration::from_millis(1), &budget).await.unwrap();
-    model = Discovery { rate: before, ..model }.on_throttle();
+    let model = Discovery { rate: w2.end_rate, phase: Phase::Climb, first: Some(w1), ..Discovery::new(50.0) }.on_throttle(w2);
     assert_eq!((field("phase").await.as_deref(), model.phase), (Some("cruise"), Phase::Cruise));
-    assert!((rate(field("ceiling").await) - model.ceiling.unwrap()).abs() < 1e-6);
-    assert!((rate(field("rate").await) - model.rate).abs() < 1e-6);
+    // The climb's excess depends on its end rate only (it began below the limit), so the
+    // script's slightly longer window (its clock moved on) solves to the same limit.
+    assert!((rate(field("ceiling").await) - want).abs() < 1e-6, "{:?} vs {want}", field("ceiling").await);
+    assert!((rate(field("rate").await) - want * CONFIRMED_CRUISE).abs() < 1e-6);
+    assert_eq!((rate(field("probe").await), model.probe), (1.0 / PROBE_SLOWDOWN, 1.0 / PROBE_SLOWDOWN));
     assert!(!limits.hint(300.0, &budget).await.unwrap(), "a cruising budget keeps its ceiling");
+    // Windows that do not solve (the climb as long as the slow start): the rate at the 429 is the
+    // ceiling, unconfirmed, as in the model.
+    let mut same = climb;
+    same.extend([("phase", "ca".to_owned()), ("epoch_rate", w1.end_rate.to_string()), ("rate", w1.end_rate.to_string())]);
+    same.retain(|(k, _)| *k != "epoch_at");
+    same.push(("epoch_at", (now - (w1.secs * 1e6) as u64).to_string()));
+    set(same).await;
+    limits.throttle(Duration::from_millis(1), &budget).await.unwrap();
+    let steady = Window { start_rate: w1.end_rate, end_rate: w1.end_rate, growth: CLIMB, secs: w1.secs };
+    let model = Discovery { rate: w1.end_rate, phase: Phase::Climb, first: Some(w1), ..Discovery::new(50.0) }.on_throttle(steady);
+    assert_eq!(model.ceiling, Some(w1.end_rate));
+    assert!((rate(field("ceiling").await) - w1.end_rate).abs() < 1e-6);
+    assert_eq!(rate(field("probe").await), 1.0);
+    let _: () = redis::cmd("HSET").arg(&key).arg("probe").arg(1.0).query_async(&mut conn).await.unwrap();
 
     // In cruise, a 429 after an observation of a different length than the last one refines the
     // ceiling with both (no bias from the target's unknown burst), as the model does.
@@ -198,6 +257,32 @@ async fn discovery_in_the_scripts_follows_the_model() {
     let hinted = Discovery::new(50.0).on_hint(200.0, budget.rate);
     let r = fresh.acquire(None, &budget, Duration::from_secs(1)).await.unwrap();
     assert!((r.rate_milli as f64 / 1000.0 - hinted.rate).abs() < 0.01, "{r:?} vs {hinted:?}");
+}
+
+/// While discovery grows the rate, a slot reserved ahead is spaced at the rate of its own send
+/// time (`projected_rate`), not at the rate when it is reserved, so the sends follow the growth
+/// curve however far ahead the fleet's slots run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slots_reserved_ahead_follow_the_growth() {
+    use cxrelay_core::ratelimit::{interval_us, projected_rate, SLOW_START};
+    let env = TestEnv::start(SimConfig::default()).await;
+    let mut conn = env.store().await.conn();
+    let limits = FleetLimits::new(conn.clone(), env.keys(), "t");
+    let key = env.keys().budget("t", None);
+    let budget = BudgetConfig { rate: 100_000.0, burst: 1, adaptive: true, discover: true, initial: 100.0 };
+    limits.acquire(None, &budget, Duration::from_secs(60)).await.unwrap();
+    // The fleet's slots already run one second ahead.
+    let (secs, micros): (u64, u64) = redis::cmd("TIME").query_async(&mut conn).await.unwrap();
+    let tat = secs * 1_000_000 + micros + 1_000_000;
+    let _: () = redis::cmd("HSET").arg(&key).arg("tat").arg(tat).query_async(&mut conn).await.unwrap();
+    let r = limits.acquire(None, &budget, Duration::from_secs(60)).await.unwrap();
+    assert!(r.reserved && r.wait > Duration::from_millis(900), "{r:?}");
+    let next: u64 = redis::cmd("HGET").arg(&key).arg("tat").query_async(&mut conn).await.unwrap();
+    let rate = r.rate_milli as f64 / 1000.0;
+    let want = interval_us(projected_rate(rate, SLOW_START, r.wait.as_secs_f64(), budget.rate)) as f64;
+    let got = (next - tat) as f64;
+    assert!((got / want - 1.0).abs() < 0.01, "slot spaced {got} us, want {want} us (at {rate}/s, {:?} ahead)", r.wait);
+    assert!(got < interval_us(rate) as f64 / 4.0, "spaced at the rate of its send time, not of now");
 }
 
 fn max_per_second(times_us: &[u64]) -> usize {

@@ -1,8 +1,19 @@
-//! The fleet-wide rate limit's arithmetic: GCRA scheduling and the adaptive (AIMD) rate.
+//! The fleet-wide rate limit's arithmetic: GCRA scheduling, the adaptive (AIMD) rate, and limit
+//! discovery ([`Discovery`]).
 //!
 //! The Lua scripts in `cxrelay-queue` run exactly these rules on the Redis server clock; this
 //! module is the reference they are tested against, and where the rules are unit tested.
 //! Times are integer microseconds (Redis truncates Lua numbers in replies).
+//!
+//! What a 429 costs, and why discovery spends as few as it can: every 429 pauses the tenant's
+//! whole fleet until the target's `Retry-After` has passed (or the configured pause, when the
+//! target gives none), because a target that penalizes early retries may count any request of
+//! the tenant, from any pod. Nothing here narrows that rule. Against a 200/s limit with
+//! `Retry-After: 1` a pause is a second of sends, about 1.7% of a one-minute run, so discovery
+//! is built to need two 429s: the slow start's and the climb's, which together give the limit
+//! ([`solve_limit`]). The worker waits out a pause no longer than its `max_wait` and asks the
+//! budget again when it ends (`cxrelay-worker`'s gate), so a pause costs the `Retry-After` and
+//! a few milliseconds, not a deferral's jitter on top.
 
 /// Microseconds between requests at `rate`.
 pub fn interval_us(rate: f64) -> u64 {
@@ -161,7 +172,7 @@ impl Adaptive {
 /// Where limit discovery is (no rate configured): see [`Discovery`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Phase {
-    /// Slow start: the rate doubles every second while the fleet uses every slot.
+    /// Slow start: the rate grows by [`SLOW_START`] a second while the fleet uses every slot.
     SlowStart,
     /// After the first 429: the rate climbs by [`CLIMB`] a second.
     Climb,
@@ -183,7 +194,7 @@ pub fn acquire_rules() -> [f64; 6] {
 }
 
 /// The constants `throttle.lua` applies, in the order it reads them after its own arguments.
-pub fn throttle_rules() -> [f64; 11] {
+pub fn throttle_rules() -> [f64; 14] {
     [
         DECREASE,
         CRUISE,
@@ -196,6 +207,9 @@ pub fn throttle_rules() -> [f64; 11] {
         REFINE_MIN_GAP_SECS,
         REFINE_NOISE_FLOOR,
         MIN_DISCOVERED_RATE,
+        SLOW_START,
+        CLIMB,
+        SLOW_START_CUT,
     ]
 }
 
@@ -205,17 +219,132 @@ pub fn hint_rules() -> [f64; 2] {
 }
 
 /// Growth factor per second in slow start.
-pub const SLOW_START: f64 = 2.0;
+pub const SLOW_START: f64 = 8.0;
 /// Growth factor per second while climbing after the first 429.
 pub const CLIMB: f64 = 1.1;
+/// The first 429 multiplies the rate by this (see [`Discovery`]).
+pub const SLOW_START_CUT: f64 = 0.5;
+
+/// The rate a growing phase reaches `ahead_secs` from now (at most `max`).
+///
+/// In slow start and while climbing, a slot reserved ahead is spaced at the rate of its own
+/// send time, not at the rate when it was reserved: with 64 requests waiting on reserved slots
+/// at 50/s, the slots already ran 1.3 s ahead, so the sends kept to 50/s for over a second
+/// while the rate doubled (`scripts/bench-ratelimit d`). Projected, the sends follow the growth
+/// curve itself, which is also what [`Window`] assumes.
+pub fn projected_rate(rate: f64, growth: f64, ahead_secs: f64, max: f64) -> f64 {
+    (rate * growth.powf(ahead_secs.max(0.0))).min(max)
+}
+
+/// One window of discovery: from the first send after a pause (or after the budget was
+/// created) to the 429 that ended it, the rate growing by `growth` a second (1 = steady) from
+/// `start_rate` to `end_rate` over `secs`. The target's bucket was full when it began (a pause
+/// or an idle target refills it) and empty at the 429.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Window {
+    /// Rate of the window's first send.
+    pub start_rate: f64,
+    /// Rate at the 429.
+    pub end_rate: f64,
+    /// Growth factor per second (1 = steady).
+    pub growth: f64,
+    /// Seconds from the first send to the 429.
+    pub secs: f64,
+}
+
+impl Window {
+    fn ramp(&self) -> Option<f64> {
+        let lg = self.growth.ln();
+        (lg > 1e-9 && self.end_rate > self.start_rate * (1.0 + 1e-9)).then_some(lg)
+    }
+
+    /// What the target's bucket absorbed above `limit` over the window: `max over s of
+    /// (sends after s − limit × time after s)`. The bucket fills only up to its size, so only
+    /// the part after the rate last crossed the limit counts; at the true limit this is the
+    /// target's burst (the window ended on an empty bucket).
+    pub fn excess(&self, limit: f64) -> f64 {
+        if limit >= self.end_rate {
+            return 0.0;
+        }
+        let Some(lg) = self.ramp() else {
+            return (self.end_rate - limit) * self.secs;
+        };
+        if limit > self.start_rate {
+            return (self.end_rate - limit - limit * (self.end_rate / limit).ln()) / lg;
+        }
+        // The whole window is above the limit. The ramp took `ramp_secs`; any time beyond that
+        // (growth stalls while the fleet does not use every slot) is counted at the start rate.
+        let ramp_secs = (self.end_rate / self.start_rate).ln() / lg;
+        (self.end_rate - self.start_rate) / lg - limit * ramp_secs + (self.start_rate - limit) * (self.secs - ramp_secs).max(0.0)
+    }
+
+    /// Seconds of the window spent above `limit` (while the bucket drained).
+    pub fn draining_secs(&self, limit: f64) -> f64 {
+        match self.ramp() {
+            _ if limit >= self.end_rate => 0.0,
+            Some(lg) if limit > self.start_rate => (self.end_rate / limit).ln() / lg,
+            _ => self.secs,
+        }
+    }
+}
+
+/// The target's limit from two windows ([`Window`]) that both ended on its empty bucket.
+///
+/// A single 429 says only that `burst = excess(limit)`: one equation, two unknowns (the target's
+/// burst is unknown in discovery). Two windows that drained the same bucket at different paces
+/// give two, and the limit is where their excesses agree. Solved by bisection between 0 and
+/// the lower end rate; `None` when they do not cross there, or when the two windows drained for
+/// about as long as each other (under [`REFINE_MIN_GAP_SECS`] apart at the solution: a count
+/// off by one would then move the result a lot).
+pub fn solve_limit(first: Window, second: Window) -> Option<f64> {
+    let gap = |l: f64| second.excess(l) - first.excess(l);
+    let hi = first.end_rate.min(second.end_rate);
+    let mut lo = hi * 1e-3;
+    let mut up = hi;
+    let (g_lo, g_hi) = (gap(lo), gap(up));
+    if !(hi > 0.0 && hi.is_finite()) || g_lo * g_hi >= 0.0 {
+        return None;
+    }
+    for _ in 0..64 {
+        let mid = (lo + up) / 2.0;
+        if (gap(mid) > 0.0) == (g_lo > 0.0) {
+            lo = mid;
+        } else {
+            up = mid;
+        }
+    }
+    let limit = (lo + up) / 2.0;
+    let apart = (first.draining_secs(limit) - second.draining_secs(limit)).abs();
+    (apart >= REFINE_MIN_GAP_SECS && first.excess(limit) > 0.0).then_some(limit)
+}
 
 /// Limit discovery, for users who do not know their tenant's limit (the default).
 ///
-/// The rate starts cautiously and doubles every second while the fleet uses every slot (an
-/// idle fleet learns nothing by raising an unused rate). The first 429 halves it: it doubled
-/// within the last second, so half of it was still accepted. It then climbs slowly until the
-/// next 429, whose rate becomes the ceiling (the send-count estimate of [`Adaptive`] needs a
-/// steady rate, which a climb is not); from there on the adaptive rules cruise just under it.
+/// The rate starts cautiously and grows by [`SLOW_START`] a second while the fleet uses every
+/// slot (an idle fleet learns nothing by raising an unused rate); slots reserved ahead are
+/// spaced at the rate of their own time ([`projected_rate`]), so the sends follow the curve.
+/// The first 429 multiplies the rate by [`SLOW_START_CUT`] and the rate then climbs by
+/// [`CLIMB`] a second until the second 429.
+///
+/// Each of those two windows began on the target's full bucket and ended on its empty one, and
+/// the target's burst is unknown, so one 429 alone cannot tell the limit: the rate at the 429 is
+/// above it by however much the burst hid (+15% at the climb's 429 against a 200/s limit with a
+/// burst of 20). But the two windows drained the one bucket at different paces (the slow start
+/// in a third of a second, the climb in well over a second), so together they give the limit
+/// ([`solve_limit`]): that becomes the ceiling, counted as confirmed (cruise at
+/// [`CONFIRMED_CRUISE`] of it, probing [`PROBE_SLOWDOWN`] times slower). Without a solution the
+/// rate at the second 429 is the ceiling, and later 429s bring it down ([`Adaptive`],
+/// [`refine_estimate`]). From there on the adaptive rules cruise just under the ceiling.
+///
+/// Why a fast slow start and a cut to half: the slow start's shortfall is paid once per run
+/// (×8 a second reaches a 200/s limit from 50/s in 0.67 s, and costs 0.3 s of sends against
+/// 0.9 s at ×2), and the climb should start below the limit but near it. It then crosses the
+/// limit during the climb, so it drains slowly and the two windows differ in pace. At ×8 the
+/// first 429 comes at 1.8 × the limit for a burst of a tenth of a second's worth (so half is
+/// 0.9 × the limit), and the rate at a 429 is always above the limit, so half of it is at least
+/// half the limit whatever the burst. The overshoot lasts only until the first 429 comes back,
+/// and what the target refuses is bounded by its burst, not by the rate.
+///
 /// A target that states its limit (`RateLimit-Policy`) skips the search: the stated limit is
 /// the ceiling at once. The Lua scripts (`acquire.lua`, `throttle.lua`, `hint.lua`) run these
 /// rules on the Redis server; this is the reference they are tested against.
@@ -227,32 +356,47 @@ pub struct Discovery {
     pub phase: Phase,
     /// The ceiling found (cruise only).
     pub ceiling: Option<f64>,
+    /// [`Adaptive::probe`] once cruising.
+    pub probe: f64,
+    /// The slow start's window, kept for the second 429 (climb only).
+    pub first: Option<Window>,
 }
 
 impl Discovery {
     /// Starts at `initial`.
     pub fn new(initial: f64) -> Self {
-        Self { rate: initial, phase: Phase::SlowStart, ceiling: None }
+        Self { rate: initial, phase: Phase::SlowStart, ceiling: None, probe: 1.0, first: None }
+    }
+
+    /// The growth factor per second of the phase (1 in cruise, where [`Adaptive`] recovers).
+    pub fn growth(self) -> f64 {
+        match self.phase {
+            Phase::SlowStart => SLOW_START,
+            Phase::Climb => CLIMB,
+            Phase::Cruise => 1.0,
+        }
     }
 
     /// `secs` passed; `saturated` when the fleet used every slot. Cruise is [`Adaptive`]'s.
     pub fn grow(self, secs: f64, saturated: bool, max: f64) -> Self {
-        let factor = match self.phase {
-            Phase::SlowStart => SLOW_START,
-            Phase::Climb => CLIMB,
-            Phase::Cruise => return self,
-        };
-        if !saturated {
+        if self.phase == Phase::Cruise || !saturated {
             return self;
         }
-        Self { rate: (self.rate * factor.powf(secs)).min(max), ..self }
+        Self { rate: projected_rate(self.rate, self.growth(), secs, max), ..self }
     }
 
-    /// A 429 was met (once per pause window).
-    pub fn on_throttle(self) -> Self {
+    /// A 429 ended `window` (once per pause window): its end rate is the rate in force.
+    pub fn on_throttle(self, window: Window) -> Self {
         match self.phase {
-            Phase::SlowStart => Self { rate: (self.rate / 2.0).max(MIN_DISCOVERED_RATE), phase: Phase::Climb, ceiling: None },
-            Phase::Climb => Self { rate: self.rate * CRUISE, phase: Phase::Cruise, ceiling: Some(self.rate) },
+            Phase::SlowStart => {
+                Self { rate: (window.end_rate * SLOW_START_CUT).max(MIN_DISCOVERED_RATE), phase: Phase::Climb, first: Some(window), ..self }
+            }
+            Phase::Climb => match self.first.and_then(|first| solve_limit(first, window)) {
+                Some(limit) => {
+                    Self { rate: limit * CONFIRMED_CRUISE, phase: Phase::Cruise, ceiling: Some(limit), probe: 1.0 / PROBE_SLOWDOWN, first: None }
+                }
+                None => Self { rate: window.end_rate * CRUISE, phase: Phase::Cruise, ceiling: Some(window.end_rate), probe: 1.0, first: None },
+            },
             Phase::Cruise => self,
         }
     }
@@ -263,7 +407,7 @@ impl Discovery {
             return self;
         }
         let limit = limit.min(max);
-        Self { rate: limit * CONFIRMED_CRUISE, phase: Phase::Cruise, ceiling: Some(limit) }
+        Self { rate: limit * CONFIRMED_CRUISE, phase: Phase::Cruise, ceiling: Some(limit), probe: MIN_PROBE, first: None }
     }
 }
 
@@ -300,21 +444,95 @@ mod tests {
     use super::*;
 
     #[test]
-    fn discovery_doubles_halves_climbs_then_cruises() {
+    fn discovery_grows_cuts_climbs_then_cruises() {
         let d = Discovery::new(50.0);
         assert_eq!(d.grow(1.0, false, 1e5), d, "an idle fleet does not raise the rate");
-        let d = d.grow(1.0, true, 1e5).grow(1.0, true, 1e5).grow(1.0, true, 1e5);
-        assert!((d.rate - 400.0).abs() < 1e-9);
-        let d = d.on_throttle();
-        assert_eq!((d.rate, d.phase), (200.0, Phase::Climb));
-        let d = d.grow(1.0, true, 1e5);
-        assert!((d.rate - 220.0).abs() < 1e-9);
-        let d = d.on_throttle();
-        assert_eq!((d.phase, d.ceiling), (Phase::Cruise, Some(d.rate / CRUISE)));
+        let d = d.grow(1.0, true, 1e5).grow(1.0, true, 1e5);
+        assert!((d.rate - 50.0 * SLOW_START * SLOW_START).abs() < 1e-9);
+        let first = Window { start_rate: 50.0, end_rate: d.rate, growth: SLOW_START, secs: 2.0 };
+        let d = d.on_throttle(first);
+        assert_eq!((d.rate, d.phase, d.first), (first.end_rate * SLOW_START_CUT, Phase::Climb, Some(first)));
+        let climbed = d.grow(1.0, true, 1e5);
+        assert!((climbed.rate - d.rate * CLIMB).abs() < 1e-9);
+        // Two windows that do not solve (the same one twice): the rate at the 429 is the ceiling.
+        let d = climbed.on_throttle(first);
+        assert_eq!((d.phase, d.ceiling, d.probe), (Phase::Cruise, Some(first.end_rate), 1.0));
         assert_eq!(Discovery::new(50.0).grow(30.0, true, 1000.0).rate, 1000.0, "capped");
         let hinted = Discovery::new(50.0).on_hint(200.0, 1e5);
         assert_eq!((hinted.phase, hinted.ceiling), (Phase::Cruise, Some(200.0)));
         assert_eq!(hinted.on_hint(300.0, 1e5), hinted, "a cruising budget keeps its ceiling");
+    }
+
+    /// Discovery from `initial` against a target allowing `limit`/s with a bucket of `burst`
+    /// (fluid, 1 ms steps; every 429 pauses the fleet 1 s and the bucket refills), until it
+    /// cruises. Returns the state then, the windows the 429s ended, and the seconds taken.
+    fn discover(initial: f64, limit: f64, burst: f64) -> (Discovery, Vec<Window>, f64) {
+        let dt = 0.001;
+        let mut d = Discovery::new(initial);
+        let (mut bucket, mut t, mut pause_until, mut start) = (burst, 0.0, 0.0, None);
+        let mut windows = Vec::new();
+        while d.phase != Phase::Cruise && t < 120.0 {
+            t += dt;
+            bucket = (bucket + limit * dt).min(burst);
+            if t < pause_until {
+                continue;
+            }
+            let (t0, r0) = *start.get_or_insert((t, d.rate));
+            let want = d.rate * dt;
+            if bucket >= want {
+                bucket -= want;
+                d = d.grow(dt, true, 1e5);
+            } else {
+                let w = Window { start_rate: r0, end_rate: d.rate, growth: d.growth(), secs: t - t0 };
+                windows.push(w);
+                d = d.on_throttle(w);
+                (pause_until, start) = (t + 1.0, None);
+            }
+        }
+        (d, windows, t)
+    }
+
+    #[test]
+    fn two_429s_find_the_limit() {
+        // Bursts of a tenth of a second's worth (the simulator's, in scripts/bench-ratelimit).
+        for (limit, burst) in [(200.0, 20.0), (500.0, 50.0), (50.0, 5.0), (30.0, 3.0)] {
+            let (d, windows, t) = discover(50.0, limit, burst);
+            let ceiling = d.ceiling.unwrap();
+            assert_eq!(windows.len(), 2, "{limit}/s burst {burst}: {windows:?}");
+            assert!((ceiling / limit - 1.0).abs() < 0.002, "{limit}/s burst {burst}: ceiling {ceiling}, {windows:?}");
+            assert_eq!((d.probe, d.rate), (1.0 / PROBE_SLOWDOWN, ceiling * CONFIRMED_CRUISE));
+            assert!(t < 8.0, "{limit}/s burst {burst}: cruising after {t:.1} s");
+            // The rule before: the rate at the climb's 429 became the ceiling, too high by what
+            // the burst hid (+14% at 200/s with a burst of 20), so more 429s followed.
+            assert!(windows[1].end_rate > 1.1 * limit, "{limit}/s burst {burst}: {windows:?}");
+        }
+        // Bursts so small or so large that both windows drain for about as long as each other
+        // (the climb then starts above the limit) are not solved: the rate at the second 429
+        // is the ceiling, as before, and later 429s bring it down (Adaptive, refine_estimate).
+        for (limit, burst) in [(200.0, 2.0), (200.0, 100.0), (1000.0, 1000.0)] {
+            let (d, windows, _) = discover(50.0, limit, burst);
+            assert_eq!((d.ceiling, d.probe), (Some(windows[1].end_rate), 1.0), "{limit}/s burst {burst}");
+            assert!(windows[1].end_rate > limit);
+        }
+    }
+
+    #[test]
+    fn a_window_absorbs_what_went_above_the_limit() {
+        let steady = Window { start_rate: 250.0, end_rate: 250.0, growth: 1.0, secs: 0.4 };
+        assert!((steady.excess(200.0) - 20.0).abs() < 1e-9);
+        assert_eq!((steady.excess(300.0), steady.draining_secs(200.0)), (0.0, 0.4));
+        // 100/s doubling for a second: 200/s at the end, 100 / ln 2 sent.
+        let ramp = Window { start_rate: 100.0, end_rate: 200.0, growth: 2.0, secs: 1.0 };
+        assert!((ramp.excess(0.0) - 100.0 / 2f64.ln()).abs() < 1e-9);
+        assert!((ramp.excess(100.0) - (100.0 / 2f64.ln() - 100.0)).abs() < 1e-9, "continuous at the start rate");
+        assert!((ramp.draining_secs(150.0) - (200.0f64 / 150.0).ln() / 2f64.ln()).abs() < 1e-12);
+        // A stall (the fleet did not use every slot) counts at the start rate.
+        let stalled = Window { secs: 1.5, ..ramp };
+        assert!((stalled.excess(50.0) - ramp.excess(50.0) - 25.0).abs() < 1e-9);
+        // Windows that drained for about as long as each other are not solved.
+        assert_eq!(solve_limit(steady, Window { secs: 0.5, ..steady }), None);
+        assert_eq!(projected_rate(100.0, 4.0, 0.5, 1e5), 200.0);
+        assert_eq!(projected_rate(100.0, 4.0, -1.0, 1e5), 100.0);
     }
 
     #[test]

@@ -110,8 +110,17 @@ pub struct Gate {
     hinted: AtomicBool,
 }
 
+/// Spread added to a deferral, so deferred items do not all come back at once.
+const DEFER_JITTER: Duration = Duration::from_millis(200);
+/// Spread added to a pause waited out in the worker (see [`Gate::reserve`]).
+const PAUSE_END_SPREAD: Duration = Duration::from_millis(5);
+
+fn spread(max: Duration) -> Duration {
+    Duration::from_micros(rand::random::<u64>() % (max.as_micros() as u64).max(1))
+}
+
 fn jitter(d: Duration) -> Duration {
-    d + Duration::from_millis(rand::random::<u64>() % 200)
+    d + spread(DEFER_JITTER)
 }
 
 impl Gate {
@@ -175,7 +184,28 @@ impl Gate {
     }
 
     /// Reserves a slot of the tenant's budget (or of an action's sub-limit) and waits for it.
+    ///
+    /// A fleet pause no longer than `max_wait` is waited out here, like a far slot would be: the
+    /// item is not deferred to Redis, where it would come back up to [`DEFER_JITTER`] plus an
+    /// idle poll after the pause ends (about 0.1 s of silence per 429, seen in
+    /// `scripts/bench-ratelimit d`). The wait ends on the pause's own end as Redis counts it
+    /// (plus at most [`PAUSE_END_SPREAD`], so a large fleet does not ask all at once); the
+    /// budget is then asked again, so nothing is sent before the pause is over.
     async fn reserve(&self, action: Option<&str>, budget: &BudgetConfig) -> Result<(), Admission> {
+        let held = Instant::now();
+        loop {
+            match self.reserve_once(action, budget).await {
+                Err(Admission::Defer(wait, DeferReason::Paused)) if held.elapsed() + wait <= self.config.max_wait => {
+                    tokio::time::sleep(wait + spread(PAUSE_END_SPREAD)).await;
+                }
+                Err(Admission::Defer(wait, DeferReason::Paused)) => return Err(Admission::Defer(jitter(wait), DeferReason::Paused)),
+                other => return other,
+            }
+        }
+    }
+
+    /// One reservation; a pause is answered as `Defer(remaining, Paused)` without jitter.
+    async fn reserve_once(&self, action: Option<&str>, budget: &BudgetConfig) -> Result<(), Admission> {
         let asked = Instant::now();
         match self.limits.acquire(action, budget, self.config.max_wait).await {
             Ok(r) if r.reserved => {
@@ -186,17 +216,15 @@ impl Gate {
                 // waiting (or this process was stalled): the pause wins over an older reservation.
                 if asked.elapsed() > Duration::from_millis(20) {
                     match self.limits.pause_remaining().await {
-                        Ok(p) if !p.is_zero() => return Err(Admission::Defer(jitter(p), DeferReason::Paused)),
+                        Ok(p) if !p.is_zero() => return Err(Admission::Defer(p, DeferReason::Paused)),
                         Ok(_) => {}
                         Err(_) => return Err(Admission::Defer(jitter(Duration::from_millis(500)), DeferReason::Unavailable)),
                     }
                 }
                 Ok(())
             }
-            Ok(r) => {
-                let reason = if r.paused { DeferReason::Paused } else { DeferReason::RateLimited };
-                Err(Admission::Defer(jitter(r.wait), reason))
-            }
+            Ok(r) if r.paused => Err(Admission::Defer(r.wait, DeferReason::Paused)),
+            Ok(r) => Err(Admission::Defer(jitter(r.wait), DeferReason::RateLimited)),
             Err(e) => {
                 tracing::warn!(error = %e, "rate budget unavailable; deferring");
                 Err(Admission::Defer(jitter(Duration::from_millis(500)), DeferReason::Unavailable))

@@ -6,12 +6,15 @@
 --   probe        speed of probing above the ceiling (1, divided on each confirmation of it)
 --   adjusted     when the rate was last recovered (us)
 --   pause_until  no sends before this (us), set by throttle.lua on a 429
---   sent         slots reserved so far; epoch_at / epoch_sent: time and count of
---                the first reservation after the last pause (0 = not yet); throttle.lua estimates
---                the target's limit from them
---   phase        discovery only: 'ss' (slow start: the rate doubles every second while the fleet
---                uses every slot), 'ca' (after the first 429: +10% a second), 'cruise' (a ceiling
---                is known: the adaptive rules below, scaled to the ceiling)
+--   sent         slots reserved so far; epoch_at / epoch_sent / epoch_rate: time, count and rate
+--                of the first reservation after the last pause (0 = not yet); throttle.lua
+--                estimates the target's limit from them
+--   phase        discovery only: 'ss' (slow start: the rate grows by the slow-start factor a
+--                second while the fleet uses every slot), 'ca' (after the first 429: it climbs by
+--                the climb factor a second), 'cruise' (a ceiling is known: the adaptive rules
+--                below, scaled to the ceiling). While growing, a slot is spaced at the rate of its
+--                own send time (cxrelay_core::ratelimit::projected_rate), so the sends follow the
+--                growth curve although slots are reserved ahead.
 -- ARGV: configured rate (req/s; in discovery the highest rate allowed), burst, adaptive (1|0),
 --       max wait (us), discover (1|0), initial rate (discovery), then the rules' constants from
 --       cxrelay_core::ratelimit::acquire_rules: cruise, confirmed cruise, fast recovery, slow
@@ -32,6 +35,8 @@ local h = redis.call('HMGET', key, 'tat', 'rate', 'ceiling', 'adjusted', 'pause_
 local pause_until = tonumber(h[5] or '0')
 local rate = conf
 local phase = h[9] or 'ss'
+local growth = nil
+if discover and phase == 'ss' then growth = SLOW_START elseif discover and phase == 'ca' then growth = CLIMB end
 if discover then
   rate = math.min(tonumber(h[2] or initial), conf)
   local adjusted = tonumber(h[4] or '0')
@@ -43,9 +48,7 @@ if discover then
     local interval = 1000000 / rate
     if tonumber(h[1] or '0') >= now - interval then
       local secs = (now - adjusted) / 1000000
-      local factor = SLOW_START
-      if phase == 'ca' then factor = CLIMB end
-      rate = math.min(rate * factor ^ secs, conf)
+      rate = math.min(rate * growth ^ secs, conf)
     end
     redis.call('HSET', key, 'rate', string.format('%.9f', rate), 'adjusted', now)
   end
@@ -85,9 +88,14 @@ local wait = math.max(0, tat - tolerance - now)
 if wait > max_wait then
   return {wait, 0, math.floor(rate * 1000)}
 end
+local slot_rate = rate
+if growth then
+  slot_rate = math.min(rate * growth ^ (wait / 1000000), conf)
+  interval = math.max(1, math.floor(1000000 / slot_rate + 0.5))
+end
 redis.call('HSET', key, 'tat', tat + interval)
 if tonumber(h[6] or '0') == 0 then
-  redis.call('HSET', key, 'epoch_at', now + wait, 'epoch_sent', tonumber(h[7] or '0'))
+  redis.call('HSET', key, 'epoch_at', now + wait, 'epoch_sent', tonumber(h[7] or '0'), 'epoch_rate', string.format('%.9f', slot_rate))
 end
 redis.call('HINCRBY', key, 'sent', 1)
 return {wait, 1, math.floor(rate * 1000)}

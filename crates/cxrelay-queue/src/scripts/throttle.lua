@@ -6,13 +6,15 @@
 --       burst, discover (1|0), then the rules' constants from
 --       cxrelay_core::ratelimit::throttle_rules: decrease, cruise, confirmed cruise, floor,
 --       confirm within, probe slowdown, min probe, min estimate secs, refine min gap, refine
---       noise floor, min discovered rate
--- Discovery (no rate configured; mirrors cxrelay_core::ratelimit::Discovery): a 429 in slow start
--- halves the rate (it doubled within the last second, so half of it was still accepted) and
--- climbing goes on slowly; a 429 while climbing takes the rate in force as the first ceiling
--- (an estimate over a climb would average the climb and land low, and a ceiling found too low
--- is only probed back up slowly; one found too high comes down at the next 429s, whose
--- estimates are then taken as in configured adaptive mode).
+--       noise floor, min discovered rate, slow-start growth, climb growth, slow-start cut
+-- Discovery (no rate configured; mirrors cxrelay_core::ratelimit::Discovery): a window runs from
+-- the first send after a pause (epoch_at, epoch_rate) to the 429 that ends it, at the rate the
+-- phase grows (acquire.lua spaces slots so the sends follow that curve). The slow start's 429
+-- keeps its window (w1_start, w1_end, w1_secs) and cuts the rate (slow-start cut); the climb's
+-- 429 solves both windows for the limit (solve_limit below: the target's unknown burst is what
+-- each window's excess over the limit must equal), which becomes a confirmed ceiling. When they
+-- do not solve, the rate at the 429 is the ceiling and the adaptive rules below bring it down at
+-- the next 429s.
 -- Adaptive: the target's bucket is empty now and was full when the last pause ended, so its
 -- limit is about (slots sent since − burst) / seconds since; the rate drops to just under that
 -- estimate (and by at least 10%). The observation starts at the first send after the pause (or
@@ -28,20 +30,79 @@ local MIN_ESTIMATE_SECS, REFINE_MIN_GAP, REFINE_NOISE = tonumber(ARGV[13]), tonu
 local MIN_DISCOVERED_RATE = tonumber(ARGV[16])
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local SLOW_START, CLIMB, SLOW_START_CUT = tonumber(ARGV[17]), tonumber(ARGV[18]), tonumber(ARGV[19])
 local h = redis.call('HMGET', key, 'pause_until', 'rate', 'cut_at', 'tat', 'sent', 'epoch_at', 'epoch_sent',
-  'ceiling', 'probe', 'phase', 'cut_sent', 'cut_secs')
+  'ceiling', 'probe', 'phase', 'cut_sent', 'cut_secs', 'adjusted', 'epoch_rate', 'w1_start', 'w1_end', 'w1_secs')
+
+-- A window's excess over `limit` and its seconds above it; mirrors cxrelay_core::ratelimit::Window.
+local function ramp(w)
+  local lg = math.log(w.growth)
+  if lg > 1e-9 and w.end_rate > w.start_rate * (1 + 1e-9) then return lg end
+  return nil
+end
+local function excess(w, limit)
+  if limit >= w.end_rate then return 0 end
+  local lg = ramp(w)
+  if not lg then return (w.end_rate - limit) * w.secs end
+  if limit > w.start_rate then return (w.end_rate - limit - limit * math.log(w.end_rate / limit)) / lg end
+  local ramp_secs = math.log(w.end_rate / w.start_rate) / lg
+  return (w.end_rate - w.start_rate) / lg - limit * ramp_secs + (w.start_rate - limit) * math.max(w.secs - ramp_secs, 0)
+end
+local function draining_secs(w, limit)
+  local lg = ramp(w)
+  if limit >= w.end_rate then return 0 end
+  if lg and limit > w.start_rate then return math.log(w.end_rate / limit) / lg end
+  return w.secs
+end
+-- Mirrors cxrelay_core::ratelimit::solve_limit: where both windows' excesses agree.
+local function solve_limit(first, second)
+  local function gap(l) return excess(second, l) - excess(first, l) end
+  local hi = math.min(first.end_rate, second.end_rate)
+  local lo, up = hi * 1e-3, hi
+  local g_lo, g_hi = gap(lo), gap(up)
+  if not (hi > 0) or g_lo * g_hi >= 0 then return nil end
+  for _ = 1, 64 do
+    local mid = (lo + up) / 2
+    if (gap(mid) > 0) == (g_lo > 0) then lo = mid else up = mid end
+  end
+  local limit = (lo + up) / 2
+  if math.abs(draining_secs(first, limit) - draining_secs(second, limit)) >= REFINE_MIN_GAP and excess(first, limit) > 0 then
+    return limit
+  end
+  return nil
+end
+
 local until_ = math.max(tonumber(h[1] or '0'), now + pause)
 local tat = tonumber(h[4] or '0')
 local cut = 0
 local phase = h[10] or 'ss'
 local fresh_cut = now - tonumber(h[3] or '0') > math.max(pause, 1000000)
 if discover and fresh_cut and phase ~= 'cruise' and h[2] then
-  local rate = tonumber(h[2])
+  -- The rate in force now (acquire.lua last grew it at `adjusted`, a moment ago).
+  local growth = SLOW_START
+  if phase == 'ca' then growth = CLIMB end
+  local adjusted = tonumber(h[13] or now)
+  local end_rate = math.min(tonumber(h[2]) * growth ^ (math.max(0, now - adjusted) / 1000000), conf)
+  local epoch = tonumber(h[6] or '0')
+  local secs = 0
+  if epoch > 0 then secs = math.max(0, now - epoch) / 1000000 end
+  local window = {start_rate = tonumber(h[14] or '') or end_rate, end_rate = end_rate, growth = growth, secs = secs}
   if phase == 'ss' then
-    redis.call('HSET', key, 'rate', string.format('%.9f', math.max(rate / 2, MIN_DISCOVERED_RATE)), 'phase', 'ca')
+    redis.call('HSET', key, 'rate', string.format('%.9f', math.max(end_rate * SLOW_START_CUT, MIN_DISCOVERED_RATE)), 'phase', 'ca',
+      'w1_start', string.format('%.9f', window.start_rate), 'w1_end', string.format('%.9f', end_rate), 'w1_secs', string.format('%.6f', secs))
   else
-    redis.call('HSET', key, 'ceiling', string.format('%.9f', rate), 'rate', string.format('%.9f', rate * CRUISE),
-      'probe', 1, 'phase', 'cruise')
+    local limit = nil
+    local w1_start, w1_end, w1_secs = tonumber(h[15] or ''), tonumber(h[16] or ''), tonumber(h[17] or '')
+    if w1_start and w1_end and w1_secs then
+      limit = solve_limit({start_rate = w1_start, end_rate = w1_end, growth = SLOW_START, secs = w1_secs}, window)
+    end
+    if limit then
+      redis.call('HSET', key, 'ceiling', string.format('%.9f', limit), 'rate', string.format('%.9f', limit * CONFIRMED_CRUISE),
+        'probe', string.format('%.9f', 1 / PROBE_SLOWDOWN), 'phase', 'cruise')
+    else
+      redis.call('HSET', key, 'ceiling', string.format('%.9f', end_rate), 'rate', string.format('%.9f', end_rate * CRUISE),
+        'probe', 1, 'phase', 'cruise')
+    end
   end
   redis.call('HSET', key, 'cut_at', now, 'adjusted', until_)
   cut = 1
