@@ -817,13 +817,18 @@ def run_check(check: Check, root: Path) -> list[str]:
         return [f"{check.name}: could not check: {type(e).__name__}: {e}"]
 
 
-def run_all(root: Path) -> int:
-    passed = failed = 0
-    t0 = time.monotonic()
+def each_check(root: Path):
+    """Runs every check on the tree at `root`: yields (check, problems, seconds taken)."""
     for check in CHECKS:
         t = time.monotonic()
         problems = run_check(check, root)
-        dt = time.monotonic() - t
+        yield check, problems, time.monotonic() - t
+
+
+def run_all(root: Path) -> int:
+    passed = failed = 0
+    t0 = time.monotonic()
+    for check, problems, dt in each_check(root):
         if problems:
             failed += 1
             print(f"FAIL {check.name} ({dt:.1f}s): {check.what}")
@@ -961,8 +966,7 @@ def self_test(root: Path) -> int:
         clean = Path(tmp) / "clean"
         copy_tree(root, clean)
         # The unbroken copy passes every check: each failure below is the mutation's doing.
-        for check in CHECKS:
-            problems = run_check(check, clean)
+        for check, problems, _ in each_check(clean):
             if problems:
                 failed += 1
                 print(f"FAIL {check.name} fails on the unbroken copy:")
