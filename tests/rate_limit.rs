@@ -118,7 +118,9 @@ async fn discovery_in_the_scripts_follows_the_model() {
         let (key, mut conn) = (key.clone(), reader.clone());
         async move { redis::cmd("HGET").arg(&key).arg(name).query_async::<Option<String>>(&mut conn).await.unwrap() }
     };
-    // Make the last adjustment exactly one second ago on the Redis clock, with every slot used.
+    // Make the last adjustment one second ago on the Redis clock, with every slot used; returns
+    // the time set, so the growth is modelled over the time the script saw pass (a loaded machine
+    // adds milliseconds between this and the acquire, and 8^0.005 is already half a percent).
     let age_one_second = |mut conn: cxrelay_queue::RedisConn| {
         let key = key.clone();
         async move {
@@ -133,15 +135,19 @@ async fn discovery_in_the_scripts_follows_the_model() {
                 .query_async(&mut conn)
                 .await
                 .unwrap();
+            now - 1_000_000
         }
     };
     let first = limits.acquire(None, &budget, Duration::from_secs(60)).await.unwrap();
     assert_eq!(first.rate_milli, 50_000, "starts at the initial rate");
     let mut model = Discovery::new(50.0);
     for _ in 0..3 {
-        age_one_second(conn.clone()).await;
+        let aged = age_one_second(conn.clone()).await;
         let r = limits.acquire(None, &budget, Duration::from_secs(60)).await.unwrap();
-        model = model.grow(1.0, true, budget.rate);
+        let grown_at = field("adjusted").await.unwrap().parse::<f64>().unwrap() as u64;
+        let secs = (grown_at - aged) as f64 / 1e6;
+        assert!((1.0..1.5).contains(&secs), "the script grew over {secs} s");
+        model = model.grow(secs, true, budget.rate);
         let got = r.rate_milli as f64 / 1000.0;
         assert!((got / model.rate - 1.0).abs() < 0.01, "slow start: {got} vs {}", model.rate);
     }
