@@ -35,6 +35,6 @@ pub use backend::{StreamBackend, StreamConfig};
 pub use conn::{connect, RedisConn, RedisTarget};
 pub use job::{Checkpoint, ItemJob, RunKind, RunMeta};
 pub use keys::Keyspace;
-pub use limits::{BreakerConfig, BudgetConfig, FleetLimits, ProbeResult};
+pub use limits::{BreakerConfig, BreakerReply, BudgetConfig, FleetLimits, ProbeResult};
 pub use producer::{EnqueueError, EnqueueRequest, EnqueueSummary, Rejection};
 pub use store::{QueueError, Store};

@@ -38,6 +38,9 @@ pub struct BreakerReply {
     pub failures: u64,
     /// Answers in the window now.
     pub answers: u64,
+    /// The Redis clock when the verdict was reached (us): replies that cross in flight are
+    /// ordered by it, as Redis runs one script at a time.
+    pub at_us: u64,
 }
 
 /// What a half-open probe came to.
@@ -177,7 +180,7 @@ impl FleetLimits {
     }
 
     async fn breaker(&self, mode: &str, config: &BreakerConfig, answers: u64, failures: u64, probe: ProbeResult) -> Result<BreakerReply, QueueError> {
-        let (verdict, wait, failures, answers): (String, u64, u64, u64) = scripts::BREAKER
+        let (verdict, wait, failures, answers, at_us): (String, u64, u64, u64, u64) = scripts::BREAKER
             .key(self.keys.breaker(&self.tenant))
             .key(self.keys.breaker_events(&self.tenant))
             .arg(mode)
@@ -192,6 +195,6 @@ impl FleetLimits {
             .arg(probe.as_arg())
             .invoke_async(&mut self.conn.clone())
             .await?;
-        Ok(BreakerReply { verdict, wait: Duration::from_micros(wait), failures, answers })
+        Ok(BreakerReply { verdict, wait: Duration::from_micros(wait), failures, answers, at_us })
     }
 }

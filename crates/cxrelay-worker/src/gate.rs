@@ -18,7 +18,7 @@ use cxrelay_core::classify::is_breaker_failure;
 use cxrelay_core::ratelimit::parse_rate_policy;
 use cxrelay_core::retry::parse_retry_after;
 use cxrelay_cxone::Attempt;
-use cxrelay_queue::{BreakerConfig, BudgetConfig, FleetLimits, ProbeResult};
+use cxrelay_queue::{BreakerConfig, BreakerReply, BudgetConfig, FleetLimits, ProbeResult};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 
 /// How long a cached breaker view is trusted.
@@ -82,11 +82,39 @@ impl DeferReason {
     }
 }
 
+/// A reply older than the view is still taken once the view is this old: after a Redis restart
+/// or a clock step back, the server's stamps may stay behind the view's for a long time.
+const CLOCK_STEP_GRACE: Duration = Duration::from_secs(1);
+
 #[derive(Clone, Copy, Debug)]
 struct BreakerView {
-    /// `None` = closed; `Some(t)` = open until `t` (then someone probes).
+    /// `None` = closed; `Some(t)` = hold back until `t` (then ask the breaker again).
     open_until: Option<Instant>,
     fetched: Instant,
+    /// The Redis clock of the verdict this view holds (us).
+    at_us: u64,
+}
+
+impl BreakerView {
+    /// The view after `reply`, received at `now`.
+    ///
+    /// Several tasks of one process ask the breaker at once, and their replies can arrive in
+    /// another order than Redis gave them: a `counted` reached before the `opened` must not
+    /// reopen this process's sends for a whole view lifetime, so the later verdict wins.
+    fn after(self, reply: &BreakerReply, now: Instant) -> Self {
+        if reply.at_us < self.at_us && now.duration_since(self.fetched) < CLOCK_STEP_GRACE {
+            return self;
+        }
+        let open_until = match reply.verdict.as_str() {
+            // Held back for the wait given: open until the cooldown ends; the probe's lease
+            // while this process's own probe is out, so its other items do not go with it.
+            "open" | "opened" | "reopened" | "probe" => Some(now + reply.wait),
+            // Still half-open with no probe out: ask again before the next send.
+            "inconclusive" => Some(now),
+            _ => None,
+        };
+        Self { open_until, fetched: now, at_us: reply.at_us }
+    }
 }
 
 /// Answers not reported to the breaker yet.
@@ -146,7 +174,7 @@ impl Gate {
             limits,
             config,
             local,
-            breaker: Mutex::new(BreakerView { open_until: None, fetched: stale }),
+            breaker: Mutex::new(BreakerView { open_until: None, fetched: stale, at_us: 0 }),
             unreported: Mutex::new(Unreported { answers: 0, failures: 0, since: Instant::now() }),
             pause: Mutex::default(),
             hinted: AtomicBool::new(false),
@@ -243,8 +271,9 @@ impl Gate {
         }
         match self.limits.breaker_check(&self.config.breaker).await {
             Ok(reply) => {
-                let open_until = (reply.verdict == "open").then(|| Instant::now() + reply.wait);
-                *self.breaker.lock().expect("breaker view") = BreakerView { open_until, fetched: Instant::now() };
+                let mut view = self.breaker.lock().expect("breaker view");
+                *view = view.after(&reply, Instant::now());
+                drop(view);
                 match reply.verdict.as_str() {
                     "open" => Err(Admission::Defer(jitter(reply.wait), DeferReason::BreakerOpen)),
                     "probe" => {
@@ -314,9 +343,9 @@ impl Gate {
         };
         match self.limits.breaker_report(&self.config.breaker, answers, failures, probe).await {
             Ok(reply) => {
-                let now = Instant::now();
-                let open_until = matches!(reply.verdict.as_str(), "opened" | "reopened" | "open").then(|| now + reply.wait);
-                *self.breaker.lock().expect("breaker view") = BreakerView { open_until, fetched: now };
+                let mut view = self.breaker.lock().expect("breaker view");
+                *view = view.after(&reply, Instant::now());
+                drop(view);
                 match reply.verdict.as_str() {
                     "opened" => tracing::warn!(
                         event = "breaker.opened",
@@ -372,5 +401,53 @@ impl Gate {
             }
             Err(e) => tracing::warn!(error = %e, "could not record the 429 pause"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reply(verdict: &str, wait_ms: u64, at_us: u64) -> BreakerReply {
+        BreakerReply { verdict: verdict.into(), wait: Duration::from_millis(wait_ms), failures: 0, answers: 0, at_us }
+    }
+
+    fn closed(at_us: u64, fetched: Instant) -> BreakerView {
+        BreakerView { open_until: None, fetched, at_us }
+    }
+
+    #[test]
+    fn a_verdict_reached_before_the_one_held_is_ignored() {
+        let t0 = Instant::now();
+        let open = closed(100, t0).after(&reply("opened", 2000, 200), t0);
+        assert_eq!(open.open_until, Some(t0 + Duration::from_secs(2)));
+        // A `counted` Redis gave before the `opened`, arriving after it, keeps the breaker open.
+        let late = open.after(&reply("counted", 0, 150), t0 + Duration::from_millis(5));
+        assert_eq!((late.open_until, late.at_us), (open.open_until, 200));
+        // A later verdict replaces it.
+        let later = open.after(&reply("closed", 0, 300), t0 + Duration::from_millis(10));
+        assert_eq!((later.open_until, later.at_us), (None, 300));
+    }
+
+    #[test]
+    fn an_older_stamp_is_taken_once_the_view_is_old() {
+        // Redis restarted or its clock stepped back: the view does not stay stuck on its stamp.
+        let t0 = Instant::now();
+        let open = closed(0, t0).after(&reply("open", 500, 1_000_000), t0);
+        let after_restart = open.after(&reply("closed", 0, 5), t0 + CLOCK_STEP_GRACE);
+        assert_eq!((after_restart.open_until, after_restart.at_us), (None, 5));
+    }
+
+    #[test]
+    fn the_probing_process_holds_its_other_items_back() {
+        let t0 = Instant::now();
+        let probing = closed(1, t0).after(&reply("probe", 1000, 2), t0);
+        assert_eq!(probing.open_until, Some(t0 + Duration::from_secs(1)), "held for the probe's lease");
+        // An inconclusive probe leaves the breaker half-open: ask again before sending.
+        let again = probing.after(&reply("inconclusive", 0, 3), t0);
+        assert_eq!(again.open_until, Some(t0));
+        let reopened = again.after(&reply("reopened", 2000, 4), t0);
+        assert_eq!(reopened.open_until, Some(t0 + Duration::from_secs(2)));
+        assert_eq!(reopened.after(&reply("counted", 0, 5), t0).open_until, None);
     }
 }

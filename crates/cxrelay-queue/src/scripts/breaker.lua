@@ -6,11 +6,14 @@
 -- ARGV: mode (check|report), threshold, failure ratio (per mille), window (s), cooldown (us),
 --       probe lease (us), tenant, then for report: answers, failures, probe result
 --       ('' not a probe | success | failure | inconclusive)
--- Returns {verdict, wait_us, failures in window, answers in window}:
+-- Returns {verdict, wait_us, failures in window, answers in window, now_us}:
 --   check:  'closed' (send), 'probe' (send: you are the half-open probe), 'open' (wait)
 --   report: 'opened' (these failures opened it), 'reopened' (the probe failed), 'closed' (the
 --           probe succeeded), 'inconclusive' (the probe's item had failed before, so its failure
 --           says nothing about the target: another probe may go at once), 'open', 'counted'
+--   check 'probe' waits the probe lease: the prober's other items hold back until it answers.
+--   now_us is the server's clock when the verdict was reached: a worker's replies can cross in
+--   flight, and it keeps the latest verdict by this stamp (Redis runs scripts one at a time).
 -- Why a window and not "N consecutive": every worker reports its answers in batches (no round
 -- trip per success), so the counts are exact across the fleet whatever the order in which pods
 -- report; and a healthy target's random errors never reach the failure ratio.
@@ -49,13 +52,13 @@ local function clear_window()
 end
 
 if mode == 'check' then
-  if state == 'closed' then return {'closed', 0, 0, 0} end
-  if state == 'open' and now < open_until then return {'open', open_until - now, 0, 0} end
+  if state == 'closed' then return {'closed', 0, 0, 0, now} end
+  if state == 'open' and now < open_until then return {'open', open_until - now, 0, 0, now} end
   if probe_until < now then
     redis.call('HSET', key, 'state', 'half', 'probe_until', now + probe_lease)
-    return {'probe', 0, 0, 0}
+    return {'probe', probe_lease, 0, 0, now}
   end
-  return {'open', math.min(probe_until - now, 500000), 0, 0}
+  return {'open', math.min(probe_until - now, 500000), 0, 0, now}
 end
 
 local add_answers, add_failures, probe = tonumber(ARGV[8]), tonumber(ARGV[9]), ARGV[10]
@@ -76,19 +79,19 @@ if state ~= 'closed' then
     redis.call('HSET', key, 'state', 'closed', 'probe_until', 0)
     clear_window()
     event('breaker.closed', failures, answers)
-    return {'closed', 0, 0, 0}
+    return {'closed', 0, 0, 0, now}
   elseif probe == 'failure' then
     redis.call('HSET', key, 'state', 'open', 'open_until', now + cooldown, 'probe_until', 0)
-    return {'reopened', cooldown, failures, answers}
+    return {'reopened', cooldown, failures, answers, now}
   elseif probe == 'inconclusive' then
     redis.call('HSET', key, 'probe_until', 0)
-    return {'inconclusive', 0, failures, answers}
+    return {'inconclusive', 0, failures, answers, now}
   end
-  return {'open', math.max(0, open_until - now), failures, answers}
+  return {'open', math.max(0, open_until - now), failures, answers, now}
 end
 if failures > threshold and failures * 1000 >= ratio * answers then
   redis.call('HSET', key, 'state', 'open', 'open_until', now + cooldown, 'probe_until', 0)
   event('breaker.opened', failures, answers)
-  return {'opened', cooldown, failures, answers}
+  return {'opened', cooldown, failures, answers, now}
 end
-return {'counted', 0, failures, answers}
+return {'counted', 0, failures, answers, now}
