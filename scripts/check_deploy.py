@@ -825,18 +825,25 @@ def each_check(root: Path):
         yield check, problems, time.monotonic() - t
 
 
+def print_outcome(problems: list[str], ok_line: str, fail_line: str) -> bool:
+    """Prints one check's outcome, its problems indented under a failure; True when it passed."""
+    if not problems:
+        print(ok_line)
+        return True
+    print(fail_line)
+    for p in problems:
+        print(f"     {p}")
+    return False
+
+
 def run_all(root: Path) -> int:
     passed = failed = 0
     t0 = time.monotonic()
     for check, problems, dt in each_check(root):
-        if problems:
-            failed += 1
-            print(f"FAIL {check.name} ({dt:.1f}s): {check.what}")
-            for p in problems:
-                print(f"     {p}")
-        else:
+        if print_outcome(problems, f"ok   {check.name} ({dt:.1f}s)", f"FAIL {check.name} ({dt:.1f}s): {check.what}"):
             passed += 1
-            print(f"ok   {check.name} ({dt:.1f}s)")
+        else:
+            failed += 1
     catalogue = metric_catalogue(root)
     print(f"(metric names read from {METRIC_RS}: {len(catalogue)}; Kubernetes schemas {K8S_VERSION}; "
           f"{time.monotonic() - t0:.1f}s)")
@@ -967,14 +974,10 @@ def self_test(root: Path) -> int:
         copy_tree(root, clean)
         # The unbroken copy passes every check: each failure below is the mutation's doing.
         for check, problems, _ in each_check(clean):
-            if problems:
-                failed += 1
-                print(f"FAIL {check.name} fails on the unbroken copy:")
-                for p in problems:
-                    print(f"     {p}")
-            else:
+            if print_outcome(problems, f"ok   {check.name} passes on the unbroken copy", f"FAIL {check.name} fails on the unbroken copy:"):
                 passed += 1
-                print(f"ok   {check.name} passes on the unbroken copy")
+            else:
+                failed += 1
         for i, (name, what, mutate) in enumerate(MUTATIONS):
             broken = Path(tmp) / f"m{i}"
             copy_tree(root, broken)
